@@ -1,0 +1,68 @@
+"""Selects the implementation under test (--impl) and gives it to tests as the `impl` fixture.
+
+Tests reach the implementation only through `impl`: constructing objects, calling functions and methods
+with arrays, numbers, strings and lists, and reading or assigning attributes the contract names.
+Expected values come from hand-computed cases or from `ref`, the reference solution.
+"""
+
+import numpy as np
+import pytest
+
+from kata import implementation
+from kata.manifest import lessons
+
+
+def pytest_addoption(parser):
+    parser.addoption("--impl", default="exercises",
+                     help="implementation to test: solutions, exercises, or a folder laid out like exercises/")
+
+
+def pytest_configure(config):
+    for item in lessons():
+        config.addinivalue_line("markers", f"{item.marker}: lesson {item.id}, {item.title}")
+
+
+class Contract:
+    """The implementation's package; a missing public name fails the test with a clear message."""
+
+    def __init__(self, module, spec):
+        self._module, self._spec = module, spec
+
+    def __getattr__(self, name):
+        try:
+            return getattr(self._module, name)
+        except AttributeError:
+            pytest.fail(f"the implementation {self._spec!r} has no public name {name!r}: the contract "
+                        f"(SPEC section 3) asks its __init__.py to export it", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def impl(request):
+    spec = request.config.getoption("--impl")
+    try:
+        return Contract(implementation.load(spec), spec)
+    except implementation.ImplementationError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def ref():
+    """The reference solution, for expected values."""
+    return implementation.load("solutions")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """The same submission gets the same result: every test starts from the same random state."""
+    np.random.seed(0)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """An unfinished stub fails with its own message and location, not a long traceback."""
+    report = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(NotImplementedError):
+        entry = call.excinfo.traceback[-1]
+        report.longrepr = (f"{entry.path}:{entry.lineno + 1}: not implemented yet: "
+                           f"{call.excinfo.value or 'NotImplementedError'}")
+    return report

@@ -1,0 +1,1 @@
+"""Tooling of the kata: the lesson manifest, loading an implementation, and gradient checking."""

@@ -1,0 +1,75 @@
+"""Assertions with messages a student can act on: what was expected, what came back, what to reread."""
+
+import numpy as np
+
+from kata.gradcheck import check_gradients, get_path, set_path
+
+
+def as_array(value, what, see):
+    """The value as a plain ndarray, or a failure saying what came back instead."""
+    assert isinstance(value, np.ndarray), f"{what}: expected a numpy array, got {type(value).__name__}; {see}"
+    return value
+
+
+def assert_shape(value, shape, what, see):
+    value = as_array(value, what, see)
+    assert value.shape == tuple(shape), f"{what}: expected shape {tuple(shape)}, got {value.shape}; {see}"
+
+
+def assert_close(actual, expected, what, see, rtol=1e-7, atol=1e-10):
+    """actual == expected elementwise within tolerance, else say where, by how much, and the two values."""
+    expected = np.asarray(expected)
+    if not isinstance(actual, np.ndarray):
+        assert np.ndim(expected) == 0 and isinstance(actual, (int, float, np.number)), (
+            f"{what}: expected {'a number' if np.ndim(expected) == 0 else f'an array of shape {expected.shape}'}, "
+            f"got {type(actual).__name__}; {see}")
+        actual = np.asarray(actual)
+    assert actual.shape == expected.shape, f"{what}: expected shape {expected.shape}, got {actual.shape}; {see}"
+    if not np.isfinite(actual).all() and np.isfinite(expected).all():
+        bad = np.unravel_index(int(np.argmax(~np.isfinite(actual))), actual.shape) if actual.ndim else ()
+        raise AssertionError(f"{what}: holds {actual[bad]} at index {tuple(int(i) for i in bad)} "
+                             f"(expected {expected[bad]:.6g}): an overflow or a division by zero?; {see}")
+    close = np.isclose(actual, expected, rtol=rtol, atol=atol)
+    if not close.all():
+        diff = np.abs(actual - expected)
+        worst = np.unravel_index(int(np.argmax(np.where(close, -1, diff))), actual.shape) if actual.ndim else ()
+        index = tuple(int(i) for i in worst)
+        raise AssertionError(
+            f"{what}: {int((~close).sum())} of {close.size} values differ; at index {index} expected "
+            f"{float(expected[worst]):.8g}, got {float(actual[worst]):.8g}; {see}")
+
+
+def assert_gradients(what, see, **kwargs):
+    """Run the suite's one gradient check (kata.gradcheck.check_gradients) and fail with every problem."""
+    problems = check_gradients(**kwargs)
+    assert not problems, f"{what}: the backward pass is not the exact gradient; {see}\n  " + "\n  ".join(problems)
+
+
+def copy_params(source, target, paths):
+    """Give target the same parameter values as source, by assigning copies to the contract's attributes."""
+    for path in paths:
+        set_path(target, path, np.array(get_path(source, path), dtype=np.float64))
+
+
+def randomize_params(obj, paths, rng, scale=0.5):
+    """Assign random values to parameters (so ones and zeros at initialisation hide nothing)."""
+    for path in paths:
+        value = np.asarray(get_path(obj, path))
+        set_path(obj, path, rng.standard_normal(value.shape) * scale + (1.0 if path.endswith("gamma") else 0.0))
+
+
+# The parameter attributes of each class, as the contract names them.
+LINEAR = ["W", "b"]
+LAYER_NORM = ["gamma", "beta"]
+ATTENTION = ["W_q", "W_k", "W_v", "W_o"]
+FEED_FORWARD = ["linear1.W", "linear1.b", "linear2.W", "linear2.b"]
+BLOCK = ([f"attention.{p}" for p in ATTENTION] + [f"norm1.{p}" for p in LAYER_NORM]
+         + [f"feed_forward.{p}" for p in FEED_FORWARD] + [f"norm2.{p}" for p in LAYER_NORM])
+
+
+def transformer_params(num_layers):
+    """Every parameter path of a Transformer, in the contract's names."""
+    paths = ["embedding.W"]
+    for i in range(num_layers):
+        paths += [f"blocks.{i}.{p}" for p in BLOCK]
+    return paths + ["output.W", "output.b"]
