@@ -63,13 +63,13 @@ class ReLU:
         check_array(x, "x")
         # BEGIN SOLUTION
         self.cache = x > 0
-        return np.where(self.cache, x, 0.0)
+        return x * self.cache
         # END SOLUTION
 
     def backward(self, grad_output):
         """The gradient passes where x > 0 and is 0 elsewhere (x = 0 included)."""
         # BEGIN SOLUTION
-        return np.where(self.cache, grad_output, 0.0)
+        return grad_output * self.cache
         # END SOLUTION
 
     def get_parameters(self):
@@ -98,10 +98,10 @@ class LayerNorm:
         """x: (..., D) -> (..., D)"""
         check_array(x, "x", min_ndim=1, last_dim=self.dim)
         # BEGIN SOLUTION
-        mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
-        var = x.var(axis=-1, keepdims=True)  # (..., 1), biased
-        inv_std = 1.0 / np.sqrt(var + self.eps)  # eps inside the root, as in the variance
-        x_hat = (x - mean) * inv_std  # (..., D)
+        centered = x - x.mean(axis=-1, keepdims=True)  # (..., D)
+        var = (centered * centered).mean(axis=-1, keepdims=True)  # (..., 1), biased: divided by D
+        inv_std = 1.0 / np.sqrt(var + self.eps)  # eps under the root, beside the variance
+        x_hat = centered * inv_std  # (..., D)
         self.cache = (x_hat, inv_std)
         return self.gamma * x_hat + self.beta
         # END SOLUTION
