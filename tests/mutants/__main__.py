@@ -1,0 +1,5 @@
+import sys
+
+from tests.mutants import main
+
+sys.exit(main())

@@ -1,0 +1,27 @@
+"""Tests of the tests: every known-wrong implementation is rejected by its own lesson's tests."""
+
+import pytest
+
+from kata.manifest import lessons
+from tests.mutants import catalogue, mutated_source, run
+
+pytestmark = pytest.mark.meta
+
+MUTANTS = catalogue()
+
+
+def test_catalogue_is_large_and_covers_lessons_00_to_09():
+    ids = [m.id for m in MUTANTS]
+    assert len(ids) == len(set(ids)), "mutant ids must be unique"
+    assert len(MUTANTS) >= 40, f"the catalogue holds {len(MUTANTS)} mutants, expected at least 40"
+    covered = {m.lesson for m in MUTANTS}
+    missing = [item.id for item in lessons() if item.exercises and item.id not in covered]
+    assert not missing, f"lessons without a wrong implementation in the catalogue: {missing}"
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.id for m in MUTANTS])
+def test_mutant_is_rejected(mutant):
+    mutated_source(mutant)  # the edit still applies to the reference
+    rejected, output = run(mutant)
+    assert rejected, (f"the wrong implementation {mutant.id!r} ({mutant.description}) passes every test of "
+                      f"lesson {mutant.lesson}: add a test that catches it\n{output[-2000:]}")
