@@ -63,6 +63,5 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if call.excinfo is not None and call.excinfo.errisinstance(NotImplementedError):
         entry = call.excinfo.traceback[-1]
-        report.longrepr = (f"{entry.path}:{entry.lineno + 1}: not implemented yet: "
-                           f"{call.excinfo.value or 'NotImplementedError'}")
+        report.longrepr = f"{entry.path}:{entry.lineno + 1}: NotImplementedError: {call.excinfo.value}"
     return report

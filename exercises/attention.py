@@ -9,13 +9,13 @@ from .validation import check_array, check_mask, check_positive_int, xavier_unif
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along axis, shifted by the maximum so exp never overflows."""
     # EXERCISE lesson02 "Softmax": write softmax here
-    raise NotImplementedError('softmax (lesson 02): reread lessons/02_attention.md, section "Softmax"')
+    raise NotImplementedError('softmax (lesson 02) is not implemented yet: reread lessons/02_attention.md, section "Softmax"')
 
 
 def softmax_backward(grad_output, y, axis=-1):
     """The Jacobian-vector product of softmax: y * (g - sum(g * y)) along axis, y the forward output."""
     # EXERCISE lesson02 "Softmax backward": write softmax_backward here
-    raise NotImplementedError('softmax_backward (lesson 02): reread lessons/02_attention.md, section "Softmax backward"')
+    raise NotImplementedError('softmax_backward (lesson 02) is not implemented yet: reread lessons/02_attention.md, section "Softmax backward"')
 
 
 class Softmax:
@@ -55,7 +55,7 @@ def scaled_dot_product_attention(Q, K, V, mask=None):
     if K.shape[-2] != V.shape[-2]:
         raise ValueError(f"K and V need the same number of keys, got shapes {K.shape} and {V.shape}")
     # EXERCISE lesson02 "Scaled dot-product attention": write scaled_dot_product_attention here
-    raise NotImplementedError('scaled_dot_product_attention (lesson 02): reread lessons/02_attention.md, section "Scaled dot-product attention"')
+    raise NotImplementedError('scaled_dot_product_attention (lesson 02) is not implemented yet: reread lessons/02_attention.md, section "Scaled dot-product attention"')
 
 
 def scaled_dot_product_attention_backward(grad_output, Q, K, V, weights):
@@ -65,7 +65,7 @@ def scaled_dot_product_attention_backward(grad_output, Q, K, V, weights):
     returns: dQ (..., T_q, Dh), dK (..., T_k, Dh), dV (..., T_k, Dh)
     """
     # EXERCISE lesson02 "Attention backward": write scaled_dot_product_attention_backward here
-    raise NotImplementedError('scaled_dot_product_attention_backward (lesson 02): reread lessons/02_attention.md, section "Attention backward"')
+    raise NotImplementedError('scaled_dot_product_attention_backward (lesson 02) is not implemented yet: reread lessons/02_attention.md, section "Attention backward"')
 
 
 class MultiHeadAttention:
@@ -92,12 +92,12 @@ class MultiHeadAttention:
         if mask is not None:
             check_mask(mask, x.shape[:2])
         # EXERCISE lesson02 "Multiple heads": write MultiHeadAttention.forward here
-        raise NotImplementedError('MultiHeadAttention.forward (lesson 02): reread lessons/02_attention.md, section "Multiple heads"')
+        raise NotImplementedError('MultiHeadAttention.forward (lesson 02) is not implemented yet: reread lessons/02_attention.md, section "Multiple heads"')
 
     def backward(self, grad_output):
         """grad_output: (B, T, D) -> dx (B, T, D); adds into grad_W_q, grad_W_k, grad_W_v, grad_W_o."""
         # EXERCISE lesson02 "Multi-head backward": write MultiHeadAttention.backward here
-        raise NotImplementedError('MultiHeadAttention.backward (lesson 02): reread lessons/02_attention.md, section "Multi-head backward"')
+        raise NotImplementedError('MultiHeadAttention.backward (lesson 02) is not implemented yet: reread lessons/02_attention.md, section "Multi-head backward"')
 
     def get_parameters(self):
         return [(self.W_q, self.grad_W_q), (self.W_k, self.grad_W_k),

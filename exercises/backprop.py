@@ -18,19 +18,19 @@ def transformer_backward(model, grad_logits):
         raise ValueError(f"grad_logits must have shape {(B, model.vocab_size)} (B, V), "
                          f"got {grad_logits.shape}")
     # EXERCISE lesson07 "Backward through the model": write transformer_backward here
-    raise NotImplementedError('transformer_backward (lesson 07): reread lessons/07_backpropagation.md, section "Backward through the model"')
+    raise NotImplementedError('transformer_backward (lesson 07) is not implemented yet: reread lessons/07_backpropagation.md, section "Backward through the model"')
 
 
 def transformer_parameters(model):
     """[(param, grad), ...] for the embedding, each block in order, then the output layer."""
     # EXERCISE lesson07 "Parameters and gradients": write transformer_parameters here
-    raise NotImplementedError('transformer_parameters (lesson 07): reread lessons/07_backpropagation.md, section "Parameters and gradients"')
+    raise NotImplementedError('transformer_parameters (lesson 07) is not implemented yet: reread lessons/07_backpropagation.md, section "Parameters and gradients"')
 
 
 def transformer_zero_grad(model):
     """Set every gradient of the model to zero, in place."""
     # EXERCISE lesson07 "Parameters and gradients": write transformer_zero_grad here
-    raise NotImplementedError('transformer_zero_grad (lesson 07): reread lessons/07_backpropagation.md, section "Parameters and gradients"')
+    raise NotImplementedError('transformer_zero_grad (lesson 07) is not implemented yet: reread lessons/07_backpropagation.md, section "Parameters and gradients"')
 
 
 def numerical_gradient(f, x, grad_output=None, eps=1e-5):
@@ -42,4 +42,4 @@ def numerical_gradient(f, x, grad_output=None, eps=1e-5):
     """
     check_array(x, "x")
     # EXERCISE lesson07 "Numerical gradients": write numerical_gradient here
-    raise NotImplementedError('numerical_gradient (lesson 07): reread lessons/07_backpropagation.md, section "Numerical gradients"')
+    raise NotImplementedError('numerical_gradient (lesson 07) is not implemented yet: reread lessons/07_backpropagation.md, section "Numerical gradients"')

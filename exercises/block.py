@@ -20,12 +20,12 @@ class TransformerBlock:
         """x: (B, T, D), mask: (B, T) bool or None -> (B, T, D)"""
         check_array(x, "x", ndim=3, last_dim=self.embed_dim)
         # EXERCISE lesson04 "The Post-LN block": write TransformerBlock.forward here
-        raise NotImplementedError('TransformerBlock.forward (lesson 04): reread lessons/04_transformer_block.md, section "The Post-LN block"')
+        raise NotImplementedError('TransformerBlock.forward (lesson 04) is not implemented yet: reread lessons/04_transformer_block.md, section "The Post-LN block"')
 
     def backward(self, grad_output):
         """grad_output: (B, T, D) -> (B, T, D); each residual adds its skip path's gradient."""
         # EXERCISE lesson04 "Backward through the residuals": write TransformerBlock.backward here
-        raise NotImplementedError('TransformerBlock.backward (lesson 04): reread lessons/04_transformer_block.md, section "Backward through the residuals"')
+        raise NotImplementedError('TransformerBlock.backward (lesson 04) is not implemented yet: reread lessons/04_transformer_block.md, section "Backward through the residuals"')
 
     def get_parameters(self):
         return (self.attention.get_parameters() + self.norm1.get_parameters()

@@ -30,7 +30,7 @@ def tokenize(text):
     if unknown:
         raise ValueError(f"unknown token {unknown[0]!r} in {text!r}; known tokens: {' '.join(VOCAB)}")
     # EXERCISE lesson00 "Tokens and ids": write tokenize here
-    raise NotImplementedError('tokenize (lesson 00): reread lessons/00_task_and_data.md, section "Tokens and ids"')
+    raise NotImplementedError('tokenize (lesson 00) is not implemented yet: reread lessons/00_task_and_data.md, section "Tokens and ids"')
 
 
 def detokenize(ids):
@@ -44,7 +44,7 @@ def detokenize(ids):
     if unknown:
         raise ValueError(f"unknown token id {unknown[0]}; expected ids in [0, {VOCAB_SIZE})")
     # EXERCISE lesson00 "Tokens and ids": write detokenize here
-    raise NotImplementedError('detokenize (lesson 00): reread lessons/00_task_and_data.md, section "Tokens and ids"')
+    raise NotImplementedError('detokenize (lesson 00) is not implemented yet: reread lessons/00_task_and_data.md, section "Tokens and ids"')
 
 
 def _check_num_args(num_args):
@@ -75,7 +75,7 @@ def generate_tokenized_dataset(num_examples, num_args=3, max_value=9, seed=None)
         raise ValueError(f"max_value must be at most 9 (one digit per token), got {max_value}")
     rng = np.random.default_rng(seed)
     # EXERCISE lesson00 "Generating examples": write generate_tokenized_dataset here
-    raise NotImplementedError('generate_tokenized_dataset (lesson 00): reread lessons/00_task_and_data.md, section "Generating examples"')
+    raise NotImplementedError('generate_tokenized_dataset (lesson 00) is not implemented yet: reread lessons/00_task_and_data.md, section "Generating examples"')
 
 
 def split_dataset(dataset, train_ratio=0.8, val_ratio=0.1, seed=None):
@@ -86,7 +86,7 @@ def split_dataset(dataset, train_ratio=0.8, val_ratio=0.1, seed=None):
     if train_ratio + val_ratio > 1.0 + 1e-12:
         raise ValueError(f"train_ratio + val_ratio must be at most 1, got {train_ratio + val_ratio}")
     # EXERCISE lesson00 "Splitting the data": write split_dataset here
-    raise NotImplementedError('split_dataset (lesson 00): reread lessons/00_task_and_data.md, section "Splitting the data"')
+    raise NotImplementedError('split_dataset (lesson 00) is not implemented yet: reread lessons/00_task_and_data.md, section "Splitting the data"')
 
 
 def create_batch(examples):
@@ -98,4 +98,4 @@ def create_batch(examples):
     if len(examples) == 0:
         raise ValueError("create_batch needs at least one example, got an empty list")
     # EXERCISE lesson00 "Batches, padding and masks": write create_batch here
-    raise NotImplementedError('create_batch (lesson 00): reread lessons/00_task_and_data.md, section "Batches, padding and masks"')
+    raise NotImplementedError('create_batch (lesson 00) is not implemented yet: reread lessons/00_task_and_data.md, section "Batches, padding and masks"')

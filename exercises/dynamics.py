@@ -15,7 +15,7 @@ def per_operation_accuracy(model, dataset):
     returns: {op: accuracy in [0, 1]} for every op in OPERATIONS (nan where an op has no example)
     """
     # EXERCISE lesson09 "Per-operation accuracy": write per_operation_accuracy here
-    raise NotImplementedError('per_operation_accuracy (lesson 09): reread lessons/09_training_dynamics.md, section "Per-operation accuracy"')
+    raise NotImplementedError('per_operation_accuracy (lesson 09) is not implemented yet: reread lessons/09_training_dynamics.md, section "Per-operation accuracy"')
 
 
 def attention_entropy(weights):
@@ -24,7 +24,7 @@ def attention_entropy(weights):
     weights: (..., T_k) -> (...)
     """
     # EXERCISE lesson09 "Attention entropy": write attention_entropy here
-    raise NotImplementedError('attention_entropy (lesson 09): reread lessons/09_training_dynamics.md, section "Attention entropy"')
+    raise NotImplementedError('attention_entropy (lesson 09) is not implemented yet: reread lessons/09_training_dynamics.md, section "Attention entropy"')
 
 
 def clip_grad_norm(parameters, max_norm):
@@ -36,7 +36,7 @@ def clip_grad_norm(parameters, max_norm):
     if max_norm <= 0:
         raise ValueError(f"max_norm must be positive, got {max_norm}")
     # EXERCISE lesson09 "Gradient clipping": write clip_grad_norm here
-    raise NotImplementedError('clip_grad_norm (lesson 09): reread lessons/09_training_dynamics.md, section "Gradient clipping"')
+    raise NotImplementedError('clip_grad_norm (lesson 09) is not implemented yet: reread lessons/09_training_dynamics.md, section "Gradient clipping"')
 
 
 def warmup_cosine_lr(step, base_lr, warmup_steps, total_steps, min_lr=0.0):
@@ -49,4 +49,4 @@ def warmup_cosine_lr(step, base_lr, warmup_steps, total_steps, min_lr=0.0):
         raise ValueError(f"need 0 <= step and 0 <= warmup_steps <= total_steps, got step={step}, "
                          f"warmup_steps={warmup_steps}, total_steps={total_steps}")
     # EXERCISE lesson09 "Learning-rate schedules": write warmup_cosine_lr here
-    raise NotImplementedError('warmup_cosine_lr (lesson 09): reread lessons/09_training_dynamics.md, section "Learning-rate schedules"')
+    raise NotImplementedError('warmup_cosine_lr (lesson 09) is not implemented yet: reread lessons/09_training_dynamics.md, section "Learning-rate schedules"')

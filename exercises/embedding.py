@@ -23,12 +23,12 @@ class Embedding:
         """tokens: (B, T) int -> (B, T, D)"""
         check_tokens(tokens, self.vocab_size)
         # EXERCISE lesson01 "Embedding lookup": write Embedding.forward here
-        raise NotImplementedError('Embedding.forward (lesson 01): reread lessons/01_embeddings.md, section "Embedding lookup"')
+        raise NotImplementedError('Embedding.forward (lesson 01) is not implemented yet: reread lessons/01_embeddings.md, section "Embedding lookup"')
 
     def backward(self, grad_output):
         """grad_output: (B, T, D) -> None (token ids have no gradient); adds into grad_W."""
         # EXERCISE lesson01 "Embedding backward": write Embedding.backward here
-        raise NotImplementedError('Embedding.backward (lesson 01): reread lessons/01_embeddings.md, section "Embedding backward"')
+        raise NotImplementedError('Embedding.backward (lesson 01) is not implemented yet: reread lessons/01_embeddings.md, section "Embedding backward"')
 
     def get_parameters(self):
         return [(self.W, self.grad_W)]
@@ -54,12 +54,12 @@ class PositionalEncoding:
         if x.shape[1] > self.max_seq_len:
             raise ValueError(f"sequence length {x.shape[1]} exceeds max_seq_len={self.max_seq_len}")
         # EXERCISE lesson01 "Sinusoidal positions": write PositionalEncoding.forward here
-        raise NotImplementedError('PositionalEncoding.forward (lesson 01): reread lessons/01_embeddings.md, section "Sinusoidal positions"')
+        raise NotImplementedError('PositionalEncoding.forward (lesson 01) is not implemented yet: reread lessons/01_embeddings.md, section "Sinusoidal positions"')
 
     def backward(self, grad_output):
         """grad_output: (B, T, D) -> (B, T, D): adding a constant passes the gradient through."""
         # EXERCISE lesson01 "Sinusoidal positions": write PositionalEncoding.backward here
-        raise NotImplementedError('PositionalEncoding.backward (lesson 01): reread lessons/01_embeddings.md, section "Sinusoidal positions"')
+        raise NotImplementedError('PositionalEncoding.backward (lesson 01) is not implemented yet: reread lessons/01_embeddings.md, section "Sinusoidal positions"')
 
     def get_parameters(self):
         return []
@@ -71,4 +71,4 @@ class PositionalEncoding:
 def sinusoidal_table(max_seq_len, embed_dim):
     """The (max_seq_len, D) sinusoidal table; an odd D keeps the sine of its last pair."""
     # EXERCISE lesson01 "Sinusoidal positions": write sinusoidal_table here
-    raise NotImplementedError('sinusoidal_table (lesson 01): reread lessons/01_embeddings.md, section "Sinusoidal positions"')
+    raise NotImplementedError('sinusoidal_table (lesson 01) is not implemented yet: reread lessons/01_embeddings.md, section "Sinusoidal positions"')

@@ -25,12 +25,12 @@ class Linear:
         """x: (..., in) -> (..., out)"""
         check_array(x, "x", min_ndim=1, last_dim=self.in_dim)
         # EXERCISE lesson03 "Linear layers": write Linear.forward here
-        raise NotImplementedError('Linear.forward (lesson 03): reread lessons/03_layers.md, section "Linear layers"')
+        raise NotImplementedError('Linear.forward (lesson 03) is not implemented yet: reread lessons/03_layers.md, section "Linear layers"')
 
     def backward(self, grad_output):
         """grad_output: (..., out) -> (..., in); adds into grad_W and grad_b."""
         # EXERCISE lesson03 "Linear layers": write Linear.backward here
-        raise NotImplementedError('Linear.backward (lesson 03): reread lessons/03_layers.md, section "Linear layers"')
+        raise NotImplementedError('Linear.backward (lesson 03) is not implemented yet: reread lessons/03_layers.md, section "Linear layers"')
 
     def get_parameters(self):
         if self.b is None:
@@ -52,12 +52,12 @@ class ReLU:
         """x: any shape -> same shape"""
         check_array(x, "x")
         # EXERCISE lesson03 "ReLU": write ReLU.forward here
-        raise NotImplementedError('ReLU.forward (lesson 03): reread lessons/03_layers.md, section "ReLU"')
+        raise NotImplementedError('ReLU.forward (lesson 03) is not implemented yet: reread lessons/03_layers.md, section "ReLU"')
 
     def backward(self, grad_output):
         """The gradient passes where x > 0 and is 0 elsewhere (x = 0 included)."""
         # EXERCISE lesson03 "ReLU": write ReLU.backward here
-        raise NotImplementedError('ReLU.backward (lesson 03): reread lessons/03_layers.md, section "ReLU"')
+        raise NotImplementedError('ReLU.backward (lesson 03) is not implemented yet: reread lessons/03_layers.md, section "ReLU"')
 
     def get_parameters(self):
         return []
@@ -85,12 +85,12 @@ class LayerNorm:
         """x: (..., D) -> (..., D)"""
         check_array(x, "x", min_ndim=1, last_dim=self.dim)
         # EXERCISE lesson03 "Layer normalisation": write LayerNorm.forward here
-        raise NotImplementedError('LayerNorm.forward (lesson 03): reread lessons/03_layers.md, section "Layer normalisation"')
+        raise NotImplementedError('LayerNorm.forward (lesson 03) is not implemented yet: reread lessons/03_layers.md, section "Layer normalisation"')
 
     def backward(self, grad_output):
         """grad_output: (..., D) -> (..., D); adds into grad_gamma and grad_beta."""
         # EXERCISE lesson03 "LayerNorm backward": write LayerNorm.backward here
-        raise NotImplementedError('LayerNorm.backward (lesson 03): reread lessons/03_layers.md, section "LayerNorm backward"')
+        raise NotImplementedError('LayerNorm.backward (lesson 03) is not implemented yet: reread lessons/03_layers.md, section "LayerNorm backward"')
 
     def get_parameters(self):
         return [(self.gamma, self.grad_gamma), (self.beta, self.grad_beta)]
@@ -111,12 +111,12 @@ class FeedForward:
     def forward(self, x):
         """x: (..., D) -> (..., D)"""
         # EXERCISE lesson03 "The feed-forward network": write FeedForward.forward here
-        raise NotImplementedError('FeedForward.forward (lesson 03): reread lessons/03_layers.md, section "The feed-forward network"')
+        raise NotImplementedError('FeedForward.forward (lesson 03) is not implemented yet: reread lessons/03_layers.md, section "The feed-forward network"')
 
     def backward(self, grad_output):
         """grad_output: (..., D) -> (..., D)"""
         # EXERCISE lesson03 "The feed-forward network": write FeedForward.backward here
-        raise NotImplementedError('FeedForward.backward (lesson 03): reread lessons/03_layers.md, section "The feed-forward network"')
+        raise NotImplementedError('FeedForward.backward (lesson 03) is not implemented yet: reread lessons/03_layers.md, section "The feed-forward network"')
 
     def get_parameters(self):
         return self.linear1.get_parameters() + self.linear2.get_parameters()

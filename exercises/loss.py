@@ -26,9 +26,9 @@ class CrossEntropyLoss:
             raise ValueError(f"targets must be class ids in [0, {logits.shape[1]}), "
                              f"got values from {targets.min()} to {targets.max()}")
         # EXERCISE lesson06 "Cross-entropy": write CrossEntropyLoss.forward here
-        raise NotImplementedError('CrossEntropyLoss.forward (lesson 06): reread lessons/06_loss.md, section "Cross-entropy"')
+        raise NotImplementedError('CrossEntropyLoss.forward (lesson 06) is not implemented yet: reread lessons/06_loss.md, section "Cross-entropy"')
 
     def backward(self):
         """-> (B, V): (softmax(logits) - one_hot(targets)) / B"""
         # EXERCISE lesson06 "The gradient of softmax and cross-entropy": write CrossEntropyLoss.backward here
-        raise NotImplementedError('CrossEntropyLoss.backward (lesson 06): reread lessons/06_loss.md, section "The gradient of softmax and cross-entropy"')
+        raise NotImplementedError('CrossEntropyLoss.backward (lesson 06) is not implemented yet: reread lessons/06_loss.md, section "The gradient of softmax and cross-entropy"')

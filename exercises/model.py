@@ -31,7 +31,7 @@ class Transformer:
         check_mask(mask, tokens.shape)
         self.tokens_shape = tokens.shape
         # EXERCISE lesson05 "Stacking, pooling and projecting": write Transformer.forward here
-        raise NotImplementedError('Transformer.forward (lesson 05): reread lessons/05_output_projection.md, section "Stacking, pooling and projecting"')
+        raise NotImplementedError('Transformer.forward (lesson 05) is not implemented yet: reread lessons/05_output_projection.md, section "Stacking, pooling and projecting"')
 
     def backward(self, grad_logits):
         """grad_logits: (B, V) -> None; adds into every parameter's gradient (lesson 07)."""

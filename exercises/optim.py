@@ -28,7 +28,7 @@ class SGD:
     def step(self):
         pairs = _resolve(self.parameters)
         # EXERCISE lesson08 "SGD and momentum": write SGD.step here
-        raise NotImplementedError('SGD.step (lesson 08): reread lessons/08_training_loop.md, section "SGD and momentum"')
+        raise NotImplementedError('SGD.step (lesson 08) is not implemented yet: reread lessons/08_training_loop.md, section "SGD and momentum"')
 
     def zero_grad(self):
         for _, grad in _resolve(self.parameters):
@@ -51,7 +51,7 @@ class Adam:
     def step(self):
         pairs = _resolve(self.parameters)
         # EXERCISE lesson08 "Adam": write Adam.step here
-        raise NotImplementedError('Adam.step (lesson 08): reread lessons/08_training_loop.md, section "Adam"')
+        raise NotImplementedError('Adam.step (lesson 08) is not implemented yet: reread lessons/08_training_loop.md, section "Adam"')
 
     def zero_grad(self):
         for _, grad in _resolve(self.parameters):

@@ -11,7 +11,7 @@ def train_step(model, tokens, targets, loss_fn, optimizer, mask=None):
     returns: (loss: float, accuracy: float in [0, 1]) of this batch before the step
     """
     # EXERCISE lesson08 "One training step": write train_step here
-    raise NotImplementedError('train_step (lesson 08): reread lessons/08_training_loop.md, section "One training step"')
+    raise NotImplementedError('train_step (lesson 08) is not implemented yet: reread lessons/08_training_loop.md, section "One training step"')
 
 
 def evaluate(model, tokens, targets, loss_fn, batch_size=256):
@@ -23,4 +23,4 @@ def evaluate(model, tokens, targets, loss_fn, batch_size=256):
     if len(tokens) == 0:
         raise ValueError("evaluate needs at least one example")
     # EXERCISE lesson08 "Evaluation": write evaluate here
-    raise NotImplementedError('evaluate (lesson 08): reread lessons/08_training_loop.md, section "Evaluation"')
+    raise NotImplementedError('evaluate (lesson 08) is not implemented yet: reread lessons/08_training_loop.md, section "Evaluation"')

@@ -53,7 +53,7 @@ def stub_source(source, file_name, index=None):
                                  f"manifest.toml does not list as an exercise of {file_name}")
             lesson_id, section = index[(file_name, symbol)]
             indent = line[: len(line) - len(line.lstrip())]
-            message = f"{symbol} (lesson {lesson_id}): {reread(lesson_id, section)}"
+            message = f"{symbol} (lesson {lesson_id}) is not implemented yet: {reread(lesson_id, section)}"
             out.append(f'{indent}# EXERCISE lesson{lesson_id} "{section}": write {symbol} here\n')
             out.append(f"{indent}raise NotImplementedError({message!r})\n")
             inside = True

@@ -1,5 +1,8 @@
 """Tests of the tests: every known-wrong implementation is rejected by its own lesson's tests."""
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from kata.manifest import lessons
@@ -19,9 +22,18 @@ def test_catalogue_is_large_and_covers_lessons_00_to_09():
     assert not missing, f"lessons without a wrong implementation in the catalogue: {missing}"
 
 
+@pytest.fixture(scope="session")
+def verdicts(request):
+    """Run every selected mutant once, two at a time (each run is its own pytest process)."""
+    selected = [item.callspec.params["mutant"] for item in request.session.items
+                if item.originalname == "test_mutant_is_rejected"]
+    selected = [m for m in selected if mutated_source(m)]  # fails early if an edit no longer applies
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        return dict(zip([m.id for m in selected], pool.map(run, selected)))
+
+
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.id for m in MUTANTS])
-def test_mutant_is_rejected(mutant):
-    mutated_source(mutant)  # the edit still applies to the reference
-    rejected, output = run(mutant)
+def test_mutant_is_rejected(mutant, verdicts):
+    rejected, output = verdicts[mutant.id]
     assert rejected, (f"the wrong implementation {mutant.id!r} ({mutant.description}) passes every test of "
                       f"lesson {mutant.lesson}: add a test that catches it\n{output[-2000:]}")

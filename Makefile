@@ -1,0 +1,32 @@
+# Every target that needs Python runs `setup` first, so a fresh clone needs nothing installed by hand.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test exercises bench clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## Create .venv and install the pinned dependencies
+
+$(STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+test: setup  ## Run the whole suite against the reference, the catalogue of wrong implementations and the stub checks
+	$(PY) -m pytest --impl solutions
+
+exercises: setup  ## Regenerate exercises/ from solutions/
+	$(PY) -m kata.stubs
+
+bench: setup  ## Train the reference on seeds 0-4 and print accuracy and speed (PyTorch side by side if installed)
+	$(PY) -m benchmarks.train_benchmark
+
+clean:  ## Remove .venv and caches
+	rm -rf $(VENV) .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
