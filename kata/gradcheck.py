@@ -117,6 +117,11 @@ def check_gradients(forward, backward, inputs=(), params=(), owner=None, zero_gr
     rng = np.random.default_rng(seed)
     names = [name for name, _ in inputs]
     values = [np.asarray(value, dtype=np.float64) for _, value in inputs]
+    given = forward
+
+    def forward(*arrays):  # fresh copies, so a forward that writes into its input cannot skew later calls
+        return given(*[a.copy() for a in arrays])
+
     out = np.asarray(forward(*values))
     upstream = rng.standard_normal(out.shape)  # random and non-uniform, so no error can hide in a sum
     if zero_grad is not None:

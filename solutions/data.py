@@ -100,7 +100,7 @@ def split_dataset(dataset, train_ratio=0.8, val_ratio=0.1, seed=None):
     # BEGIN SOLUTION
     n = len(dataset)
     order = np.random.default_rng(seed).permutation(n)
-    n_train = math.floor(n * train_ratio + 1e-9)  # 1e-9 keeps 0.7 * 10 from becoming 6
+    n_train = math.floor(n * train_ratio + 1e-9)  # 1e-9 keeps 0.29 * 100 = 28.999... from giving 28
     n_val = min(math.floor(n * val_ratio + 1e-9), n - n_train)
     pick = lambda idx: [dataset[i] for i in idx]
     return pick(order[:n_train]), pick(order[n_train:n_train + n_val]), pick(order[n_train + n_val:])

@@ -1,0 +1,205 @@
+"""Lesson 04: the Post-LN transformer block, forward and backward through both residual paths."""
+
+import numpy as np
+import pytest
+from pytest_check import check
+
+from kata.gradcheck import get_path, grad_path
+from kata.manifest import reread
+from tests.helpers import BLOCK, assert_close, assert_gradients, assert_shape, copy_params, randomize_params
+
+pytestmark = pytest.mark.lesson04
+
+SEE_BLOCK = reread("04", "The Post-LN block")
+SEE_BACK = reread("04", "Backward through the residuals")
+
+D, H, F = 8, 2, 12  # embed_dim, num_heads, ffn_dim: small, so gradient checks stay fast
+POST_LN = "h = norm1(x + attention(x, mask)); out = norm2(h + feed_forward(h))"
+
+
+def make_pair(impl, ref, seed):
+    """A block under test and a reference block holding the same random parameters."""
+    rng = np.random.default_rng(seed)
+    reference = ref.TransformerBlock(D, H, F)
+    randomize_params(reference, BLOCK, rng)
+    block = impl.TransformerBlock(D, H, F)
+    copy_params(reference, block, BLOCK)
+    return block, reference, rng
+
+
+def padding_mask(B, T):
+    """(B, T) bool: row b keeps its first T - b tokens (at least one), like right-padded examples."""
+    lengths = np.maximum(T - np.arange(B), 1)
+    return np.arange(T)[None, :] < lengths[:, None]
+
+
+def post_ln(reference, x, mask):
+    """The Post-LN composition, computed with the reference block's sublayers."""
+    h = reference.norm1.forward(x + reference.attention.forward(x, mask))
+    return reference.norm2.forward(h + reference.feed_forward.forward(h))
+
+
+# ---------------------------------------------------------------- shapes and attributes
+
+@pytest.mark.parametrize("B, T", [(1, 1), (3, 1), (1, 5), (2, 4), (4, 3)])
+def test_block_shapes(impl, B, T):
+    block = impl.TransformerBlock(D, H, F)
+    x = np.random.randn(B, T, D)
+    for mask in (None, padding_mask(B, T)):
+        with_mask = "without a mask" if mask is None else "with a (B, T) mask"
+        out = block.forward(x, mask)
+        assert_shape(out, (B, T, D), f"TransformerBlock({D}, {H}, {F}).forward(x of shape {x.shape}) {with_mask}",
+                     SEE_BLOCK)
+        dx = block.backward(np.random.randn(B, T, D))
+        assert_shape(dx, (B, T, D), f"TransformerBlock.backward {with_mask}: the gradient with respect to x",
+                     SEE_BACK)
+
+
+def test_block_has_the_contract_sublayers(impl):
+    block = impl.TransformerBlock(D, H, F)
+    assert_shape(block.forward(np.random.randn(2, 3, D)), (2, 3, D),
+                 f"TransformerBlock({D}, {H}, {F}).forward(x of shape (2, 3, {D}))", SEE_BLOCK)
+    expected = {"attention.W_q": (D, D), "attention.W_k": (D, D), "attention.W_v": (D, D), "attention.W_o": (D, D),
+                "norm1.gamma": (D,), "norm1.beta": (D,), "norm2.gamma": (D,), "norm2.beta": (D,),
+                "feed_forward.linear1.W": (D, F), "feed_forward.linear1.b": (F,),
+                "feed_forward.linear2.W": (F, D), "feed_forward.linear2.b": (D,)}
+    assert sorted(expected) == sorted(BLOCK)
+    for path in BLOCK:
+        for name in (path, grad_path(path)):
+            with check:
+                try:
+                    value = get_path(block, name)
+                except (AttributeError, IndexError, TypeError):
+                    value = None
+                got = value.shape if isinstance(value, np.ndarray) else type(value).__name__
+                assert isinstance(value, np.ndarray) and value.shape == expected[path], (
+                    f"TransformerBlock({D}, {H}, {F}).{name}: expected an array of shape {expected[path]}, got "
+                    f"{got}; the block holds attention (MultiHeadAttention), norm1 (LayerNorm), feed_forward "
+                    f"(FeedForward) and norm2 (LayerNorm); {SEE_BLOCK}")
+
+
+# ---------------------------------------------------------------- forward
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_block_is_post_ln(impl, ref, masked):
+    block, reference, rng = make_pair(impl, ref, seed=11)
+    x = rng.standard_normal((3, 4, D)) * 1.5
+    mask = padding_mask(3, 4) if masked else None
+    expected = post_ln(reference, x.copy(), mask)
+    given = x.copy()
+    out = block.forward(given, mask)
+    with check:
+        assert_close(out, expected, f"TransformerBlock.forward(x, {'mask' if masked else 'None'}) with random "
+                     f"parameters: Post-LN, {POST_LN}", SEE_BLOCK)
+    with check:
+        assert np.array_equal(given, x), (
+            f"TransformerBlock.forward changed its input x in place (x += ... ?): expected x unchanged, "
+            f"{int((given != x).sum())} of {x.size} values changed; write x + attention(...) instead; {SEE_BLOCK}")
+
+
+@pytest.mark.parametrize("shape", [(2, 5, D), (1, 1, D)])
+def test_block_output_rows_are_normalised(impl, shape):
+    # with gamma = 1 and beta = 0, a Post-LN block ends with a LayerNorm: mean 0, variance 1 in every row
+    block = impl.TransformerBlock(D, H, F)
+    x = np.random.randn(*shape) * 3.0 + 2.0
+    out = block.forward(x)
+    assert_shape(out, shape, f"TransformerBlock.forward(x of shape {shape})", SEE_BLOCK)
+    with check:
+        assert_close(out.mean(axis=-1), np.zeros(shape[:-1]),
+                     "the mean of each output row of a fresh block (Post-LN ends with norm2; a Pre-LN block, "
+                     "x + attention(norm1(x)) ..., does not)", SEE_BLOCK, atol=1e-9)
+    with check:
+        assert_close(out.var(axis=-1), np.ones(shape[:-1]),
+                     "the variance of each output row of a fresh block (1 up to eps: the block ends with norm2)",
+                     SEE_BLOCK, rtol=1e-3)
+
+
+def test_block_mask_hides_padded_positions(impl, ref):
+    block, _, rng = make_pair(impl, ref, seed=12)
+    mask = np.array([[True, True, True, True], [True, True, False, False]])
+    x = rng.standard_normal((2, 4, D))
+    changed = x.copy()
+    changed[~mask] = rng.standard_normal((int((~mask).sum()), D)) * 3.0  # new values at the padded positions
+    out, out_changed = block.forward(x, mask), block.forward(changed, mask)
+    assert_shape(out, (2, 4, D), "TransformerBlock.forward(x of shape (2, 4, 8), mask)", SEE_BLOCK)
+    assert_close(out_changed[mask], out[mask],
+                 "TransformerBlock.forward at real positions after changing x only at padded positions (the mask "
+                 "must reach attention: attention(x, mask))", SEE_BLOCK)
+
+
+# ---------------------------------------------------------------- backward
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_block_gradients(impl, masked):
+    block = impl.TransformerBlock(D, H, F)
+    rng = np.random.default_rng(13)
+    randomize_params(block, BLOCK, rng)
+    mask = padding_mask(2, 4) if masked else None
+    assert_gradients(f"TransformerBlock({D}, {H}, {F}) {'with' if masked else 'without'} a mask", SEE_BACK,
+                     forward=lambda x: block.forward(x, mask), backward=block.backward,
+                     inputs=[("x", rng.standard_normal((2, 4, D)))],
+                     params=BLOCK, owner=block, zero_grad=block.zero_grad)
+
+
+def test_block_backward_through_the_skip_paths(impl, ref):
+    # with W_o = 0 and linear2 = 0 both sublayers output 0: out = norm2(norm1(x)), and the whole gradient
+    # flows through the two skip connections
+    block, reference, rng = make_pair(impl, ref, seed=14)
+    for owner in (block, reference):
+        owner.attention.W_o = np.zeros((D, D))
+        owner.feed_forward.linear2.W = np.zeros((F, D))
+        owner.feed_forward.linear2.b = np.zeros(D)
+    x, g = rng.standard_normal((2, 3, D)), rng.standard_normal((2, 3, D))
+    expected_out = reference.norm2.forward(reference.norm1.forward(x))
+    expected_dx = reference.norm1.backward(reference.norm2.backward(g))
+    block.zero_grad()
+    with check:
+        assert_close(block.forward(x), expected_out, "TransformerBlock.forward when attention and feed_forward "
+                     "output 0: norm2(norm1(x)) (the residuals carry x through)", SEE_BLOCK)
+    with check:
+        assert_close(block.backward(g), expected_dx,
+                     "TransformerBlock.backward when attention and feed_forward output 0: the gradient reaches x "
+                     "only through the two skip paths (d_h = d_sum2 + feed_forward.backward(d_sum2), "
+                     "dx = d_sum1 + attention.backward(d_sum1))", SEE_BACK)
+
+
+def test_block_backward_matches_reference_and_accumulates(impl, ref):
+    block, reference, rng = make_pair(impl, ref, seed=15)
+    mask = padding_mask(2, 4)
+    x, g = rng.standard_normal((2, 4, D)), rng.standard_normal((2, 4, D))
+    reference.zero_grad()
+    reference.forward(x, mask)
+    expected_dx = reference.backward(g)
+    block.zero_grad()
+    block.forward(x, mask)
+    assert_close(block.backward(g), expected_dx, "TransformerBlock.backward(g) with a mask: the gradient with "
+                 "respect to x", SEE_BACK)
+    once = {path: np.array(get_path(block, grad_path(path))) for path in BLOCK}
+    for path in BLOCK:
+        with check:
+            assert_close(once[path], get_path(reference, grad_path(path)),
+                         f"TransformerBlock.{grad_path(path)} after one backward pass", SEE_BACK)
+    block.forward(x, mask)
+    block.backward(g)
+    for path in BLOCK:
+        with check:
+            assert_close(get_path(block, grad_path(path)), 2 * once[path],
+                         f"TransformerBlock.{grad_path(path)} after two backward passes (gradients add up, +=)",
+                         SEE_BACK)
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("bad, what", [
+    (lambda: (np.ones((2, 3, D + 1)), None), f"x with last axis {D + 1} instead of {D}"),
+    (lambda: (np.ones((3, D)), None), "x with 2 axes instead of (B, T, D)"),
+    (lambda: (np.ones((2, 3, D)), np.ones((2, 4), dtype=bool)), "a mask of shape (2, 4) for x of shape (2, 3, 8)"),
+], ids=["last-axis", "two-axes", "mask-shape"])
+def test_block_rejects_bad_input(impl, bad, what):
+    block = impl.TransformerBlock(D, H, F)
+    assert_shape(block.forward(np.random.randn(2, 3, D), np.ones((2, 3), dtype=bool)), (2, 3, D),
+                 f"TransformerBlock.forward(x of shape (2, 3, {D}), mask of shape (2, 3))", SEE_BLOCK)
+    x, mask = bad()
+    with pytest.raises(ValueError):
+        block.forward(x, mask)
+        pytest.fail(f"TransformerBlock.forward accepted {what}: expected a ValueError; {SEE_BLOCK}")

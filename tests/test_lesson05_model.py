@@ -1,0 +1,203 @@
+"""Lesson 05: Transformer.forward: embed, add positions, stack the blocks, pool the first token, project.
+
+Backward, get_parameters and zero_grad of the model belong to lesson 07: nothing here calls them.
+"""
+
+import numpy as np
+import pytest
+from pytest_check import check
+
+from kata.gradcheck import get_path
+from kata.manifest import reread
+from tests.helpers import BLOCK, assert_close, assert_shape, copy_params, randomize_params, transformer_params
+
+pytestmark = pytest.mark.lesson05
+
+SEE = reread("05", "Stacking, pooling and projecting")
+
+V, D, H, L, F, MAX_LEN = 20, 8, 2, 2, 16, 12  # a small model: vocab, embed, heads, layers, ffn, max_seq_len
+PATHS = transformer_params(L)
+CONFIG = (f"Transformer(vocab_size={V}, embed_dim={D}, num_heads={H}, num_layers={L}, ffn_dim={F}, "
+          f"max_seq_len={MAX_LEN})")
+
+
+def make_model(impl):
+    return impl.Transformer(vocab_size=V, embed_dim=D, num_heads=H, num_layers=L, ffn_dim=F, max_seq_len=MAX_LEN)
+
+
+def make_pair(impl, ref, seed):
+    """A model under test and a reference model holding the same random parameters."""
+    rng = np.random.default_rng(seed)
+    reference = ref.Transformer(vocab_size=V, embed_dim=D, num_heads=H, num_layers=L, ffn_dim=F,
+                                max_seq_len=MAX_LEN)
+    randomize_params(reference, PATHS, rng)
+    model = make_model(impl)
+    copy_params(reference, model, PATHS)
+    return model, reference, rng
+
+
+def random_tokens(rng, B, T, lengths=None):
+    """(B, T) int64 ids of real tokens (never PAD), right-padded with PAD beyond each row's length."""
+    tokens = rng.integers(1, V, size=(B, T))
+    if lengths is not None:
+        tokens[np.arange(T)[None, :] >= np.asarray(lengths)[:, None]] = 0
+    return tokens
+
+
+def final_hidden(reference, tokens, mask):
+    """The last block's output (B, T, D), computed with the reference model's own layers."""
+    x = reference.positional_encoding.forward(reference.embedding.forward(tokens))
+    for block in reference.blocks:
+        x = block.forward(x, mask)
+    return x
+
+
+def pooling_hint(logits, hidden, W, b, mask):
+    """Name the pooling a wrong answer matches, if it matches a common one."""
+    weights = mask[:, :, None] / mask.sum(axis=1)[:, None, None]
+    candidates = {"the mean over positions": hidden.mean(axis=1), "the mean over real tokens":
+                  (hidden * weights).sum(axis=1), "the last position": hidden[:, -1]}
+    for name, pooled in candidates.items():
+        if isinstance(logits, np.ndarray) and logits.shape == (len(hidden), len(b)) and np.allclose(
+                logits, pooled @ W + b, rtol=1e-6, atol=1e-9):
+            return f" (your logits are the output layer applied to {name}: read the first token, x[:, 0, :])"
+    return ""
+
+
+# ---------------------------------------------------------------- shapes and the default model
+
+@pytest.mark.parametrize("B, T", [(1, 1), (3, 1), (1, 6), (2, 5), (4, MAX_LEN)])
+def test_model_logits_shape(impl, B, T):
+    model = make_model(impl)
+    tokens = random_tokens(np.random.default_rng(20), B, T)
+    assert_shape(model.forward(tokens), (B, V), f"{CONFIG}.forward(tokens of shape {(B, T)}): the logits (B, V)",
+                 SEE)
+
+
+def test_default_model_has_102036_parameters(impl):
+    model = impl.Transformer()
+    tokens = random_tokens(np.random.default_rng(21), 2, 6, lengths=[6, 4])
+    assert_shape(model.forward(tokens), (2, 20), "Transformer().forward(tokens of shape (2, 6)): the logits (B, V)",
+                 SEE)
+    assert isinstance(model.blocks, list) and len(model.blocks) == 2, (
+        f"Transformer().blocks: expected a list of 2 TransformerBlocks (num_layers=2), got "
+        f"{type(model.blocks).__name__} of length {len(model.blocks)}; {SEE}")
+    shapes = {"embedding.W": (20, 64), "output.W": (64, 20), "output.b": (20,)}
+    block_shapes = {"attention.W_q": (64, 64), "attention.W_k": (64, 64), "attention.W_v": (64, 64),
+                    "attention.W_o": (64, 64), "norm1.gamma": (64,), "norm1.beta": (64,),
+                    "feed_forward.linear1.W": (64, 256), "feed_forward.linear1.b": (256,),
+                    "feed_forward.linear2.W": (256, 64), "feed_forward.linear2.b": (64,),
+                    "norm2.gamma": (64,), "norm2.beta": (64,)}
+    for i in range(2):
+        shapes.update({f"blocks.{i}.{p}": block_shapes[p] for p in BLOCK})
+    total = 0
+    for path in transformer_params(2):
+        value = get_path(model, path)
+        with check:
+            assert isinstance(value, np.ndarray) and value.shape == shapes[path], (
+                f"Transformer().{path}: expected an array of shape {shapes[path]}, got "
+                f"{getattr(value, 'shape', type(value).__name__)}; {SEE}")
+        total += np.size(value)
+    with check:
+        assert total == 102_036, f"Transformer() holds {total:,} parameters, expected 102,036; {SEE}"
+
+
+# ---------------------------------------------------------------- forward
+
+def test_model_matches_reference(impl, ref):
+    model, reference, rng = make_pair(impl, ref, seed=22)
+    tokens = random_tokens(rng, 4, 7, lengths=[7, 5, 3, 1])
+    assert_close(model.forward(tokens), reference.forward(tokens),
+                 f"{CONFIG}.forward(right-padded tokens of shape (4, 7)) with random parameters", SEE)
+
+
+@pytest.mark.parametrize("B, T, lengths", [(3, 6, [6, 4, 2]), (2, 1, [1, 1])])
+def test_model_pools_the_first_token(impl, ref, B, T, lengths):
+    model, reference, rng = make_pair(impl, ref, seed=23)
+    tokens = random_tokens(rng, B, T, lengths=lengths)
+    mask = tokens != 0
+    hidden = final_hidden(reference, tokens, mask)
+    W, b = np.array(reference.output.W), np.array(reference.output.b)
+    logits = model.forward(tokens)
+    assert_close(logits, hidden[:, 0, :] @ W + b,
+                 "Transformer.forward: output(x[:, 0, :]), the output layer applied to the first position of the "
+                 "last block's output, where x = blocks(positional_encoding(embedding(tokens)), mask)"
+                 + pooling_hint(logits, hidden, W, b, mask), SEE)
+
+
+def test_model_returns_logits_not_probabilities(impl, ref):
+    model, _, rng = make_pair(impl, ref, seed=24)
+    bias = np.linspace(-3.0, 4.0, V)
+    model.output.W = np.zeros((D, V))  # every hidden state now maps to the bias
+    model.output.b = bias.copy()
+    tokens = random_tokens(rng, 3, 5, lengths=[5, 3, 2])
+    logits = model.forward(tokens)
+    probs = np.exp(bias) / np.exp(bias).sum()
+    hint = (" (these are softmax probabilities: forward returns the raw logits, the loss applies the softmax)"
+            if isinstance(logits, np.ndarray) and logits.shape == (3, V) and np.allclose(logits, probs) else "")
+    assert_close(logits, np.tile(bias, (3, 1)),
+                 "Transformer.forward with output.W = 0 and output.b = linspace(-3, 4, 20): every row of logits is "
+                 "output.b" + hint, SEE)
+
+
+def test_model_mask_none_means_tokens_not_pad(impl, ref):
+    model, reference, rng = make_pair(impl, ref, seed=25)
+    tokens = random_tokens(rng, 3, 6, lengths=[6, 2, 4])
+    implicit = model.forward(tokens)
+    explicit = model.forward(tokens, tokens != 0)
+    with check:
+        assert_close(implicit, explicit, "Transformer.forward(tokens) compared with forward(tokens, tokens != PAD) "
+                     "(a missing mask means: attend to every non-PAD token)", SEE)
+    with check:
+        assert_close(implicit, reference.forward(tokens), "Transformer.forward(tokens) of right-padded tokens", SEE)
+
+
+def test_model_uses_the_given_mask(impl, ref):
+    model, reference, rng = make_pair(impl, ref, seed=26)
+    tokens = random_tokens(rng, 2, 5)  # no PAD at all: only the given mask hides the last tokens
+    mask = np.array([[True, True, True, False, False], [True, True, True, True, False]])
+    logits = model.forward(tokens, mask)
+    unmasked = reference.forward(tokens)
+    hint = (" (it equals the logits without a mask: pass the mask to every block)"
+            if isinstance(logits, np.ndarray) and logits.shape == unmasked.shape and np.allclose(logits, unmasked)
+            else "")
+    assert_close(logits, reference.forward(tokens, mask),
+                 "Transformer.forward(tokens, mask) with a mask hiding the last tokens of each row" + hint, SEE)
+
+
+def test_padding_does_not_change_the_logits(impl, ref):
+    model, _, _ = make_pair(impl, ref, seed=27)
+    short = np.array([[15, 17, 7, 5, 11, 18]])  # Max ( 5 3 9 )
+    long = np.array([[13, 17, 3, 9, 2, 4, 8, 18]])  # Second ( 1 7 0 2 6 )
+    alone = model.forward(short)
+    assert_shape(alone, (1, V), "Transformer.forward(one example of 6 tokens)", SEE)
+    batch = np.concatenate([np.pad(short, ((0, 0), (0, 2))), long])  # the short one right-padded with PAD
+    together = model.forward(batch)
+    assert_shape(together, (2, V), "Transformer.forward(a batch of 2 examples padded to 8 tokens)", SEE)
+    with check:
+        assert_close(together[0], alone[0], "the logits of a 6-token example padded to 8 tokens in a batch, "
+                     "compared with the same example alone (PAD must be masked out in every block)", SEE)
+    with check:
+        assert_close(together[1], model.forward(long)[0], "the logits of the longest example of a batch, compared "
+                     "with the same example alone (examples of a batch must not mix)", SEE)
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("case", ["token-id-V", "negative-token", "too-long", "mask-shape", "float-tokens"])
+def test_model_rejects_bad_input(impl, case):
+    model = make_model(impl)
+    tokens = random_tokens(np.random.default_rng(28), 2, 4)
+    assert_shape(model.forward(tokens, np.ones((2, 4), dtype=bool)), (2, V),
+                 f"{CONFIG}.forward(tokens of shape (2, 4), mask of shape (2, 4))", SEE)
+    error, args, what = {
+        "token-id-V": (ValueError, (np.array([[3, V, 5]]),), f"a token id {V} (ids must be in [0, {V}))"),
+        "negative-token": (ValueError, (np.array([[3, -1, 5]]),), "a token id -1 (ids must be in [0, 20))"),
+        "too-long": (ValueError, (random_tokens(np.random.default_rng(29), 1, MAX_LEN + 1),),
+                     f"a sequence of {MAX_LEN + 1} tokens with max_seq_len={MAX_LEN}"),
+        "mask-shape": (ValueError, (tokens, np.ones((2, 5), dtype=bool)), "a mask of shape (2, 5) for tokens (2, 4)"),
+        "float-tokens": (TypeError, (tokens.astype(np.float64),), "float tokens (token ids are integers)"),
+    }[case]
+    with pytest.raises(error):
+        model.forward(*args)
+        pytest.fail(f"Transformer.forward accepted {what}: expected a {error.__name__}; {SEE}")
