@@ -5,7 +5,9 @@ reference. Every mutant must be rejected by at least one test of its own lesson 
 """
 
 import argparse
+import contextlib
 import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -57,33 +59,79 @@ def build(mutant, folder):
     return folder
 
 
-def run(mutant, timeout=120):
-    """Run the mutant's lesson against it; return (rejected, pytest output). Stops at the first failure."""
-    marker = f"lesson{mutant.lesson}"
+class _Outcomes:
+    """A pytest plugin that keeps the outcome of every test of one run."""
+
+    def __init__(self):
+        self.failed, self.passed = [], 0
+
+    def pytest_runtest_logreport(self, report):
+        if report.failed:
+            crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None) or str(report.longrepr)
+            self.failed.append(f"{report.nodeid.split('::')[-1]}: {crash.strip().splitlines()[0][:300]}")
+        elif report.passed and report.when == "call":
+            self.passed += 1
+
+
+def run_here(mutant):
+    """Run the mutant's lesson against it in this process; return (rejected, first failure or summary).
+
+    Stops at the first failing test. Each mutant is imported under a name of its own, so runs do not mix.
+    """
+    import pytest
+
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.id}-") as tmp:
         folder = build(mutant, Path(tmp) / "impl")
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", OPENBLAS_NUM_THREADS="1")
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "--no-header", "-p", "no:randomly",
-             "--impl", str(folder), "-m", marker, str(ROOT / "tests")],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    # exit code 1: tests ran and some failed; 0 means all passed; anything else is a broken run
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"mutant {mutant.id}: pytest exited with {proc.returncode}\n{proc.stdout}{proc.stderr}")
-    return proc.returncode == 1, proc.stdout
+        outcomes = _Outcomes()
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            code = pytest.main(["-x", "-p", "no:terminal", "--impl", str(folder),
+                                "-m", f"lesson{mutant.lesson}", str(ROOT / "tests")], plugins=[outcomes])
+    if code not in (0, 1):  # 1: tests ran and some failed; 0: all passed; anything else: a broken run
+        raise RuntimeError(f"mutant {mutant.id}: pytest exited with {code}: {outcomes.failed}")
+    if code == 1:
+        return True, outcomes.failed[0] if outcomes.failed else "failed"
+    return False, f"all {outcomes.passed} tests of lesson {mutant.lesson} passed"
+
+
+def run_all(mutants, workers=None, timeout=600):
+    """{id: (rejected, detail)} for every mutant, in worker processes that each run many mutants."""
+    workers = max(1, min(workers or os.cpu_count() or 1, len(mutants)))
+    chunks = [mutants[k::workers] for k in range(workers)]
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", OPENBLAS_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.mutants", "--worker", *[m.id for m in chunk]],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for chunk in chunks if chunk]
+    verdicts = {}
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        for line in out.splitlines():
+            if line.startswith("{"):
+                record = json.loads(line)
+                verdicts[record["id"]] = (record["rejected"], record["detail"])
+        if proc.returncode != 0:
+            raise RuntimeError(f"a catalogue worker exited with {proc.returncode}:\n{err[-3000:]}")
+    return verdicts
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Run mutants of the catalogue against their lesson's tests.")
     parser.add_argument("--lesson")
     parser.add_argument("--id")
+    parser.add_argument("--worker", nargs="+", metavar="ID", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    chosen = [m for m in catalogue() if (not args.lesson or m.lesson == args.lesson) and (not args.id or m.id == args.id)]
+    by_id = {m.id: m for m in catalogue()}
+    if args.worker:  # one JSON line per mutant, for run_all
+        for mutant_id in args.worker:
+            rejected, detail = run_here(by_id[mutant_id])
+            print(json.dumps({"id": mutant_id, "rejected": rejected, "detail": detail}), flush=True)
+        return 0
+    chosen = [m for m in by_id.values()
+              if (not args.lesson or m.lesson == args.lesson) and (not args.id or m.id == args.id)]
+    verdicts = run_all(chosen)
     survivors = 0
     for mutant in chosen:
-        rejected, output = run(mutant)
-        first_failure = next((line for line in output.splitlines() if line.startswith("FAILED")), "")
-        print(f"{'rejected' if rejected else 'SURVIVED'}  lesson{mutant.lesson}  {mutant.id}  {first_failure[:150]}")
+        rejected, detail = verdicts[mutant.id]
+        print(f"{'rejected' if rejected else 'SURVIVED'}  lesson{mutant.lesson}  {mutant.id}  {detail[:150]}")
         survivors += not rejected
     print(f"{len(chosen) - survivors} of {len(chosen)} rejected")
     return 1 if survivors else 0
