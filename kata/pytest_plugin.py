@@ -1,4 +1,6 @@
-"""Selects the implementation under test (--impl) and gives it to tests as the `impl` fixture.
+"""The kata's pytest plugin: selects the implementation under test (--impl) and gives it to tests as `impl`.
+
+Registered as a pytest11 entry point (pyproject.toml), so it loads before pytest reads the command line.
 
 Tests reach the implementation only through `impl`: constructing objects, calling functions and methods
 with arrays, numbers, strings and lists, and reading or assigning attributes the contract names.
@@ -18,6 +20,8 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "meta: tests of the tests and tools (the catalogue of wrong "
+                                       "implementations, the stubs)")
     for item in lessons():
         config.addinivalue_line("markers", f"{item.marker}: lesson {item.id}, {item.title}")
 
