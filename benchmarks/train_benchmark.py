@@ -4,8 +4,9 @@
 
 Per seed: test accuracy, per-operation accuracy, seconds of training steps until the test accuracy first
 reaches 99% (checked every --eval-every steps, evaluation time excluded) and milliseconds per training step
-(median over all steps). Medians over seeds at the end. With PyTorch installed, the same model, started from
-the same weights, is trained on the same batches with the same schedule (float64 and float32), side by side.
+(median over all steps), in float64 (the contract's precision) and float32 (parameters cast by the caller).
+Medians over seeds at the end. With PyTorch installed, the same model, started from the same weights, is
+trained on the same batches with the same schedule in the same precision, right after each NumPy run.
 """
 
 import argparse
@@ -14,15 +15,24 @@ import time
 import numpy as np
 
 import solutions as impl
-from kata.trainer import Recipe, batches
+from kata.contract import get_path, grad_path, set_path, transformer_params
+from kata.trainer import Recipe, batches, train
 
 MEDIUM = 10_000
 
 
-def run_numpy(seed, recipe, data, eval_every):
+def cast(model, dtype):
+    """Give every parameter and gradient of a default Transformer the dtype (the reference keeps it throughout)."""
+    for path in transformer_params(len(model.blocks)):
+        for name in (path, grad_path(path)):
+            set_path(model, name, get_path(model, name).astype(dtype))
+    return model
+
+
+def run_numpy(seed, recipe, data, eval_every, dtype=np.float64):
     train_set, _, test_set = data
     np.random.seed(seed)
-    model = impl.Transformer()
+    model = cast(impl.Transformer(), dtype)
     test_tokens, test_targets, _ = impl.create_batch(test_set)
     loss_fn = impl.CrossEntropyLoss()
     state = {"elapsed": 0.0, "to_99": None, "times": [], "losses": []}
@@ -35,7 +45,6 @@ def run_numpy(seed, recipe, data, eval_every):
             if impl.evaluate(model, test_tokens, test_targets, loss_fn)[1] >= 0.99:
                 state["to_99"] = state["elapsed"]
 
-    from kata.trainer import train
     train(impl, model, train_set, recipe, seed=seed, on_step=on_step)
     accuracy = impl.evaluate(model, test_tokens, test_targets, loss_fn)[1]
     return {"accuracy": accuracy, "per_op": impl.per_operation_accuracy(model, test_set), "to_99": state["to_99"],
@@ -75,7 +84,7 @@ def run_torch(seed, recipe, data, eval_every, dtype):
             optimizer.step()
             seconds = time.perf_counter() - start
             times.append(seconds)
-            losses.append(float(loss))
+            losses.append(loss.item())
             elapsed += seconds
             if to_99 is None and (step + 1) % eval_every == 0 and test_accuracy() >= 0.99:
                 to_99 = elapsed
@@ -100,23 +109,24 @@ def main(argv=None):
     except ImportError:
         torch_version = None
     print(f"recipe: {recipe}; medium data set ({MEDIUM} examples, split 80/10/10)")
-    rows = {"numpy float64": [], "torch float64": [], "torch float32": []}
+    rows = {"numpy float64": [], "torch float64": [], "numpy float32": [], "torch float32": []}
     for seed in args.seeds:
         data = impl.split_dataset(impl.generate_tokenized_dataset(MEDIUM, seed=seed), seed=seed)
-        result = run_numpy(seed, recipe, data, args.eval_every)
-        rows["numpy float64"].append(result)
-        per_op = " ".join(f"{op} {acc:.3f}" for op, acc in result["per_op"].items())
-        print(f"seed {seed} numpy float64: test accuracy {result['accuracy']:.4f}, to 99% "
-              f"{fmt(result['to_99'], '{:.2f} s')}, {result['ms_per_step']:.2f} ms/step; {per_op}")
-        if torch_version:
-            import torch
-            for name, dtype in (("torch float64", torch.float64), ("torch float32", torch.float32)):
-                other = run_torch(seed, recipe, data, args.eval_every, dtype)
-                rows[name].append(other)
+        for bits in (64, 32):
+            result = run_numpy(seed, recipe, data, args.eval_every, np.float64 if bits == 64 else np.float32)
+            rows[f"numpy float{bits}"].append(result)
+            per_op = " ".join(f"{op} {acc:.3f}" for op, acc in result["per_op"].items())
+            print(f"seed {seed} numpy float{bits}: test accuracy {result['accuracy']:.4f}, to 99% "
+                  f"{fmt(result['to_99'], '{:.2f} s')}, {result['ms_per_step']:.2f} ms/step; {per_op}")
+            if torch_version:
+                import torch
+                other = run_torch(seed, recipe, data, args.eval_every, torch.float64 if bits == 64 else torch.float32)
+                rows[f"torch float{bits}"].append(other)
                 gap = max(abs(a - b) for a, b in zip(result["losses"][:20], other["losses"][:20]))
-                print(f"seed {seed} {name} (torch {torch_version}, {other['threads']} threads): test accuracy "
-                      f"{other['accuracy']:.4f}, to 99% {fmt(other['to_99'], '{:.2f} s')}, "
-                      f"{other['ms_per_step']:.2f} ms/step; largest loss gap to numpy over the first 20 steps {gap:.2e}")
+                print(f"seed {seed} torch float{bits} (torch {torch_version}, {other['threads']} threads): test "
+                      f"accuracy {other['accuracy']:.4f}, to 99% {fmt(other['to_99'], '{:.2f} s')}, "
+                      f"{other['ms_per_step']:.2f} ms/step; largest loss gap to numpy over the first 20 steps "
+                      f"{gap:.2e}")
     print("\nmedians over seeds", args.seeds)
     print(f"{'':16s} {'test acc':>9s} {'min acc':>9s} {'to 99% (s)':>11s} {'ms/step':>8s}")
     for name, results in rows.items():

@@ -1,6 +1,8 @@
 # Generated from solutions/ by `python -m kata.stubs`: your work goes where NotImplementedError is raised.
 """Lesson 02: softmax, scaled dot-product attention and multi-head attention."""
 
+import math
+
 import numpy as np
 
 from .validation import check_array, check_mask, check_positive_int, xavier_uniform

@@ -6,27 +6,11 @@ attributes (never by writing into the implementation's arrays), so it works thro
 
 import numpy as np
 
+from .contract import get_path, grad_path, set_path
+
 EPS = 1e-6  # central-difference step; truncation error ~EPS**2, round-off ~1e-16 / EPS
 RTOL = 1e-6  # allowed error relative to the largest gradient entry of the array
 MAX_ENTRIES = 64  # arrays larger than this are checked on a random sample of entries
-
-
-def get_path(obj, path):
-    """obj.a.b for 'a.b'; a digit indexes a list: 'blocks.0.norm1.gamma'."""
-    for part in path.split("."):
-        obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
-    return obj
-
-
-def set_path(obj, path, value):
-    owner, _, last = path.rpartition(".")
-    setattr(get_path(obj, owner) if owner else obj, last, value)
-
-
-def grad_path(path):
-    """The gradient attribute of a parameter: 'norm1.gamma' -> 'norm1.grad_gamma'."""
-    owner, _, last = path.rpartition(".")
-    return f"{owner}.grad_{last}" if owner else f"grad_{last}"
 
 
 def sample_indices(shape, rng, max_entries=MAX_ENTRIES):

@@ -1,5 +1,7 @@
 """Lesson 02: softmax, scaled dot-product attention and multi-head attention."""
 
+import math
+
 import numpy as np
 
 from .validation import check_array, check_mask, check_positive_int, xavier_uniform
@@ -58,7 +60,7 @@ def scaled_dot_product_attention(Q, K, V, mask=None):
     if K.shape[-2] != V.shape[-2]:
         raise ValueError(f"K and V need the same number of keys, got shapes {K.shape} and {V.shape}")
     # BEGIN SOLUTION
-    scores = Q @ K.swapaxes(-1, -2) / np.sqrt(Q.shape[-1])  # (..., T_q, T_k)
+    scores = Q @ K.swapaxes(-1, -2) / math.sqrt(Q.shape[-1])  # (..., T_q, T_k)
     if mask is not None:
         scores = np.where(mask, scores, -np.inf)  # exp(-inf) = 0: masked weights are exactly 0
     weights = softmax(scores, axis=-1)
@@ -73,7 +75,7 @@ def scaled_dot_product_attention_backward(grad_output, Q, K, V, weights):
     returns: dQ (..., T_q, Dh), dK (..., T_k, Dh), dV (..., T_k, Dh)
     """
     # BEGIN SOLUTION
-    scale = 1.0 / np.sqrt(Q.shape[-1])
+    scale = 1.0 / math.sqrt(Q.shape[-1])
     dV = weights.swapaxes(-1, -2) @ grad_output  # (..., T_k, Dh)
     d_weights = grad_output @ V.swapaxes(-1, -2)  # (..., T_q, T_k)
     d_scores = softmax_backward(d_weights, weights) * scale  # masked entries stay 0: their weight is 0

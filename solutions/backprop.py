@@ -18,7 +18,7 @@ def transformer_backward(model, grad_logits):
                          f"got {grad_logits.shape}")
     # BEGIN SOLUTION
     d_pooled = model.output.backward(grad_logits)  # (B, D)
-    dx = np.zeros((B, T, model.embed_dim))
+    dx = np.zeros((B, T, model.embed_dim), dtype=d_pooled.dtype)
     dx[:, 0, :] = d_pooled  # only the first token was read by the output layer
     for block in reversed(model.blocks):
         dx = block.backward(dx)

@@ -64,10 +64,8 @@ class Adam:
         correction1 = 1.0 - self.beta1 ** self.t
         correction2 = 1.0 - self.beta2 ** self.t
         for (param, grad), m, v in zip(pairs, self.m, self.v):
-            m *= self.beta1
-            m += (1.0 - self.beta1) * grad
-            v *= self.beta2
-            v += (1.0 - self.beta2) * grad * grad
+            m += (1.0 - self.beta1) * (grad - m)  # m = beta1 * m + (1 - beta1) * grad, in place
+            v += (1.0 - self.beta2) * (grad * grad - v)
             param -= self.learning_rate * (m / correction1) / (np.sqrt(v / correction2) + self.epsilon)
         # END SOLUTION
 

@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from kata.gradcheck import check_gradients, get_path, set_path
+from kata.contract import (ATTENTION, BLOCK, FEED_FORWARD, LAYER_NORM, LINEAR, get_path, set_path,  # noqa: F401
+                           transformer_params)
+from kata.gradcheck import check_gradients
 
 
 def as_array(value, what, see):
@@ -56,20 +58,3 @@ def randomize_params(obj, paths, rng, scale=0.5):
     for path in paths:
         value = np.asarray(get_path(obj, path))
         set_path(obj, path, rng.standard_normal(value.shape) * scale + (1.0 if path.endswith("gamma") else 0.0))
-
-
-# The parameter attributes of each class, as the contract names them.
-LINEAR = ["W", "b"]
-LAYER_NORM = ["gamma", "beta"]
-ATTENTION = ["W_q", "W_k", "W_v", "W_o"]
-FEED_FORWARD = ["linear1.W", "linear1.b", "linear2.W", "linear2.b"]
-BLOCK = ([f"attention.{p}" for p in ATTENTION] + [f"norm1.{p}" for p in LAYER_NORM]
-         + [f"feed_forward.{p}" for p in FEED_FORWARD] + [f"norm2.{p}" for p in LAYER_NORM])
-
-
-def transformer_params(num_layers):
-    """Every parameter path of a Transformer, in the contract's names."""
-    paths = ["embedding.W"]
-    for i in range(num_layers):
-        paths += [f"blocks.{i}.{p}" for p in BLOCK]
-    return paths + ["output.W", "output.b"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pytest_check import check
 
-from kata.gradcheck import get_path
+from kata.contract import get_path
 from kata.manifest import reread
 from tests.helpers import BLOCK, assert_close, assert_shape, copy_params, randomize_params, transformer_params
 

@@ -31,8 +31,7 @@ MUTANTS = [
            "        self.t += 1\n", "        self.t = 1\n"),
     Mutant("adam-beta1-in-second-moment", "08", "optim.py",
            "the second moment averaged with beta1 instead of beta2",
-           "            v *= self.beta2\n            v += (1.0 - self.beta2) * grad * grad",
-           "            v *= self.beta1\n            v += (1.0 - self.beta1) * grad * grad"),
+           "v += (1.0 - self.beta2) * (grad * grad - v)", "v += (1.0 - self.beta1) * (grad * grad - v)"),
     Mutant("adam-moments-reset-every-step", "08", "optim.py",
            "the moment arrays created afresh in every step",
            "        if self.m is None:\n            self.m = [np.zeros_like(param) for param, _ in pairs]\n"
