@@ -22,6 +22,8 @@ class Lesson:
     marker: str
     points: int
     text: str
+    notebook: str
+    depends: tuple  # lessons whose code this lesson's tests also run
     files: tuple
     exercises: tuple
     sections: tuple  # every section a message may point to
@@ -38,7 +40,7 @@ def lessons():
                           for e in entry["exercises"])
         sections = tuple(dict.fromkeys([e.section for e in exercises] + entry.get("sections", [])))
         result.append(Lesson(entry["id"], entry["title"], entry["marker"], entry["points"], entry["text"],
-                             tuple(entry["files"]), exercises, sections))
+                             entry["notebook"], tuple(entry["depends"]), tuple(entry["files"]), exercises, sections))
     return tuple(result)
 
 
