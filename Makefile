@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test exercises bench clean
+.PHONY: help setup grade test exercises bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,11 +19,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
+grade: setup  ## Grade your work in exercises/ (pass options with ARGS="--lesson 03")
+	$(PY) grader.py $(ARGS)
+
 test: setup  ## Run the whole suite against the reference, the catalogue of wrong implementations and the stub checks
 	$(PY) -m pytest --impl solutions
 
-exercises: setup  ## Regenerate exercises/ from solutions/
+exercises: setup  ## Regenerate exercises/ from solutions/ and the lesson table of README.md from manifest.toml
 	$(PY) -m kata.stubs
+	$(PY) -m kata.docs
 
 bench: setup  ## Train the reference on seeds 0-4 and print accuracy and speed (PyTorch side by side if installed)
 	$(PY) -m benchmarks.train_benchmark

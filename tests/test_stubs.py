@@ -42,3 +42,10 @@ def test_every_test_fails_on_the_stubs_with_a_message_pointing_to_the_stub(tmp_p
     assert not passed, f"{len(passed)} tests pass on the pristine stubs (a stub must earn nothing): {passed[:10]}"
     assert not unclear, f"{len(unclear)} tests fail on the stubs without pointing to a stub:\n" + "\n".join(unclear[:10])
     assert all(per_lesson.values()), f"lessons without a failing test on the stubs: {per_lesson}"
+
+
+def test_readme_lesson_table_matches_the_manifest():
+    from kata.docs import render
+
+    text = (ROOT / "README.md").read_text()
+    assert render(text) == text, "README.md's lesson table is out of date with manifest.toml: run `make exercises`"
