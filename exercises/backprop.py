@@ -29,8 +29,10 @@ def transformer_parameters(model):
 
 def transformer_zero_grad(model):
     """Set every gradient of the model to zero, in place."""
-    # EXERCISE lesson07 "Parameters and gradients": write transformer_zero_grad here
-    raise NotImplementedError('transformer_zero_grad (lesson 07) is not implemented yet: reread lessons/07_backpropagation.md, section "Parameters and gradients"')
+    # Worked example, given complete: read it, it shows how the others are done.
+    # fill in place: optimizers hold these very arrays, so a new array would be invisible to them
+    for _, grad in transformer_parameters(model):
+        grad.fill(0.0)
 
 
 def numerical_gradient(f, x, grad_output=None, eps=1e-5):

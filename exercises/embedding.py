@@ -58,8 +58,9 @@ class PositionalEncoding:
 
     def backward(self, grad_output):
         """grad_output: (B, T, D) -> (B, T, D): adding a constant passes the gradient through."""
-        # EXERCISE lesson01 "Sinusoidal positions": write PositionalEncoding.backward here
-        raise NotImplementedError('PositionalEncoding.backward (lesson 01) is not implemented yet: reread lessons/01_embeddings.md, section "Sinusoidal positions"')
+        # Worked example, given complete: read it, it shows how the others are done.
+        # d(x + pe)/dx is the identity, so the upstream gradient flows back unchanged (pe is no parameter).
+        return grad_output
 
     def get_parameters(self):
         return []

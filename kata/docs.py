@@ -16,7 +16,8 @@ def lesson_table():
     """A Markdown table of the lessons: id, title, what the student writes, where, points."""
     rows = ["| lesson | title | you write | in | points |", "|---|---|---|---|---|"]
     for item in lessons():
-        written = ", ".join(f"`{e.symbol}`" for e in item.exercises) or "nothing new: train your own model"
+        written = ", ".join(f"`{e.symbol}`" + (" (worked example)" if e.worked else "")
+                            for e in item.exercises) or "nothing new: train your own model"
         where = ", ".join(f"`exercises/{f}`" for f in item.files) or "-"
         rows.append(f"| {item.id} | [{item.title}]({item.text}) | {written} | {where} | {item.points} |")
     return "\n".join(rows) + f"\n| | total | | | {sum(item.points for item in lessons())} |"

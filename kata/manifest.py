@@ -13,6 +13,7 @@ class Exercise:
     symbol: str  # a function, or Class.method
     file: str  # its file inside an implementation folder
     section: str  # the section of the lesson text that teaches it
+    worked: bool = False  # given complete in the stubs, as a worked example
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def lessons():
     result = []
     for entry in data["lesson"]:
         file_of = entry["files"][0] if len(entry["files"]) == 1 else None
-        exercises = tuple(Exercise(e["symbol"], e.get("file", file_of), e["section"])
+        exercises = tuple(Exercise(e["symbol"], e.get("file", file_of), e["section"], e.get("worked", False))
                           for e in entry["exercises"])
         sections = tuple(dict.fromkeys([e.section for e in exercises] + entry.get("sections", [])))
         result.append(Lesson(entry["id"], entry["title"], entry["marker"], entry["points"], entry["text"],

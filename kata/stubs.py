@@ -1,7 +1,8 @@
 """Generate exercises/ from solutions/: each solution region becomes a stub that raises NotImplementedError.
 
 A region is the lines between '# BEGIN SOLUTION' and '# END SOLUTION' inside a function listed as an
-exercise in manifest.toml. Everything else (signatures, docstrings, validation) is kept as it is.
+exercise in manifest.toml. A region between '# BEGIN WORKED EXAMPLE' and '# END WORKED EXAMPLE' is kept
+complete, under a comment that says so. Everything else (signatures, docstrings, validation) is kept as it is.
 
     python -m kata.stubs [--check]
 """
@@ -14,12 +15,13 @@ from pathlib import Path
 from .manifest import ROOT, lessons, reread
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
+WORKED_BEGIN, WORKED_END = "# BEGIN WORKED EXAMPLE", "# END WORKED EXAMPLE"
 HEADER = "# Generated from solutions/ by `python -m kata.stubs`: your work goes where NotImplementedError is raised.\n"
 
 
 def exercise_index():
-    """{(file, symbol): (lesson id, section)} from the manifest."""
-    return {(e.file, e.symbol): (item.id, e.section) for item in lessons() for e in item.exercises}
+    """{(file, symbol): (lesson id, section, worked)} from the manifest."""
+    return {(e.file, e.symbol): (item.id, e.section, e.worked) for item in lessons() for e in item.exercises}
 
 
 def enclosing_symbols(source):
@@ -46,12 +48,16 @@ def stub_source(source, file_name, index=None):
     lines, out, inside = source.splitlines(keepends=True), [], False
     for number, line in enumerate(lines, start=1):
         stripped = line.strip()
-        if stripped == BEGIN:
+        if stripped in (BEGIN, WORKED_BEGIN):
             symbol = owner.get(number)
             if (file_name, symbol) not in index:
-                raise ValueError(f"solutions/{file_name}:{number}: a solution region in {symbol!r}, which "
+                raise ValueError(f"solutions/{file_name}:{number}: a region in {symbol!r}, which "
                                  f"manifest.toml does not list as an exercise of {file_name}")
-            lesson_id, section = index[(file_name, symbol)]
+            lesson_id, section, worked = index[(file_name, symbol)]
+            if worked != (stripped == WORKED_BEGIN):
+                raise ValueError(f"solutions/{file_name}:{number}: {symbol} is marked worked = {worked} in "
+                                 f"manifest.toml but its region starts with {stripped!r}")
+        if stripped == BEGIN:
             indent = line[: len(line) - len(line.lstrip())]
             message = f"{symbol} (lesson {lesson_id}) is not implemented yet: {reread(lesson_id, section)}"
             out.append(f'{indent}# EXERCISE lesson{lesson_id} "{section}": write {symbol} here\n')
@@ -61,6 +67,11 @@ def stub_source(source, file_name, index=None):
             if not inside:
                 raise ValueError(f"solutions/{file_name}:{number}: {END} without {BEGIN}")
             inside = False
+        elif stripped == WORKED_BEGIN:  # checked above
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}# Worked example, given complete: read it, it shows how the others are done.\n")
+        elif stripped == WORKED_END:
+            pass
         elif not inside:
             out.append(line)
     if inside:
@@ -74,7 +85,8 @@ def generate(solutions=ROOT / "solutions"):
     result = {}
     for path in sorted(solutions.glob("*.py")):
         text = path.read_text()
-        result[path.name] = HEADER + stub_source(text, path.name, index) if BEGIN in text else text
+        regions = BEGIN in text or WORKED_BEGIN in text
+        result[path.name] = HEADER + stub_source(text, path.name, index) if regions else text
     return result
 
 

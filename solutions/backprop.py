@@ -39,10 +39,11 @@ def transformer_parameters(model):
 
 def transformer_zero_grad(model):
     """Set every gradient of the model to zero, in place."""
-    # BEGIN SOLUTION
+    # BEGIN WORKED EXAMPLE
+    # fill in place: optimizers hold these very arrays, so a new array would be invisible to them
     for _, grad in transformer_parameters(model):
         grad.fill(0.0)
-    # END SOLUTION
+    # END WORKED EXAMPLE
 
 
 def numerical_gradient(f, x, grad_output=None, eps=1e-5):
