@@ -1,0 +1,588 @@
+"""Grade a submission lesson by lesson: each lesson's tests run in a subprocess with a time limit.
+
+    grade("exercises")                     # the student's own folder, every lesson
+    grade("alice.zip", ["04"], isolated=True)
+
+A file that is missing, does not parse or fails at import is reported on the lessons that run it, with file
+and line; the other lessons are graded with the reference's copy of that file in its place.
+This module is also the small pytest plugin (`-p kata.grading`) that the test subprocesses load: it logs each
+test's outcome as it finishes (so a killed run keeps what it did) and stops a test that runs too long.
+"""
+
+import ast
+import faulthandler
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from .manifest import ROOT, lessons
+
+DEFAULT_TIMEOUT = 120.0  # seconds per lesson
+DEFAULT_WORKERS = 2  # this machine has 2 cores; each lesson runs single-threaded
+MAX_ZIP_BYTES = 20 * 2**20
+MAX_ZIP_FILES = 2000
+MESSAGE_CHARS = 400
+REFERENCE = ROOT / "solutions"
+TRACE_LINE = re.compile(r'\s*(File "|\S+\.py:\d+ in )')
+MARKER = re.compile(r'#\s*EXERCISE\s+lesson(\d+)\s+"([^"]*)":\s*write\s+(\S+)\s+here')
+
+
+class SubmissionError(Exception):
+    """The submission cannot be found or opened; the message says what was expected instead."""
+
+
+@dataclass
+class Submission:
+    folder: Path  # the implementation folder (extracted when the submission is a zip)
+    display: str  # how messages name that folder: "exercises", "alice/exercises"
+    arg: str  # what --impl receives for it
+
+
+# ---------------------------------------------------------------- finding the submission
+
+def lesson_ids_of(ids):
+    """Manifest-ordered lesson ids from ids (None means all; "2" means "02"); unknown ids raise ValueError."""
+    known = [item.id for item in lessons()]
+    ids = [ids] if isinstance(ids, str) else ids
+    if not ids:
+        return known
+    wanted = {part.strip().zfill(2) for entry in ids for part in str(entry).split(",") if part.strip()}
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise ValueError(f"unknown lesson {', '.join(unknown)}: the lessons are {', '.join(known)}")
+    return [i for i in known if i in wanted]
+
+
+def _reference_files():
+    return sorted(p.name for p in REFERENCE.glob("*.py"))
+
+
+def _find_package(top, described):
+    """The shallowest folder under top with __init__.py and at least one file of the reference."""
+    names = set(_reference_files()) - {"__init__.py"}
+    found = [p.parent for p in sorted(top.rglob("__init__.py"))
+             if not any(part.startswith((".", "__MACOSX")) for part in p.relative_to(top).parts)
+             and any((p.parent / n).is_file() for n in names)]
+    if not found:
+        raise SubmissionError(f"{described} holds no folder laid out like exercises/ (a folder with __init__.py, "
+                              f"data.py, attention.py, ...)")
+    depth = min(len(p.relative_to(top).parts) for p in found)
+    best = [p for p in found if len(p.relative_to(top).parts) == depth]
+    if len(best) > 1:
+        names = ", ".join(str(p.relative_to(top)) for p in best)
+        raise SubmissionError(f"{described} holds several implementations ({names}): expected exactly one folder "
+                              f"laid out like exercises/")
+    return best[0]
+
+
+def _extract(archive_path, target):
+    """Unpack a zip into target, refusing absolute paths, '..', links and more than MAX_ZIP_BYTES."""
+    try:
+        with zipfile.ZipFile(archive_path) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_ZIP_FILES:
+                raise SubmissionError(f"{archive_path} holds {len(members)} files: at most {MAX_ZIP_FILES} expected")
+            for info in members:
+                path = PurePosixPath(info.filename.replace("\\", "/"))
+                if path.is_absolute() or ".." in path.parts or ":" in info.filename:
+                    raise SubmissionError(f"{archive_path} holds {info.filename!r}, a path outside the archive")
+                if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                    raise SubmissionError(f"{archive_path} holds a symbolic link ({info.filename}): "
+                                          f"expected plain files")
+            size = sum(info.file_size for info in members)
+            if size > MAX_ZIP_BYTES:
+                raise SubmissionError(f"{archive_path} unpacks to {size / 2**20:.0f} MB: at most "
+                                      f"{MAX_ZIP_BYTES // 2**20} MB expected")
+            archive.extractall(target)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise SubmissionError(f"{archive_path} could not be opened as a zip: {error}") from error
+
+
+def open_submission(impl, work):
+    """Resolve impl ("solutions", "exercises", a folder or a .zip) into a Submission; work is a scratch folder."""
+    if str(impl) in ("solutions", "exercises"):
+        return Submission(ROOT / str(impl), str(impl), str(impl))
+    path = Path(impl).expanduser()
+    if not path.exists():
+        raise SubmissionError(f"no such folder or zip: {impl} (expected 'exercises', 'solutions', a folder laid "
+                              f"out like exercises/ or a .zip of one)")
+    path = path.resolve()
+    for name in ("solutions", "exercises"):
+        if path == ROOT / name:
+            return Submission(path, name, name)
+    if path.is_file():
+        if not zipfile.is_zipfile(path):
+            raise SubmissionError(f"{impl} is a file but not a zip: expected a folder laid out like exercises/ "
+                                  f"or a .zip of one")
+        _extract(path, work / "unzipped")
+        folder = _find_package(work / "unzipped", str(impl))
+        inner = folder.relative_to(work / "unzipped")
+        return Submission(folder, str(inner) if inner.parts else path.stem, str(folder))
+    folder = path if (path / "__init__.py").is_file() else _find_package(path, str(impl))
+    shown = str(impl).rstrip("/") if folder == path else str(folder)
+    return Submission(folder, shown, str(folder))
+
+
+# ---------------------------------------------------------------- what is finished, what is broken
+
+def unfinished(folder):
+    """(lesson_id, symbol, file, line, section) of every EXERCISE marker left in folder, in manifest order.
+
+    kata.student.unfinished does this for the student tools; this scan is the fallback when it is absent.
+    """
+    try:
+        from .student import unfinished as from_student  # written alongside; optional here
+    except ImportError:
+        from_student = None
+    if from_student is not None:
+        return from_student(folder)
+    found = []
+    for item in lessons():
+        for name in item.files:
+            path = Path(folder) / name
+            lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+            found += [(m[1], m[3], name, number, m[2]) for number, line in enumerate(lines, 1)
+                      if (m := MARKER.search(line)) and m[1] == item.id]
+    return found
+
+
+def _static_problems(folder, display):
+    """{file: message} for reference files that are missing, not UTF-8 or not valid Python in folder.
+
+    A missing file that no lesson owns (code given to students, such as validation.py) is no problem: the
+    reference's copy is used (message None).
+    """
+    owned = {name for item in lessons() for name in item.files}
+    problems = {}
+    for name in _reference_files():
+        path = folder / name
+        if not path.is_file():
+            problems[name] = f"{display}/{name} is missing" if name in owned else None
+            continue
+        try:
+            ast.parse(path.read_bytes().decode("utf-8"), str(path))
+        except UnicodeDecodeError as error:
+            problems[name] = f"{display}/{name} is not UTF-8 text ({error.reason} at byte {error.start})"
+        except (SyntaxError, ValueError) as error:
+            line = f" line {error.lineno}" if getattr(error, "lineno", None) else ""
+            problems[name] = f"{display}/{name}{line}: {type(error).__name__}: {getattr(error, 'msg', error)}"
+    return problems
+
+
+def _top_level_names(path):
+    """Names a Python file defines or imports at its top level."""
+    names = set()
+    for node in ast.parse(Path(path).read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return names
+
+
+def _blame(error, folder):
+    """Where an import of the implementation in folder failed, and the files to blame, most likely first."""
+    frames = [(f.filename, f.lineno) for f in traceback.extract_tb(error.__traceback__)]
+    if isinstance(error, SyntaxError) and error.filename:
+        frames.append((error.filename, error.lineno))
+    inside = [(Path(f).name, n) for f, n in frames if Path(f).resolve().parent == folder]
+    missing = re.match(r"cannot import name '(\w+)'", str(error))
+    if isinstance(error, ImportError) and missing and error.path and Path(error.path).resolve().parent == folder:
+        target = Path(error.path).name
+        if (REFERENCE / target).is_file() and missing[1] in _top_level_names(REFERENCE / target):
+            inside.append((target, None))  # the file lost a name the reference defines: blame it, not its importer
+    culprits = [name for name, _ in reversed(inside) if (REFERENCE / name).is_file()]
+    return {"where": inside[-1] if inside else None, "culprits": list(dict.fromkeys(culprits)),
+            "error": f"{type(error).__name__}: {error}"}
+
+
+def _probe_main(folder, out, limit):
+    """(In a subprocess.) Import the implementation in folder; write where it failed, as JSON, to out."""
+    from .implementation import ImplementationError, load
+    folder = Path(folder).resolve()
+
+    def no_exit(code=0):  # os._exit would leave no trace of where it was called
+        raise SystemExit(f"os._exit({code}) called while importing")
+    os._exit = no_exit
+    with open(out + ".trace", "w") as trace:
+        faulthandler.enable(file=trace)  # a crash of Python itself still says where it was
+        faulthandler.dump_traceback_later(limit, exit=True, file=trace)
+        try:
+            load(str(folder))
+            verdict = None
+        except ImplementationError as wrapped:
+            verdict = _blame(wrapped.__cause__, folder)
+        faulthandler.cancel_dump_traceback_later()
+    Path(out).write_text(json.dumps(verdict))
+
+
+def _trace_location(trace_text, folder):
+    """(file name, line, function) of the innermost frame inside folder in a faulthandler dump, or None."""
+    for path, line, function in re.findall(r'File "([^"]+)", line (\d+) in (\S+)', trace_text):
+        if Path(path).resolve().parent == Path(folder).resolve():
+            return Path(path).name, int(line), function
+    return None
+
+
+def _probe(folder, display, work, limit):
+    """None if the implementation in folder imports; else (files to blame, most likely first; message)."""
+    out = work / f"probe-{time.monotonic_ns()}.json"
+    code = "import sys; from kata.grading import _probe_main; _probe_main(sys.argv[1], sys.argv[2], float(sys.argv[3]))"
+    returncode, _ = _run([sys.executable, "-c", code, str(folder), str(out), str(limit)], limit + 10)
+    if out.exists():
+        verdict = json.loads(out.read_text())
+        if verdict is None:
+            return None
+        where = verdict["where"]
+        place = f"{display}/{where[0]}" + (f" line {where[1]}" if where[1] else "") if where else display
+        return verdict["culprits"], _cleaner({folder: display})(f"{place}: {verdict['error']}")
+    trace = Path(str(out) + ".trace")
+    dump = trace.read_text(errors="replace") if trace.exists() else ""
+    spot = _trace_location(dump, folder)
+    timed_out = returncode is None or dump.startswith("Timeout")  # faulthandler's header after its time limit
+    what = f"did not finish within {limit:g} s" if timed_out else f"stopped Python (exit code {returncode})"
+    if spot:
+        return [spot[0]], f"{display}/{spot[0]} line {spot[1]}: importing it {what}"
+    return [], f"importing {display} {what}"
+
+
+def _repair(sub, work, limit):
+    """({file: message} of broken files, folder where they are replaced by the reference's copies)."""
+    broken = _static_problems(sub.folder, sub.display)
+    folder = sub.folder
+    for _ in range(len(_reference_files()) + 1):
+        if broken and folder == sub.folder:
+            folder = work / "repaired"
+            shutil.copytree(sub.folder, folder, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        for name in broken:
+            shutil.copy(REFERENCE / name, folder / name)
+        verdict = _probe(folder, sub.display, work, limit)
+        culprit = next((name for name in verdict[0] if name not in broken), None) if verdict else None
+        if culprit is None:
+            break  # imports now, or nothing left to replace: the tests will show the import error
+        broken[culprit] = verdict[1]
+    return {name: message for name, message in broken.items() if message}, folder
+
+
+# ---------------------------------------------------------------- running one lesson's tests
+
+def _run(command, limit, extra_env=None):
+    """Run command in a process group of its own, killed after limit seconds. -> (returncode or None, output)"""
+    with tempfile.TemporaryFile("w+") as output:
+        proc = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+                                env=dict(_environment(), **(extra_env or {})))
+        try:
+            proc.wait(timeout=limit)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole group: with anything the submission started
+        except OSError:
+            pass  # nothing left in it
+        proc.wait()
+        output.seek(0)
+        return (None if timed_out else proc.returncode), output.read()[-4000:]
+
+
+def _environment():
+    # single-threaded BLAS: lessons run side by side, and sums come out the same on every run
+    return dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
+
+
+@cache
+def reference_tests():
+    """{lesson id: [test ids]} collected once from the reference: the denominator of every lesson."""
+    with tempfile.TemporaryDirectory(prefix="kata-collect-") as tmp:
+        out = Path(tmp) / "tests.json"
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "kata.grading", "-q",
+                   "--collect-only", "--continue-on-collection-errors", "--impl=solutions", str(ROOT / "tests")]
+        code, output = _run(command, 120, {"KATA_COLLECT": str(out)})
+        if not out.exists():
+            raise RuntimeError(f"collecting the tests of the reference failed (exit {code}):\n{output}")
+        return json.loads(out.read_text())
+
+
+def _read_log(path):
+    """(finished {test id: (status, message)}, id of the test that started but did not finish, or None)."""
+    done, started = {}, None
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill
+        if "start" in entry:
+            started = entry["start"]
+        else:
+            done[entry["id"]] = (entry["status"], entry["message"])
+            started = None if started == entry["id"] else started
+    return done, started
+
+
+def run_lesson(lesson_id, impl_arg, tests, timeout, work, clean=lambda text: text):
+    """Run a lesson's tests on impl_arg within timeout seconds. -> ({test id: (status, message)}, note)
+
+    One test may use at most a quarter of the time (all of it when it is alone), so one infinite loop leaves
+    time for the others: the run starts again without the tests already done.
+    """
+    item = next(i for i in lessons() if i.id == lesson_id)
+    share = min(4, max(len(tests), 1))
+    results, deadline, attempt, note = {}, time.monotonic() + timeout, 0, ""
+    while len(results) < len(tests) and deadline - time.monotonic() > 0.5:
+        left, attempt = deadline - time.monotonic(), attempt + 1
+        limit = min(timeout / share, left)
+        log, trace = work / f"{lesson_id}-{attempt}.log", work / f"{lesson_id}-{attempt}.trace"
+        remaining = [t for t in tests if t not in results]
+        # the lesson's own test files, not tests/: a broken module of another lesson or tool cannot stop it
+        targets = dict.fromkeys(t.split("::")[0] for t in tests) if attempt == 1 else remaining
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "kata.grading", "-q",
+                   f"--impl={impl_arg}", "-m", item.marker, *[str(ROOT / t) for t in targets]]
+        # a little grace so the test's own watchdog (which says where the code was) fires before the kill
+        code, output = _run(command, left + 2, {"KATA_LOG": str(log), "KATA_TRACE": str(trace),
+                                                "KATA_TEST_LIMIT": str(limit)})
+        done, hung = _read_log(log)
+        results.update({t: (s, clean(m)) for t, (s, m) in done.items() if t in tests})
+        if hung is None:
+            if code is not None and not done:
+                note = clean(f"the tests did not start (pytest exit code {code}): {output.strip()[-MESSAGE_CHARS:]}")
+                results.update({t: ("error", note) for t in remaining})
+            break
+        trace_text = trace.read_text(errors="replace") if trace.exists() else ""
+        if code is None or trace_text:
+            spot = _trace_location(trace_text, impl_folder(impl_arg))
+            where = f": it was running {clean(str(impl_folder(impl_arg) / spot[0]))} line {spot[1]} ({spot[2]})" \
+                if spot else ""
+            results[hung] = ("timeout", f"did not finish within {limit:.0f} s{where}; an infinite loop, or much "
+                                        f"slower code than needed? (each test may use 1/{share} of --timeout)")
+        else:
+            message = f"the test process stopped during this test (exit code {code}): does the code call exit()?"
+            results[hung] = ("error", message)
+            if not done:  # it stops at once: every remaining test would do the same
+                results.update({t: ("error", message) for t in remaining})
+    skipped = [t for t in tests if t not in results]
+    results.update({t: ("timeout", f"not run: lesson {lesson_id} used up its {timeout:g} s (--timeout)")
+                    for t in skipped})
+    hung = [t for t in tests if results[t][0] == "timeout" and t not in skipped]
+    if hung:
+        note = f"{len(hung)} test{'s' if len(hung) > 1 else ''} did not finish in time (the first: {hung[0]})"
+    if skipped:
+        note += f"{'; ' if note else ''}{len(skipped)} not run: the lesson's {timeout:g} s ran out (--timeout)"
+    return results, note
+
+
+def impl_folder(impl_arg):
+    return ROOT / impl_arg if impl_arg in ("solutions", "exercises") else Path(impl_arg)
+
+
+def _short(text, limit=MESSAGE_CHARS):
+    """The first lines of a failure, up to the assertion introspection, at most limit characters."""
+    lines = []
+    for line in str(text).replace("AssertionError: FAILURE: ", "AssertionError: ").strip().splitlines():
+        if lines and (line.startswith(("assert ", "+  where")) or TRACE_LINE.match(line)):
+            break  # pytest's introspection or pytest-check's traceback: the message above says it
+        lines.append(line.rstrip())
+    text = "\n".join(lines[:6])
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def _cleaner(replacements):
+    """A function that replaces temporary paths in a message by the names a reader knows."""
+    pairs = {}
+    for path, name in replacements.items():
+        for spelling in {str(path), str(Path(path).resolve())}:
+            pairs[spelling + os.sep] = name + "/" if name else ""
+            pairs[spelling] = name
+    pairs = sorted(pairs.items(), key=lambda pair: -len(pair[0]))
+
+    def clean(text):
+        for old, new in pairs:  # longest first: a folder before the folder that holds it
+            text = text.replace(old, new)
+        return _short(re.sub(r"kata_submission_[0-9a-f]{10}", "submission", text))
+    return clean
+
+
+# ---------------------------------------------------------------- grading
+
+def _lesson_folder(item, sub, repaired, isolated, work):
+    """(--impl argument, path replacements for messages) for one lesson."""
+    if not isolated or not item.files:  # a lesson with no files of its own (integration) runs all of the student's
+        return (sub.arg if repaired == sub.folder else str(repaired)), {repaired: sub.display, ROOT: ""}
+    folder = work / f"isolated-{item.id}"
+    shutil.copytree(REFERENCE, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    extra = [p.name for p in sub.folder.glob("*.py") if not (REFERENCE / p.name).exists()]  # the student's helpers
+    for name in [*item.files, *extra]:
+        shutil.copy(sub.folder / name, folder / name)
+    shown = {folder / name: f"{sub.display}/{name}" for name in [*item.files, *extra]}
+    return str(folder), {**shown, folder: "solutions", ROOT: ""}
+
+
+def _affected(item, broken, isolated):
+    """Messages of the broken files whose code this lesson runs."""
+    owners = {name: [i.id for i in lessons() if name in i.files] for name in broken}
+    if isolated and item.files:
+        return [broken[n] for n in broken if item.id in owners[n]]
+    runs = {item.id, *item.depends}
+    return [broken[n] for n in broken if not owners[n] or runs & set(owners[n])]
+
+
+def _dependency_note(item, by_id, unfinished_ids, broken_lessons):
+    """Why a failing lesson may fail through the unfinished lessons whose code it runs ("" if none)."""
+    pending = [d for d in item.depends if d in unfinished_ids or d in broken_lessons
+               or (d in by_id and by_id[d]["score"] < by_id[d]["max_score"])]
+    if not pending:
+        return ""
+    names = " and ".join([", ".join(pending[:-1]), pending[-1]] if len(pending) > 1 else pending)
+    plural = len(pending) > 1
+    return (f"lesson {item.id} runs your code from lesson{'s' if plural else ''} {names}, which "
+            f"{'are' if plural else 'is'} not finished yet: finish {'them' if plural else 'it'}, or grade this "
+            f"lesson alone with --isolated (python grader.py --lesson {item.id} --isolated)")
+
+
+def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_TIMEOUT, *, workers=DEFAULT_WORKERS):
+    """Grade impl ("solutions", "exercises", a folder or a .zip) and return the result (SPEC section 5 + extras).
+
+    Raises SubmissionError when the submission cannot be found or opened, ValueError for an unknown lesson id;
+    a broken submission is never an exception: its failures are in the result.
+    """
+    start = time.monotonic()
+    chosen = [item for item in lessons() if item.id in lesson_ids_of(lesson_ids)]
+    timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+    with tempfile.TemporaryDirectory(prefix="kata-grade-") as tmp:
+        work = Path(tmp)
+        sub = open_submission(impl, work)
+        tests = reference_tests()
+        broken, repaired = _repair(sub, work, max(2.0, min(timeout / 4, 30.0)))
+        todo = unfinished(sub.folder)
+        unfinished_ids = {entry[0] for entry in todo}
+        broken_lessons = {i.id for i in lessons() if set(i.files) & set(broken)}
+
+        def one(item):
+            ids = tests.get(item.id, [])
+            problems = _affected(item, broken, isolated)
+            if problems:
+                message = "; ".join(problems)
+                outcome, note = {t: ("error", message) for t in ids}, f"could not run: {message}"
+            else:
+                arg, replacements = _lesson_folder(item, sub, repaired, isolated, work)
+                outcome, note = run_lesson(item.id, arg, ids, timeout, work, _cleaner(replacements))
+            passed = sum(status == "passed" for status, _ in outcome.values())
+            return {"id": item.id, "title": item.title,
+                    "score": round(item.points * passed / len(ids), 2) if ids else 0.0,
+                    "max_score": float(item.points), "passed": passed, "total": len(ids), "note": note,
+                    "tests": [{"name": t, "status": outcome[t][0], "message": "" if outcome[t][0] == "passed"
+                               else outcome[t][1]} for t in ids]}
+
+        # lessons that run more of the model take longer: start them first
+        order = sorted(chosen, key=lambda item: -len(item.depends))
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            done = dict(zip([item.id for item in order], pool.map(one, order)))
+    results = [done[item.id] for item in chosen]
+    for item, entry in zip(chosen, results):
+        if entry["score"] < entry["max_score"] and (not isolated or not item.files):
+            extra = _dependency_note(item, done, unfinished_ids, broken_lessons)
+            entry["note"] = "; ".join(part for part in (entry["note"], extra) if part)
+    return {"implementation": str(impl), "isolated": bool(isolated),
+            "score": round(sum(e["score"] for e in results), 2),
+            "max_score": float(sum(e["max_score"] for e in results)),
+            "execution_time": round(time.monotonic() - start, 2), "lessons": results}
+
+
+def write_json(result, path):
+    """Write result as JSON atomically (a temporary file, then os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+                                     delete=False) as handle:
+        json.dump(result, handle, indent=2)
+        handle.write("\n")
+    os.replace(handle.name, path)
+
+
+# ---------------------------------------------------------------- the plugin loaded into test subprocesses
+
+_state = {"outcome": {}, "trace": None, "folder": None}
+
+
+def _log(entry):
+    with open(os.environ["KATA_LOG"], "a") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
+def pytest_configure(config):
+    if os.environ.get("KATA_LOG"):
+        _state["folder"] = impl_folder(config.getoption("--impl")).resolve()
+        _state["trace"] = open(os.environ["KATA_TRACE"], "w")  # kept open: faulthandler writes to its descriptor
+
+
+def pytest_collection_finish(session):
+    if os.environ.get("KATA_COLLECT"):
+        markers = {item.marker: item.id for item in lessons()}
+        found = {}
+        for test in session.items:
+            for lesson_id in dict.fromkeys(markers[m.name] for m in test.iter_markers() if m.name in markers):
+                found.setdefault(lesson_id, []).append(test.nodeid)
+        Path(os.environ["KATA_COLLECT"]).write_text(json.dumps(found))
+
+
+def pytest_runtest_logstart(nodeid, location):
+    if os.environ.get("KATA_LOG"):
+        _log({"start": nodeid})
+        _state["outcome"][nodeid] = ("passed", "")
+        _state["trace"].seek(0)
+        _state["trace"].truncate()
+        faulthandler.dump_traceback_later(float(os.environ["KATA_TEST_LIMIT"]), exit=True, file=_state["trace"])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if os.environ.get("KATA_LOG") and not report.passed:
+        report.kata_message = _message(report, call.excinfo)
+    return report
+
+
+def pytest_runtest_logreport(report):
+    outcome = _state["outcome"]
+    if not os.environ.get("KATA_LOG") or report.passed or outcome.get(report.nodeid, ("passed",))[0] != "passed":
+        return  # the first problem of a test is the one to report
+    status = "failed" if report.when == "call" or report.skipped else "error"
+    outcome[report.nodeid] = (status, getattr(report, "kata_message", None) or _short(str(report.longrepr)))
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    if os.environ.get("KATA_LOG"):
+        faulthandler.cancel_dump_traceback_later()
+        status, message = _state["outcome"].pop(nodeid, ("error", "no outcome recorded"))
+        _log({"id": nodeid, "status": status, "message": message})
+
+
+def _message(report, excinfo):
+    """The exception line(s) of a failure, after file:line of the innermost frame in the implementation."""
+    if report.skipped:
+        return f"skipped: {report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr}"
+    if excinfo is None:
+        return _short(str(report.longrepr))
+    text = str(excinfo.value) if excinfo.errisinstance(pytest.fail.Exception) else excinfo.exconly()
+    spots = [entry for entry in excinfo.traceback if Path(str(entry.path)).resolve().parent == _state["folder"]]
+    if spots:
+        text = f"{spots[-1].path}:{spots[-1].lineno + 1}: {text}"
+    return _short(text)
