@@ -12,13 +12,14 @@ Exit status: 0 once grading ran (a low score is not an error), 2 for a bad comma
 """
 
 import argparse
-import importlib
 import sys
 import textwrap
 from pathlib import Path
 
-from kata import grading
+from kata import batch as batch_tools
+from kata import files, gradescope, grading, student as student_tools
 from kata.manifest import ROOT, lessons
+from kata.student import shown
 
 
 def _seconds(text):
@@ -65,18 +66,12 @@ def parser():
                           ("--timeout", {"type": _seconds, "metavar": "SECONDS"})):
         batch.add_argument(flag, default=argparse.SUPPRESS, **options)
     package = commands.add_parser("package-gradescope", help="build the autograder zip for Gradescope")
-    package.add_argument("--out", metavar="FILE", help="the zip to write")
+    package.add_argument("--out", default="autograder.zip", metavar="FILE", help="the zip to write")
+    package.add_argument("--lesson", action="append", metavar="ID",
+                         help="grade only these lessons on Gradescope (repeatable or comma list)")
+    package.add_argument("--isolated", action="store_true",
+                         help="grade each lesson with the reference for every other lesson")
     return main
-
-
-def _tool(name):
-    """kata.<name>, imported only when a command needs it."""
-    try:
-        return importlib.import_module(f"kata.{name}")
-    except ModuleNotFoundError as error:
-        if error.name != f"kata.{name}":
-            raise
-        raise ValueError(f"this command needs kata/{name}.py, which is missing from {ROOT}") from None
 
 
 def _student_folder(impl):
@@ -85,11 +80,6 @@ def _student_folder(impl):
     if not path.is_dir() or path.resolve() == (ROOT / "solutions").resolve():
         return None
     return path
-
-
-def _shown(path):
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 # ---------------------------------------------------------------- printing
@@ -135,7 +125,7 @@ def next_step(result, impl, folder):
     failure = next(t for t in current["tests"] if t["status"] != "passed")
     lines = [f"Lesson {current['id']} ({current['title']}) is the next to finish. Its first failing test:",
              _indent(f"{failure['name']}\n{failure['message']}", 2), ""]
-    todo = [entry for entry in grading.unfinished(folder) if entry[0] == current["id"]] if folder else []
+    todo = [entry for entry in student_tools.unfinished(folder) if entry[0] == current["id"]] if folder else []
     item = next(i for i in lessons() if i.id == current["id"])
     if current["note"].startswith("could not run"):
         lines.append(f"Next step: fix this first, {current['note'][len('could not run: '):]}")
@@ -143,7 +133,7 @@ def next_step(result, impl, folder):
         _, symbol, file, line, section = todo[0]
         path = Path(folder) / Path(file).name
         marker = path.read_text(errors="replace").splitlines()[line - 1].strip() if path.is_file() else ""
-        lines.append(f"Next step: open {_shown(path)}, implement {symbol} (line {line}: `{marker}`),\n"
+        lines.append(f"Next step: open {shown(path)}, implement {symbol} (line {line}: `{marker}`),\n"
                      f"then read {item.text}, section \"{section}\".")
     elif current["note"]:
         lines.append(f"Next step: {current['note']}.")
@@ -157,7 +147,7 @@ def next_step(result, impl, folder):
 def report(result, impl, student):
     """The whole printout of a grading run."""
     head = f"{impl}{' (--isolated)' if result['isolated'] else ''}: {_points(result)} points " \
-           f"(graded in {result['execution_time']:.1f} s)"
+           f"(graded in {result['execution_time']:.1f} s)" + "".join(f"\nnote: {n}" for n in result.get("notes", []))
     if not student:
         return f"{head}\n\n{table(result, details=True)}"
     return f"{head}\n\n{table(result)}\n\n{next_step(result, impl, _student_folder(impl))}"
@@ -176,15 +166,13 @@ def _is_student(impl):
 
 
 def run_grade(args):
-    if args.gradescope:
-        _tool("gradescope")  # before grading: a missing module should not cost a whole run
     result = _grade(args)
     print(report(result, args.impl, _is_student(args.impl)))
     if args.json:
-        grading.write_json(result, args.json)
+        files.write_json(args.json, result)
         print(f"wrote {args.json}")
     if args.gradescope:
-        _tool("gradescope").write_results(result, args.gradescope)
+        gradescope.write_results(result, args.gradescope)
         print(f"wrote {args.gradescope}")
     return 0
 
@@ -196,7 +184,7 @@ def run_status(args):
 
 
 def run_watch(args):
-    student, folder = _tool("student"), _student_folder(args.impl)
+    folder = _student_folder(args.impl)
     if folder is None:
         raise ValueError(f"watch needs a folder to watch: {args.impl} is not one")
     chosen, current = args.lesson, {"lesson": None}
@@ -210,32 +198,30 @@ def run_watch(args):
         unfinished = [e["id"] for e in result["lessons"] if e["score"] < e["max_score"]]
         current["lesson"] = unfinished[0] if unfinished else None
 
-    student.watch(run, folder)
+    student_tools.watch(run, folder)
     return 0
 
 
 def run_hint(args):
-    print(_tool("student").next_hint(args.lesson_id, args.symbol))
+    print(student_tools.next_hint(args.lesson_id, args.symbol))
     return 0
 
 
 def run_reset(args):
-    student = _tool("student")
-    backups, item = student.reset(args.lesson_id), student.find_lesson(args.lesson_id)
-    kept = f"; your version is kept in {', '.join(_shown(p) for p in backups)}" if backups else ""
+    backups, item = student_tools.reset(args.lesson_id), student_tools.find_lesson(args.lesson_id)
+    kept = f"; your version is kept in {', '.join(shown(p) for p in backups)}" if backups else ""
     print(f"lesson {item.id}: {', '.join('exercises/' + f for f in item.files)} restored to the stubs{kept}")
     return 0
 
 
 def run_batch(args):
-    rows = _tool("batch").batch(args.folder, args.out, isolated=args.isolated, workers=args.workers,
-                                lesson_ids=args.lesson, timeout=args.timeout)
+    rows = batch_tools.batch(args.folder, args.out, isolated=args.isolated, workers=args.workers,
+                             lesson_ids=args.lesson, timeout=args.timeout)
     return 0 if rows is not None else 1
 
 
 def run_package(args):
-    module = _tool("gradescope")
-    print(f"wrote {module.package(args.out) if args.out else module.package()}")
+    print(f"wrote {gradescope.package(args.out, lesson_ids=args.lesson, isolated=args.isolated)}")
     return 0
 
 

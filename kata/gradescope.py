@@ -12,28 +12,29 @@ run_autograder (run for each submission). run_autograder reads these environment
     KATA_LESSONS     comma-separated lesson ids to grade, e.g. "03,06"; set but empty: all lessons
                      (default: the lessons given to package(), else all)
     KATA_ISOLATED    1 to grade each lesson with the reference for the others (default: package()'s choice)
-    KATA_TIMEOUT     seconds allowed per lesson (default: grader.py's)
+    KATA_TIMEOUT     seconds allowed per lesson (default: kata.grading's)
 
 so a Gradescope run can be simulated in any folder without setup.sh:
 
     AUTOGRADER_ROOT=/tmp/ag KATA_PYTHON=.venv/bin/python bash /tmp/ag/source/run_autograder
 
-run_autograder uses two internal commands of this module:
+run_autograder grades with this module's command, which always writes results.json once Python runs:
 
-    python -m kata.gradescope prepare SUBMISSION WORK_DIR    # prints the folder to grade
-    python -m kata.gradescope finish RESULTS WORK_DIR        # adds notes, or writes a zero score and the error
+    python -m kata.gradescope SUBMISSION RESULTS [--lesson IDS] [--isolated] [--timeout SECONDS]
 """
 
 import argparse
-import json
+import io
 import math
 import sys
+import traceback
 import zipfile
 from pathlib import Path
 
-from .batch import prepare, rename, write_atomic
-from .grading import SubmissionError, lesson_ids_of
+from .files import write_atomic, write_json
+from .grading import grade, lesson_ids_of
 from .manifest import ROOT
+from .submission import SubmissionError
 
 VISIBLE = "visible"
 FAILURES_SHOWN = 3  # the first failures tell a student where to start; the rest is noise in a collapsed box
@@ -76,13 +77,15 @@ def lesson_output(entry):
 
 
 def summary(result, tests):
-    """The top-level text: score, what is complete, and where to go next."""
+    """The top-level text: the notes on the submission, score, what is complete, and where to go next."""
     done = [test["number"] for test in tests if test["status"] == "passed"]
     todo = [entry for entry in result["lessons"] if not _full_marks(entry["score"], entry["max_score"])]
     mode = ("each lesson graded with the reference code for the other lessons" if result.get("isolated")
             else "your own code used for every lesson, as when your model trains")
-    lines = [f"Score: {sum(t['score'] for t in tests):g}/{sum(t['max_score'] for t in tests):g} ({mode}).",
-             f"Lessons at full marks: {', '.join(done) if done else 'none yet'}."]
+    notes = result.get("notes") or []
+    lines = [*notes, ""] if notes else []
+    lines += [f"Score: {sum(t['score'] for t in tests):g}/{sum(t['max_score'] for t in tests):g} ({mode}).",
+              f"Lessons at full marks: {', '.join(done) if done else 'none yet'}."]
     if todo:
         first = todo[0]
         lines.append(f"Next: lesson {first['id']} ({first['title']}), {first['passed']}/{first['total']} tests pass.")
@@ -116,13 +119,9 @@ def error_json(message):
             "visibility": VISIBLE, "stdout_visibility": VISIBLE, "tests": []}
 
 
-def _dump(data, path):
-    write_atomic(path, json.dumps(data, indent=2) + "\n")
-
-
 def write_results(result, path):
     """Write Gradescope's results.json for a grading result (atomically)."""
-    _dump(results_json(result), path)
+    write_json(path, results_json(result))
 
 
 SETUP_SH = r"""#!/usr/bin/env bash
@@ -156,8 +155,6 @@ RESULTS="$ROOT/results/results.json"
 PYTHON="${KATA_PYTHON:-$SOURCE/.venv/bin/python}"
 LESSONS="${KATA_LESSONS-@LESSONS@}"
 ISOLATED="${KATA_ISOLATED:-@ISOLATED@}"
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$ROOT/results"
 rm -f "$RESULTS"
 fallback() {  # a results.json even when Python cannot run at all
@@ -169,13 +166,10 @@ options=()
 if [ -n "$LESSONS" ]; then options+=("--lesson=$LESSONS"); fi
 if [ "$ISOLATED" = 1 ]; then options+=(--isolated); fi
 if [ -n "${KATA_TIMEOUT:-}" ]; then options+=("--timeout=$KATA_TIMEOUT"); fi
-# stderr is kept in a file too: if grading fails, the student's results.json quotes its last lines
-if IMPL="$("$PYTHON" -m kata.gradescope prepare "$ROOT/submission" "$WORK" 2>"$WORK/errors.txt")"; then
-  "$PYTHON" grader.py --impl="$IMPL" --gradescope "$RESULTS" ${options[@]+"${options[@]}"} 2>>"$WORK/errors.txt"
-  echo "grader.py exited with status $?"
-fi
-cat "$WORK/errors.txt" >&2
-"$PYTHON" -m kata.gradescope finish "$RESULTS" "$WORK" || fallback "its Python ($PYTHON) could not run"
+# it writes results.json itself, with the reason when the submission cannot be graded
+"$PYTHON" -m kata.gradescope "$ROOT/submission" "$RESULTS" ${options[@]+"${options[@]}"}
+echo "kata.gradescope exited with status $?"
+[ -f "$RESULTS" ] || fallback "its Python ($PYTHON) could not run"
 exit 0
 """
 
@@ -208,73 +202,45 @@ def package(out_path="autograder.zip", lesson_ids=None, isolated=False):
     """
     lessons_default = "" if lesson_ids is None else ",".join(lesson_ids_of(lesson_ids))
     run = RUN_AUTOGRADER.replace("@LESSONS@", lessons_default).replace("@ISOLATED@", "1" if isolated else "0")
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out_path.with_name(f".{out_path.name}.tmp")
+    data = io.BytesIO()  # the sources are a few hundred kB: built in memory, then written at once
+    with zipfile.ZipFile(data, "w") as archive:
+        _add(archive, "setup.sh", SETUP_SH, executable=True)
+        _add(archive, "run_autograder", run, executable=True)
+        for name, path in _sources():
+            _add(archive, name, path.read_bytes(), executable=path.stat().st_mode & 0o111 != 0)
+    write_atomic(out_path, data.getvalue())
+    return Path(out_path)
+
+
+def run(submission, results, lesson_ids=None, isolated=False, timeout=None):
+    """Grade submission as run_autograder does and write results.json; a submission (or a setting) that cannot
+    be graded gets a zero score and the reason, a failure of the grader itself the last lines of its traceback."""
     try:
-        with zipfile.ZipFile(temporary, "w") as archive:
-            _add(archive, "setup.sh", SETUP_SH, executable=True)
-            _add(archive, "run_autograder", run, executable=True)
-            for name, path in _sources():
-                _add(archive, name, path.read_bytes(), executable=path.stat().st_mode & 0o111 != 0)
-        temporary.replace(out_path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return out_path
-
-
-def _prepare_command(submission, work_dir):
-    """Print the folder to grade and keep, in WORK_DIR/prepared.json, how to name it and the notes for the student.
-
-    Exits 1 with the reason on stderr when the submission holds nothing to grade.
-    """
-    work_dir = Path(work_dir)
-    try:
-        folder, notes, shown = prepare(submission, work_dir, name="submission")
-    except SubmissionError as problem:
+        result = grade(submission, lesson_ids, isolated=isolated, timeout=timeout, name="submission")
+    except (SubmissionError, ValueError) as problem:
         print(problem, file=sys.stderr)
-        return 1
-    _dump({"folder": str(folder), "shown": shown, "notes": notes}, work_dir / "prepared.json")
-    print(folder)
-    return 0
-
-
-def _finish_command(results, work_dir):
-    """Complete results.json: paths named as in the submission and the notes on top, or, if grading produced
-    no results, a zero score with the last lines of the errors."""
-    results, work_dir = Path(results), Path(work_dir)
-    prepared, errors_file = work_dir / "prepared.json", work_dir / "errors.txt"
-    try:
-        data = json.loads(results.read_text())
-        assert isinstance(data, dict) and "score" in data
-    except (OSError, ValueError, AssertionError):
-        errors = errors_file.read_text(errors="replace").strip() if errors_file.exists() else ""
-        lines = errors.splitlines()
-        message = "\n".join(lines[-20:]) if lines else "grading stopped without an error message; see the log"
-        _dump(error_json(message), results)
-        return 0
-    if prepared.exists():
-        info = json.loads(prepared.read_text())
-        data = rename(data, info["folder"], info["shown"])
-        if info["notes"]:
-            data["output"] = "\n".join(info["notes"]) + "\n\n" + data.get("output", "")
-        _dump(data, results)
-    return 0
+        write_json(results, error_json(str(problem)))
+        return
+    except Exception:  # the student still gets a results.json, and the log says where the grader failed
+        trace = traceback.format_exc()
+        print(trace, file=sys.stderr)
+        write_json(results, error_json("\n".join(trace.strip().splitlines()[-20:])))
+        return
+    write_results(result, results)
+    print(f"graded {submission}: {result['score']:g}/{result['max_score']:g} points "
+          f"in {result['execution_time']:.1f} s")
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m kata.gradescope", description="internal steps of run_autograder")
-    commands = parser.add_subparsers(dest="command", required=True)
-    step = commands.add_parser("prepare", help="copy the submission's implementation into WORK_DIR; print its folder")
-    step.add_argument("submission")
-    step.add_argument("work_dir")
-    step = commands.add_parser("finish", help="complete RESULTS with the notes, or write a zero score with the error")
-    step.add_argument("results")
-    step.add_argument("work_dir")
+    parser = argparse.ArgumentParser(prog="python -m kata.gradescope", description=run.__doc__.splitlines()[0])
+    parser.add_argument("submission", help="the folder Gradescope puts the upload in")
+    parser.add_argument("results", help="the results.json to write")
+    parser.add_argument("--lesson", action="append", metavar="ID", help="grade only this lesson (02,03 or repeated)")
+    parser.add_argument("--isolated", action="store_true", help="grade each lesson with the reference for the others")
+    parser.add_argument("--timeout", metavar="SECONDS", help="time allowed per lesson")
     args = parser.parse_args(argv)
-    if args.command == "prepare":
-        return _prepare_command(args.submission, args.work_dir)
-    return _finish_command(args.results, args.work_dir)
+    run(args.submission, args.results, args.lesson, args.isolated, args.timeout)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Grade a submission lesson by lesson: each lesson's tests run in a subprocess with a time limit.
 
     grade("exercises")                     # the student's own folder, every lesson
-    grade("alice.zip", ["04"], isolated=True)
+    grade("alice.zip", ["04"], isolated=True, name="alice")
 
 A file that is missing, does not parse or fails at import is reported on the lessons that run it, with file
 and line; the other lessons are graded with the reference's copy of that file in its place.
@@ -21,38 +21,24 @@ import sys
 import tempfile
 import time
 import traceback
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pytest
 
 from .manifest import ROOT, lessons
+from .student import unfinished
+from .submission import REFERENCE, kata_files, open_submission, rename
+from .submission import SubmissionError  # noqa: F401 - grade() raises it; callers import it from here
 
 DEFAULT_TIMEOUT = 120.0  # seconds per lesson
 DEFAULT_WORKERS = 2  # this machine has 2 cores; each lesson runs single-threaded
-MAX_ZIP_BYTES = 20 * 2**20
-MAX_ZIP_FILES = 2000
 MESSAGE_CHARS = 400
-REFERENCE = ROOT / "solutions"
 TRACE_LINE = re.compile(r'\s*(File "|\S+\.py:\d+ in )')
-MARKER = re.compile(r'#\s*EXERCISE\s+lesson(\d+)\s+"([^"]*)":\s*write\s+(\S+)\s+here')
 
 
-class SubmissionError(Exception):
-    """The submission cannot be found or opened; the message says what was expected instead."""
-
-
-@dataclass
-class Submission:
-    folder: Path  # the implementation folder (extracted when the submission is a zip)
-    display: str  # how messages name that folder: "exercises", "alice/exercises"
-    arg: str  # what --impl receives for it
-
-
-# ---------------------------------------------------------------- finding the submission
+# ---------------------------------------------------------------- which lessons
 
 def lesson_ids_of(ids):
     """Manifest-ordered lesson ids from ids (None means all; "2" means "02"); unknown ids raise ValueError."""
@@ -67,98 +53,7 @@ def lesson_ids_of(ids):
     return [i for i in known if i in wanted]
 
 
-def _reference_files():
-    return sorted(p.name for p in REFERENCE.glob("*.py"))
-
-
-def _find_package(top, described):
-    """The shallowest folder under top with __init__.py and at least one file of the reference."""
-    names = set(_reference_files()) - {"__init__.py"}
-    found = [p.parent for p in sorted(top.rglob("__init__.py"))
-             if not any(part.startswith((".", "__MACOSX")) for part in p.relative_to(top).parts)
-             and any((p.parent / n).is_file() for n in names)]
-    if not found:
-        raise SubmissionError(f"{described} holds no folder laid out like exercises/ (a folder with __init__.py, "
-                              f"data.py, attention.py, ...)")
-    depth = min(len(p.relative_to(top).parts) for p in found)
-    best = [p for p in found if len(p.relative_to(top).parts) == depth]
-    if len(best) > 1:
-        names = ", ".join(str(p.relative_to(top)) for p in best)
-        raise SubmissionError(f"{described} holds several implementations ({names}): expected exactly one folder "
-                              f"laid out like exercises/")
-    return best[0]
-
-
-def _extract(archive_path, target):
-    """Unpack a zip into target, refusing absolute paths, '..', links and more than MAX_ZIP_BYTES."""
-    try:
-        with zipfile.ZipFile(archive_path) as archive:
-            members = archive.infolist()
-            if len(members) > MAX_ZIP_FILES:
-                raise SubmissionError(f"{archive_path} holds {len(members)} files: at most {MAX_ZIP_FILES} expected")
-            for info in members:
-                path = PurePosixPath(info.filename.replace("\\", "/"))
-                if path.is_absolute() or ".." in path.parts or ":" in info.filename:
-                    raise SubmissionError(f"{archive_path} holds {info.filename!r}, a path outside the archive")
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                    raise SubmissionError(f"{archive_path} holds a symbolic link ({info.filename}): "
-                                          f"expected plain files")
-            size = sum(info.file_size for info in members)
-            if size > MAX_ZIP_BYTES:
-                raise SubmissionError(f"{archive_path} unpacks to {size / 2**20:.0f} MB: at most "
-                                      f"{MAX_ZIP_BYTES // 2**20} MB expected")
-            archive.extractall(target)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise SubmissionError(f"{archive_path} could not be opened as a zip: {error}") from error
-
-
-def open_submission(impl, work):
-    """Resolve impl ("solutions", "exercises", a folder or a .zip) into a Submission; work is a scratch folder."""
-    if str(impl) in ("solutions", "exercises"):
-        return Submission(ROOT / str(impl), str(impl), str(impl))
-    path = Path(impl).expanduser()
-    if not path.exists():
-        raise SubmissionError(f"no such folder or zip: {impl} (expected 'exercises', 'solutions', a folder laid "
-                              f"out like exercises/ or a .zip of one)")
-    path = path.resolve()
-    for name in ("solutions", "exercises"):
-        if path == ROOT / name:
-            return Submission(path, name, name)
-    if path.is_file():
-        if not zipfile.is_zipfile(path):
-            raise SubmissionError(f"{impl} is a file but not a zip: expected a folder laid out like exercises/ "
-                                  f"or a .zip of one")
-        _extract(path, work / "unzipped")
-        folder = _find_package(work / "unzipped", str(impl))
-        inner = folder.relative_to(work / "unzipped")
-        return Submission(folder, str(inner) if inner.parts else path.stem, str(folder))
-    folder = path if (path / "__init__.py").is_file() else _find_package(path, str(impl))
-    shown = str(impl).rstrip("/") if folder == path else str(folder)
-    return Submission(folder, shown, str(folder))
-
-
 # ---------------------------------------------------------------- what is finished, what is broken
-
-def unfinished(folder):
-    """(lesson_id, symbol, file, line, section) of every EXERCISE marker left in folder, in manifest order.
-
-    kata.student.unfinished does this for the student tools; this scan is the fallback when it is absent.
-    """
-    try:
-        from .student import unfinished as from_student  # written alongside; optional here
-    except ImportError:
-        from_student = None
-    if from_student is not None:
-        return from_student(folder)
-    found = []
-    for item in lessons():
-        for name in item.files:
-            path = Path(folder) / name
-            lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
-            found += [(m[1], m[3], name, number, m[2]) for number, line in enumerate(lines, 1)
-                      if (m := MARKER.search(line)) and m[1] == item.id]
-    return found
-
 
 def _static_problems(folder, display):
     """{file: message} for reference files that are missing, not UTF-8 or not valid Python in folder.
@@ -168,7 +63,7 @@ def _static_problems(folder, display):
     """
     owned = {name for item in lessons() for name in item.files}
     problems = {}
-    for name in _reference_files():
+    for name in kata_files():
         path = folder / name
         if not path.is_file():
             problems[name] = f"{display}/{name} is missing" if name in owned else None
@@ -267,7 +162,7 @@ def _repair(sub, work, limit):
     """({file: message} of broken files, folder where they are replaced by the reference's copies)."""
     broken = _static_problems(sub.folder, sub.display)
     folder = sub.folder
-    for _ in range(len(_reference_files()) + 1):
+    for _ in range(len(kata_files()) + 1):
         if broken and folder == sub.folder:
             folder = work / "repaired"
             shutil.copytree(sub.folder, folder, ignore=shutil.ignore_patterns("__pycache__", ".*"))
@@ -406,16 +301,12 @@ def _short(text, limit=MESSAGE_CHARS):
 
 def _cleaner(replacements):
     """A function that replaces temporary paths in a message by the names a reader knows."""
-    pairs = {}
-    for path, name in replacements.items():
-        for spelling in {str(path), str(Path(path).resolve())}:
-            pairs[spelling + os.sep] = name + "/" if name else ""
-            pairs[spelling] = name
-    pairs = sorted(pairs.items(), key=lambda pair: -len(pair[0]))
+    # longest first: a folder before the folder that holds it
+    order = sorted(replacements.items(), key=lambda pair: -max(len(str(pair[0])), len(str(Path(pair[0]).resolve()))))
 
     def clean(text):
-        for old, new in pairs:  # longest first: a folder before the folder that holds it
-            text = text.replace(old, new)
+        for path, name in order:
+            text = rename(text, path, name)
         return _short(re.sub(r"kata_submission_[0-9a-f]{10}", "submission", text))
     return clean
 
@@ -457,18 +348,28 @@ def _dependency_note(item, by_id, unfinished_ids, broken_lessons):
             f"lesson alone with --isolated (python grader.py --lesson {item.id} --isolated)")
 
 
-def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_TIMEOUT, *, workers=DEFAULT_WORKERS):
-    """Grade impl ("solutions", "exercises", a folder or a .zip) and return the result (SPEC section 5 + extras).
+def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_TIMEOUT, *, workers=DEFAULT_WORKERS,
+          name=None):
+    """Grade impl and return the result (SPEC section 5 + extras, among them "notes" for the student).
 
-    Raises SubmissionError when the submission cannot be found or opened, ValueError for an unknown lesson id;
-    a broken submission is never an exception: its failures are in the result.
+    impl is "solutions", "exercises", or any layout kata.submission accepts (a folder laid out like exercises/,
+    a folder holding one, a .zip of either); messages call it name (default: impl as given), e.g. "alice/loss.py".
+    Raises SubmissionError when the submission cannot be found or opened, ValueError for an unknown lesson id or
+    a timeout that is not a positive number of seconds; a broken submission is never an exception: its failures
+    are in the result.
     """
     start = time.monotonic()
     chosen = [item for item in lessons() if item.id in lesson_ids_of(lesson_ids)]
-    timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+    try:
+        seconds = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds > 0:  # nan too
+        raise ValueError(f"timeout {timeout!r}: expected a positive number of seconds per lesson")
+    timeout = seconds
     with tempfile.TemporaryDirectory(prefix="kata-grade-") as tmp:
         work = Path(tmp)
-        sub = open_submission(impl, work)
+        sub = open_submission(impl, work, name)
         tests = reference_tests()
         broken, repaired = _repair(sub, work, max(2.0, min(timeout / 4, 30.0)))
         todo = unfinished(sub.folder)
@@ -503,18 +404,7 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_TIM
     return {"implementation": str(impl), "isolated": bool(isolated),
             "score": round(sum(e["score"] for e in results), 2),
             "max_score": float(sum(e["max_score"] for e in results)),
-            "execution_time": round(time.monotonic() - start, 2), "lessons": results}
-
-
-def write_json(result, path):
-    """Write result as JSON atomically (a temporary file, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                     delete=False) as handle:
-        json.dump(result, handle, indent=2)
-        handle.write("\n")
-    os.replace(handle.name, path)
+            "execution_time": round(time.monotonic() - start, 2), "notes": sub.notes, "lessons": results}
 
 
 # ---------------------------------------------------------------- the plugin loaded into test subprocesses

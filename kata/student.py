@@ -8,7 +8,6 @@
 
 import datetime
 import json
-import os
 import queue
 import re
 import shutil
@@ -20,6 +19,7 @@ import traceback
 from pathlib import Path
 
 from . import stubs
+from .files import write_atomic, write_json
 from .manifest import ROOT, lessons, reread
 
 HINTS = ROOT / "lessons" / "hints.toml"
@@ -46,7 +46,7 @@ def _folder(folder):
     return path
 
 
-def _shown(path):
+def shown(path):
     """A path as a student reads it: relative to the repository when inside it."""
     path = Path(path).resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
@@ -118,14 +118,6 @@ def _exercise(item, symbol, todo):
                      f"{', '.join(e.symbol for e in item.exercises)}")
 
 
-def _write_atomic(path, text):
-    """Write through a temporary file in the same folder, then os.replace, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 def next_hint(lesson_id, symbol=None, state_dir=STATE_DIR, folder=ROOT / "exercises"):
     """The next hint level (1, 2, then 3 for good) for one exercise, as text to print.
 
@@ -140,7 +132,7 @@ def next_hint(lesson_id, symbol=None, state_dir=STATE_DIR, folder=ROOT / "exerci
     exercise = _exercise(item, symbol, todo)
     hints = load_hints()
     if (item.id, exercise.symbol) not in hints:
-        raise ValueError(f"{_shown(HINTS)} has no hint for lesson {item.id} {exercise.symbol}")
+        raise ValueError(f"{shown(HINTS)} has no hint for lesson {item.id} {exercise.symbol}")
     state_file = Path(state_dir) / "hints.json"
     try:
         state = json.loads(state_file.read_text())
@@ -152,10 +144,10 @@ def next_hint(lesson_id, symbol=None, state_dir=STATE_DIR, folder=ROOT / "exerci
     valid = isinstance(previous, int) and not isinstance(previous, bool) and 0 <= previous <= LEVELS
     level = min(previous + 1, LEVELS) if valid else 1  # a hand-edited state starts again at level 1
     state[key] = level
-    _write_atomic(state_file, json.dumps(state, indent=1, sort_keys=True) + "\n")
+    write_json(state_file, state, indent=1, sort_keys=True)
 
-    where = next((f"{_shown(Path(folder) / file)}:{line}" for _, s, file, line, _ in todo if s == exercise.symbol),
-                 _shown(Path(folder) / exercise.file))
+    where = next((f"{shown(Path(folder) / file)}:{line}" for _, s, file, line, _ in todo if s == exercise.symbol),
+                 shown(Path(folder) / exercise.file))
     body = textwrap.fill(hints[(item.id, exercise.symbol)][level - 1], width=100,
                          initial_indent="  ", subsequent_indent="  ")
     if level < LEVELS:
@@ -179,7 +171,7 @@ def reset(lesson_id, folder=ROOT / "exercises", backup_root=STATE_DIR / "backup"
     reference = folder == (ROOT / "solutions").resolve() or any(
         stubs.BEGIN in (folder / name).read_text(errors="replace") for name in item.files if (folder / name).is_file())
     if reference:
-        raise ValueError(f"refusing to reset {_shown(folder)}: it holds the reference (solution regions) the stubs "
+        raise ValueError(f"refusing to reset {shown(folder)}: it holds the reference (solution regions) the stubs "
                          f"are generated from; reset works on exercises/ or on a folder laid out like it")
     if not (folder / "__init__.py").is_file():
         raise ValueError(f"{folder} has no __init__.py: expected a folder laid out like exercises/")
@@ -194,7 +186,7 @@ def reset(lesson_id, folder=ROOT / "exercises", backup_root=STATE_DIR / "backup"
                 backup_dir = _new_backup_dir(Path(backup_root))
             shutil.copy2(target, backup_dir / name)
             backups.append(backup_dir / name)
-        _write_atomic(target, generated[name])
+        write_atomic(target, generated[name])
     return backups
 
 
@@ -260,7 +252,7 @@ def watch(run, folder=ROOT / "exercises", interval=1.0, stdin=sys.stdin, max_run
             runs += 1
             if max_runs is not None and runs >= max_runs:
                 return
-            print(f"\nWatching {_shown(folder)}/: save a .py file or press Enter to run again; Ctrl-C to stop.",
+            print(f"\nWatching {shown(folder)}/: save a .py file or press Enter to run again; Ctrl-C to stop.",
                   file=out, flush=True)
             while True:
                 try:

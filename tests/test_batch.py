@@ -2,15 +2,17 @@
 
 import csv
 import json
+import os
 import shutil
 import zipfile
 
 import pytest
 
 from kata import batch
-from kata.batch import prepare
+from kata.files import write_atomic
 from kata.grading import SubmissionError
 from kata.manifest import ROOT, lesson
+from kata.submission import prepare, rename
 
 pytestmark = pytest.mark.meta
 
@@ -59,7 +61,7 @@ def test_prepare_adds_a_missing_init_and_says_so(tmp_path):
 
 def test_rename_replaces_the_temporary_folder_everywhere(tmp_path):
     data = {"a": [f"{tmp_path}/x/loss.py:3: boom", 1.5], "b": {"c": str(tmp_path / "x")}}
-    assert batch.rename(data, tmp_path / "x", "alice") == {"a": ["alice/loss.py:3: boom", 1.5], "b": {"c": "alice"}}
+    assert rename(data, tmp_path / "x", "alice") == {"a": ["alice/loss.py:3: boom", 1.5], "b": {"c": "alice"}}
 
 
 @pytest.mark.parametrize("case, expected", [
@@ -142,3 +144,16 @@ def test_one_crashing_grade_does_not_stop_the_batch(tmp_path, monkeypatch):
     assert [(r["student"], r["06"], r["status"]) for r in rows] == [
         ("ann", 6.0, "ok"), ("ben", 0.0, "RuntimeError: the grader fell over"), ("cid", 6.0, "ok")]
     assert json.loads((tmp_path / "out" / "ben.json").read_text())["error"] == "RuntimeError: the grader fell over"
+
+
+def test_write_atomic_replaces_a_file_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "out" / "grades.csv"
+    write_atomic(path, "student,total\n")
+    write_atomic(path, b"\x00binary")
+    assert path.read_bytes() == b"\x00binary"
+    with pytest.raises(AttributeError):  # fails while writing: the old file stays, no temporary is left
+        write_atomic(path, 42)
+    assert path.read_bytes() == b"\x00binary" and [p.name for p in path.parent.iterdir()] == ["grades.csv"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask, "a written file gets the usual permissions"

@@ -184,3 +184,33 @@ def test_bad_usage_exits_2_with_a_message_and_no_traceback(tmp_path):
         proc = cli(*args)
         assert proc.returncode == 2 and expected in proc.stderr, (args, proc.returncode, proc.stderr)
         assert "Traceback" not in proc.stderr
+
+
+def test_grade_opens_what_batch_opens_names_it_and_notes_what_it_added(tmp_path):
+    upload = tmp_path / "upload"  # an unextracted zip of loose files, without __init__.py, lesson 06's file broken
+    upload.mkdir()
+    loss = (ROOT / "solutions" / "loss.py").read_text()
+    with zipfile.ZipFile(upload / "work.zip", "w") as handle:
+        for path in sorted((ROOT / "solutions").glob("*.py")):
+            if path.name not in ("__init__.py", "loss.py"):
+                handle.write(path, path.name)
+        handle.writestr("loss.py", loss + "def broken(:\n")
+    result = grade(str(upload), ["06"], name="alice")
+    assert result["notes"] == ["__init__.py was not in the submission: the one of exercises/ was used."]
+    message = result["lessons"][0]["tests"][0]["message"]
+    assert message.startswith(f"alice/loss.py line {len(loss.splitlines()) + 1}: SyntaxError"), message
+    assert str(tmp_path) not in json.dumps(result["lessons"]) and "/implementation" not in json.dumps(result)
+
+
+def test_an_ambiguous_or_unsafe_submission_is_refused_before_grading(tmp_path):
+    for version in ("v1", "v2"):
+        copy_of("solutions", tmp_path / "two" / version)
+    with pytest.raises(SubmissionError, match=r"several implementations \(v1, v2\)"):
+        grade(str(tmp_path / "two"), ["06"])
+    link = tmp_path / "link.zip"
+    with zipfile.ZipFile(link, "w") as handle:
+        info = zipfile.ZipInfo("exercises/loss.py")
+        info.external_attr = 0o120777 << 16
+        handle.writestr(info, "/etc/passwd")
+    with pytest.raises(SubmissionError, match="symbolic link"):
+        grade(str(link), ["06"])

@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from kata.gradescope import FAILURES_SHOWN, package, results_json, write_results
+from kata.gradescope import FAILURES_SHOWN, main, package, results_json, write_results
 from kata.manifest import ROOT, lesson
 
 pytestmark = pytest.mark.meta
@@ -163,3 +163,18 @@ def test_run_autograder_writes_results_even_when_python_cannot_run(gradescope, t
     data, proc, _ = run("06", python=str(tmp_path / "no-such-python"))
     assert data["score"] == 0.0 and data["tests"] == []
     assert "no-such-python" in data["output"] and "could not run" in data["output"], data["output"]
+
+
+def test_run_writes_the_reason_when_a_setting_or_the_grader_fails(tmp_path, monkeypatch):
+    results = tmp_path / "results.json"
+    assert main([str(tmp_path), str(results), "--timeout", "soon"]) == 0
+    data = json.loads(results.read_text())
+    assert data["score"] == 0.0 and "could not grade" in data["output"] and "soon" in data["output"], data["output"]
+
+    def broken_grade(*args, **options):
+        raise RuntimeError("the grader fell over")
+
+    monkeypatch.setattr("kata.gradescope.grade", broken_grade)
+    assert main([str(tmp_path), str(results)]) == 0
+    data = json.loads(results.read_text())
+    assert data["tests"] == [] and "RuntimeError: the grader fell over" in data["output"], data["output"]
