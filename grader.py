@@ -76,7 +76,7 @@ def parser():
 
 def _student_folder(impl):
     """The folder a student works in, or None when impl is not one (the reference, a zip)."""
-    path = ROOT / impl if impl in ("exercises", "solutions") else Path(impl).expanduser()
+    path = grading.impl_folder(impl).expanduser()
     if not path.is_dir() or path.resolve() == (ROOT / "solutions").resolve():
         return None
     return path

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from .implementation import NAMED
 from .manifest import ROOT, lessons
 from .student import unfinished
 from .submission import REFERENCE, kata_files, open_submission, rename
@@ -285,7 +286,7 @@ def run_lesson(lesson_id, impl_arg, tests, timeout, work, clean=lambda text: tex
 
 
 def impl_folder(impl_arg):
-    return ROOT / impl_arg if impl_arg in ("solutions", "exercises") else Path(impl_arg)
+    return ROOT / impl_arg if impl_arg in NAMED else Path(impl_arg)
 
 
 def _short(text, limit=MESSAGE_CHARS):

@@ -10,10 +10,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from .implementation import NAMED  # graded in place, under their own names
 from .manifest import ROOT
 
 REFERENCE = ROOT / "solutions"
-NAMED = ("solutions", "exercises")  # graded in place, under their own names
 MAX_ZIP_BYTES = 20 * 2**20  # a submission is a few hundred kB; anything this big is a mistake or a zip bomb
 MAX_ZIP_FILES = 2000
 SKIPPED_DIRS = {"__MACOSX", "__pycache__", ".git", ".venv", "venv", ".ipynb_checkpoints", "node_modules"}
