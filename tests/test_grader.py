@@ -115,27 +115,18 @@ def test_lesson_04_with_its_reference_file_passes_isolated_and_names_02_and_03_o
     assert "02" in together["note"] and "03" in together["note"] and "--isolated" in together["note"], together["note"]
 
 
-def test_a_syntax_error_zeroes_its_lesson_with_file_and_line_and_the_others_are_graded(tmp_path):
+@pytest.mark.parametrize("appended, error", [("def broken(:\n    pass\n", "SyntaxError"),
+                                             ("SCALE = 1 / 0\n", "ZeroDivisionError")],
+                         ids=["syntax-error", "exception-at-import"])
+def test_a_broken_file_zeroes_its_lesson_with_file_and_line_and_the_others_are_graded(tmp_path, appended, error):
     folder = copy_of("solutions", tmp_path / "submission")
     loss = folder / "loss.py"
     line = len(loss.read_text().splitlines()) + 1
-    loss.write_text(loss.read_text() + "def broken(:\n    pass\n")
+    loss.write_text(loss.read_text() + appended)
     result = by_id(grade(str(folder), ["03", "06"]))
     assert result["06"]["score"] == 0 and statuses(result["06"]) == {"error"}
     message = result["06"]["tests"][0]["message"]
-    assert f"loss.py line {line}" in message and "SyntaxError" in message, message
-    assert result["03"]["score"] == result["03"]["max_score"], result["03"]["note"]
-
-
-def test_an_exception_at_import_is_reported_with_file_and_line_and_the_others_are_graded(tmp_path):
-    folder = copy_of("solutions", tmp_path / "submission")
-    loss = folder / "loss.py"
-    line = len(loss.read_text().splitlines()) + 1
-    loss.write_text(loss.read_text() + "SCALE = 1 / 0\n")
-    result = by_id(grade(str(folder), ["03", "06"]))
-    assert result["06"]["score"] == 0 and statuses(result["06"]) == {"error"}
-    message = result["06"]["tests"][0]["message"]
-    assert f"loss.py line {line}" in message and "ZeroDivisionError" in message, message
+    assert f"loss.py line {line}" in message and error in message, message
     assert result["03"]["score"] == result["03"]["max_score"], result["03"]["note"]
 
 
