@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup grade test exercises bench clean
+.PHONY: help setup grade test train play exercises notebooks lab bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,9 +25,24 @@ grade: setup  ## Grade your work in exercises/ (pass options with ARGS="--lesson
 test: setup  ## Run the whole suite against the reference, the catalogue of wrong implementations and the stub checks
 	$(PY) -m pytest --impl solutions
 
-exercises: setup  ## Regenerate exercises/ from solutions/ and the lesson table of README.md from manifest.toml
+train: setup  ## Train your model (pass options with ARGS="--impl solutions --size medium --plots plots")
+	$(PY) train.py $(ARGS)
+
+play: setup  ## Ask the trained model questions such as Max ( 5 3 9 ) (ARGS="--checkpoint FILE")
+	$(PY) play.py $(ARGS)
+
+exercises: setup  ## Regenerate exercises/ from solutions/, the lesson tables from manifest.toml and the notebooks
 	$(PY) -m kata.stubs
 	$(PY) -m kata.docs
+	$(PY) -m kata.notebooks
+
+notebooks: setup  ## Regenerate the lesson notebooks in notebooks/ from the lesson texts
+	$(PY) -m kata.notebooks
+	$(PY) -m kata.docs
+
+lab: setup  ## Open the notebooks in JupyterLab (installs the pinned requirements-lab.txt the first time)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-lab.txt
+	$(VENV)/bin/jupyter lab notebooks/
 
 bench: setup  ## Train the reference on seeds 0-4 and print accuracy and speed (PyTorch side by side if installed)
 	$(PY) -m benchmarks.train_benchmark

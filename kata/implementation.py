@@ -48,9 +48,9 @@ def load(spec):
     name, folder = resolve(spec)
     if name in sys.modules:
         return sys.modules[name]
+    # the named packages load from the repository even where it is not on sys.path (a notebook's kernel)
+    folder = folder or ROOT / name
     try:
-        if folder is None:
-            return importlib.import_module(name)
         module_spec = importlib.util.spec_from_file_location(
             name, folder / "__init__.py", submodule_search_locations=[str(folder)])
         module = importlib.util.module_from_spec(module_spec)
