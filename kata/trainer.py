@@ -25,10 +25,11 @@ def batches(examples, batch_size, rng, impl):
         yield impl.create_batch([examples[i] for i in order[start:start + batch_size]])
 
 
-def train(impl, model, train_set, recipe=Recipe(), seed=0, on_step=None):
+def train(impl, model, train_set, recipe=Recipe(), seed=0, on_step=None, on_epoch_end=None):
     """Train model in place with impl's Adam, CrossEntropyLoss, train_step and warmup_cosine_lr.
 
     on_step(step, loss, accuracy, seconds) is called after every step; seconds is that step's time.
+    on_epoch_end(epoch) is called after each epoch (counted from 0); returning True stops training there.
     returns: the list of (loss, accuracy) of every step
     """
     rng = np.random.default_rng(seed)
@@ -36,11 +37,12 @@ def train(impl, model, train_set, recipe=Recipe(), seed=0, on_step=None):
     loss_fn = impl.CrossEntropyLoss()
     steps_per_epoch = -(-len(train_set) // recipe.batch_size)
     total = recipe.epochs * steps_per_epoch
+    warmup = min(recipe.warmup_steps, total // 4)  # a short run still spends most of its steps at full rate
     history = []
-    for _ in range(recipe.epochs):
+    for epoch in range(recipe.epochs):
         for tokens, targets, mask in batches(train_set, recipe.batch_size, rng, impl):
             step = len(history)
-            optimizer.learning_rate = impl.warmup_cosine_lr(step, recipe.learning_rate, recipe.warmup_steps, total,
+            optimizer.learning_rate = impl.warmup_cosine_lr(step, recipe.learning_rate, warmup, total,
                                                             recipe.learning_rate * recipe.min_lr_ratio)
             start = time.perf_counter()
             loss, accuracy = impl.train_step(model, tokens, targets, loss_fn, optimizer, mask)
@@ -48,4 +50,6 @@ def train(impl, model, train_set, recipe=Recipe(), seed=0, on_step=None):
             history.append((loss, accuracy))
             if on_step is not None:
                 on_step(step, loss, accuracy, seconds)
+        if on_epoch_end is not None and on_epoch_end(epoch):
+            break
     return history
