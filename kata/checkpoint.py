@@ -21,6 +21,8 @@ from .files import write_atomic
 FORMAT = "transformer-kata checkpoint"
 VERSION = 1
 HEADER = "__header__"
+ZIP_MAGIC = b"PK\x03\x04"
+MAX_SEQ_LEN = 100_000  # a header may not ask for a larger positional table
 CONFIG_KEYS = ("vocab_size", "embed_dim", "num_heads", "num_layers", "ffn_dim", "max_seq_len")
 
 
@@ -50,6 +52,12 @@ def load(path):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}" + (" (it is a folder)" if path.is_dir() else ""))
+    with open(path, "rb") as stream:
+        start = stream.read(4)
+    if start != ZIP_MAGIC:
+        kind = "empty" if not start else "a single .npy array" if start.startswith(b"\x93NUM") else "another kind of file"
+        raise CheckpointError(f"{path} is not an .npz checkpoint: it is {kind} (an .npz file is a zip archive, "
+                              f"written by train.py --checkpoint)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = list(archive.files)
@@ -58,11 +66,15 @@ def load(path):
                                       f"(it has no {HEADER} entry; its arrays: {', '.join(names[:6]) or 'none'})")
             raw = archive[HEADER]
             arrays = {name: archive[name] for name in names if name != HEADER}
+        not_arrays = [name for name, value in [(HEADER, raw), *arrays.items()] if not isinstance(value, np.ndarray)]
+        if not_arrays:
+            raise CheckpointError(f"{path}: the entries {not_arrays[:5]} are not .npy arrays: it is a zip archive "
+                                  f"but not a checkpoint of this project")
     except CheckpointError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError) as error:
-        raise CheckpointError(f"{path} is not a readable .npz checkpoint: it is truncated, corrupt or another "
-                              f"kind of file ({type(error).__name__}: {error})") from None
+        raise CheckpointError(f"{path} is not a readable .npz checkpoint: it is truncated or corrupt "
+                              f"({type(error).__name__}: {error})") from None
     except ValueError as error:  # an object array needs pickle, which is never allowed
         raise CheckpointError(f"{path} holds arrays that need pickle to load ({error}); checkpoints of this "
                               f"project never do: it is not one of them") from None
@@ -89,6 +101,12 @@ def _header(path, raw):
                                            or config[k] < 1 for k in CONFIG_KEYS):
         raise CheckpointError(f"{path}: its header's config {config!r} does not give the positive integers "
                               f"{list(CONFIG_KEYS)}")
+    if config["embed_dim"] % config["num_heads"]:
+        raise CheckpointError(f"{path}: its header's config has embed_dim {config['embed_dim']} and num_heads "
+                              f"{config['num_heads']}, but the heads must divide the embedding")
+    if config["max_seq_len"] > MAX_SEQ_LEN:
+        raise CheckpointError(f"{path}: its header's config has max_seq_len {config['max_seq_len']}, more than "
+                              f"{MAX_SEQ_LEN} (the positional table would not fit in memory)")
     return header
 
 
@@ -126,7 +144,11 @@ def _check_arrays(path, config, arrays):
 def restore(impl, path):
     """(model, header): impl.Transformer built from the header's config, with the checkpoint's parameters."""
     header, arrays = load(path)
-    model = impl.Transformer(**header["config"])
+    try:
+        model = impl.Transformer(**header["config"])
+    except (ValueError, TypeError, MemoryError) as error:
+        raise CheckpointError(f"{path}: the implementation cannot build a Transformer with the configuration in its "
+                              f"header, {header['config']}: {type(error).__name__}: {error}") from None
     for name, array in arrays.items():
         target = get_path(model, name)
         if target.shape != array.shape:

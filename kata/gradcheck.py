@@ -50,6 +50,9 @@ def diagnose(analytic, numeric, full=None):
         return "the sign is flipped"
     factor = float(analytic @ numeric / (numeric @ numeric)) if numeric @ numeric > 0 else 0.0
     if factor and np.allclose(analytic, factor * numeric, rtol=1e-4, atol=1e-6 * scale):
+        if abs(factor - 1.0) < 1e-3:
+            return (f"close to the right gradient but about {abs(factor - 1.0):.1e} too "
+                    f"{'large' if factor > 1 else 'small'}: a small term, or a constant such as eps in the wrong place")
         inverse = 1.0 / factor
         hint = f" (1/{inverse:.4g})" if abs(inverse - round(inverse)) < 1e-6 and abs(inverse) > 1 else ""
         return f"off by a constant factor of {factor:.6g}{hint}: a missing or extra scale, such as 1/B or a double count"

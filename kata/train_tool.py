@@ -86,10 +86,22 @@ def load_finished(spec, needs=None):
         raise SystemExit(f"train.py: {error}") from None
 
 
-def _where(error):
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if "/kata/" not in f.filename]
-    frame = frames[-1] if frames else traceback.extract_tb(error.__traceback__)[-1]
-    return f"{frame.filename}:{frame.lineno}"
+def _in_folder(filename, folder):
+    try:
+        return Path(filename).resolve().is_relative_to(folder)
+    except (OSError, ValueError):
+        return False
+
+
+def blame(error, folder):
+    """'file:line' of the innermost frame of error inside the implementation's folder, or None if none is."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if _in_folder(f.filename, folder)]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+
+
+def implementation_folder(spec):
+    name, folder = resolve(spec)
+    return (folder or ROOT / name).resolve()
 
 
 def snapshot(model, num_layers):
@@ -110,8 +122,25 @@ def accuracy_of(model, dataset, impl):
 
 
 def run(args, out=sys.stdout, stdin=sys.stdin):
-    """Train as args say; print progress and a summary to out; return the metrics dict."""
+    """Train as args say; print progress and a summary to out; return the metrics dict.
+
+    Raises SystemExit with a message (never a traceback) when the implementation is unfinished, raises an
+    exception anywhere (the walk-through, training, the summary) or makes the loss NaN."""
     impl = load_finished(args.impl)
+    folder = implementation_folder(args.impl)
+    try:
+        return _run(impl, args, out, stdin)
+    except TrainingFailed as error:
+        raise SystemExit(f"Training stopped: {error}") from None
+    except Exception as error:
+        where = blame(error, folder)
+        if where is None:  # not raised through the implementation's code: a fault of this tool, shown in full
+            raise
+        raise SystemExit(f"train.py stopped: your code raised {type(error).__name__}: {error}\n  at {where}\n"
+                         f"Run `python grader.py` to find which lesson's tests fail.") from None
+
+
+def _run(impl, args, out, stdin):
     np.random.seed(args.seed)  # the initial weights (Xavier-uniform) come from numpy's global generator
     data = impl.generate_tokenized_dataset(SIZES[args.size], num_args=NUM_ARGS, seed=args.seed)
     train_set, val_set, test_set = impl.split_dataset(data, 0.8, 0.1, seed=args.seed)
@@ -171,11 +200,6 @@ def run(args, out=sys.stdout, stdin=sys.stdin):
 
     try:
         train(impl, model, train_set, recipe, seed=args.seed, on_step=on_step, on_epoch_end=on_epoch_end)
-    except TrainingFailed as error:
-        raise SystemExit(f"Training stopped: {error}") from None
-    except Exception as error:  # the implementation's own code failed: say where, not a traceback
-        raise SystemExit(f"Training stopped: your code raised {type(error).__name__}: {error}\n  at {_where(error)}\n"
-                         f"Run `python grader.py` to find which lesson's tests fail.") from None
     finally:
         if state["bar"] is not None:
             state["bar"].close()
@@ -265,7 +289,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("\ninterrupted: nothing was saved", file=sys.stderr)
         return 130
-    except checkpoint.CheckpointError as error:
+    except (checkpoint.CheckpointError, OSError) as error:  # e.g. a folder for --metrics-json that cannot be written
         print(f"train.py: {error}", file=sys.stderr)
         return 1
     print(f"done in {time.perf_counter() - start:.1f} s")
