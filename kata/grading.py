@@ -29,7 +29,7 @@ import pytest
 
 from .implementation import NAMED
 from .manifest import ROOT, lessons
-from .student import unfinished
+from .student import pointer_for, unfinished
 from .submission import REFERENCE, kata_files, open_submission, rename
 from .submission import SubmissionError  # noqa: F401 - grade() raises it; callers import it from here
 
@@ -476,4 +476,8 @@ def _message(report, excinfo):
     spots = [entry for entry in excinfo.traceback if Path(str(entry.path)).resolve().parent == _state["folder"]]
     if spots:
         text = f"{spots[-1].path}:{spots[-1].lineno + 1}: {text}"
+        if not excinfo.errisinstance((AssertionError, NotImplementedError, pytest.fail.Exception)):
+            pointer = pointer_for(spots[-1].path, spots[-1].lineno + 1)
+            text = _short(text, MESSAGE_CHARS - len(pointer) - 2) + (f"; {pointer}" if pointer else "")
+            return text
     return _short(text)

@@ -10,7 +10,7 @@ Expected values come from hand-computed cases or from `ref`, the reference solut
 import numpy as np
 import pytest
 
-from kata import implementation
+from kata import implementation, student
 from kata.manifest import lessons
 
 
@@ -68,4 +68,12 @@ def pytest_runtest_makereport(item, call):
     if call.excinfo is not None and call.excinfo.errisinstance(NotImplementedError):
         entry = call.excinfo.traceback[-1]
         report.longrepr = f"{entry.path}:{entry.lineno + 1}: NotImplementedError: {call.excinfo.value}"
+    elif call.excinfo is not None and not call.excinfo.errisinstance((AssertionError, pytest.fail.Exception,
+                                                                     pytest.skip.Exception)):
+        # an error inside the student's code (a NumPy shape error, a TypeError): say which exercise and section
+        for entry in reversed(call.excinfo.traceback):
+            pointer = student.pointer_for(entry.path, entry.lineno + 1)
+            if pointer:
+                report.sections.append(("where to look", f"{entry.path}:{entry.lineno + 1}: {pointer}"))
+                break
     return report

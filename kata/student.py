@@ -4,8 +4,10 @@
     next_hint(lesson, symbol)    the next of three hint levels (lessons/hints.toml), remembered in .kata/
     reset(lesson, folder)        the lesson's files back to the generated stubs, the student's copy kept
     watch(run, folder)           run() again at every save of a .py file, or when Enter is pressed
+    exercise_at(file, line)      the exercise whose code holds a line: where an error inside it sends the student
 """
 
+import ast
 import datetime
 import json
 import queue
@@ -266,3 +268,38 @@ def watch(run, folder=ROOT / "exercises", interval=1.0, stdin=sys.stdin, max_run
                 break
     except KeyboardInterrupt:
         print(file=out, flush=True)
+
+
+def exercise_at(filename, line):
+    """(lesson id, Exercise) whose function or method holds line of filename, or None.
+
+    The file is matched by name against the manifest's exercise files; the enclosing `def` (and its class)
+    gives the symbol, e.g. "LayerNorm.backward"."""
+    name = Path(str(filename)).name
+    candidates = {e.symbol: (item.id, e) for item in lessons() for e in item.exercises if e.file == name}
+    if not candidates:
+        return None
+    try:
+        tree = ast.parse(Path(str(filename)).read_text(errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    best = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for child in node.body:
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                        child.lineno <= line <= (child.end_lineno or child.lineno):
+                    best = f"{node.name}.{child.name}"
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and best is None and \
+                node.lineno <= line <= (node.end_lineno or node.lineno) and node.col_offset == 0:
+            best = node.name
+    return candidates.get(best)
+
+
+def pointer_for(filename, line):
+    """'raised in LayerNorm.backward: reread lessons/03_layers.md, section "LayerNorm backward"', or ''."""
+    found = exercise_at(filename, line)
+    if found is None:
+        return ""
+    lesson_id, exercise = found
+    return f"raised in {exercise.symbol}: {reread(lesson_id, exercise.section)}"

@@ -230,3 +230,17 @@ def test_watch_survives_a_failing_run_and_stops_on_ctrl_c(tmp_path):
     assert len(calls) == 2 and "a broken submission" in out.getvalue()
     with pytest.raises(ValueError, match="no folder"):
         student.watch(lambda: None, folder=tmp_path / "missing", stdin=None)
+
+
+def test_an_error_inside_an_exercise_points_to_its_section():
+    from kata.student import exercise_at, pointer_for
+
+    source = (ROOT / "solutions" / "layers.py").read_text().splitlines()
+    in_backward = next(i for i, line in enumerate(source, 1) if "inv_std * (d_hat" in line)
+    lesson_id, exercise = exercise_at(ROOT / "solutions" / "layers.py", in_backward)
+    assert (lesson_id, exercise.symbol) == ("03", "LayerNorm.backward")
+    assert pointer_for(ROOT / "exercises" / "layers.py", 1) == ""  # the module docstring is no exercise
+    data = (ROOT / "solutions" / "data.py").read_text().splitlines()
+    in_generate = next(i for i, line in enumerate(data, 1) if "default_rng(seed)" in line)
+    assert pointer_for(ROOT / "solutions" / "data.py", in_generate) == (
+        'raised in generate_tokenized_dataset: reread lessons/00_task_and_data.md, section "Generating examples"')
