@@ -21,6 +21,8 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 SETUP = """\
 # Setup. `impl` is your code in exercises/ (start Jupyter with KATA_IMPL=solutions to use the reference instead).
 # It re-imports itself whenever you save a file there: after editing, just re-run the cell you are on.
+import os
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: one thread is faster (set before numpy loads)
 %matplotlib inline
 import numpy as np
 import matplotlib.pyplot as plt
