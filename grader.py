@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kata import batch as batch_tools
 from kata import files, gradescope, grading, student as student_tools
-from kata.manifest import ROOT, lessons
+from kata.manifest import ROOT, lessons, python
 from kata.student import shown
 
 
@@ -119,8 +119,8 @@ def next_step(result, impl, folder):
     current = next((e for e in result["lessons"] if e["score"] < e["max_score"]), None)
     if current is None:
         if len(result["lessons"]) < len(lessons()):
-            return f"Every lesson graded here passes. Run `python grader.py{option}` to see what comes next."
-        train = "\nNext: train your own model with `python train.py`." if (ROOT / "train.py").exists() else ""
+            return f"Every lesson graded here passes. Run `{python()} grader.py{option}` to see what comes next."
+        train = "\nNext: train your own model with `{python()} train.py`." if (ROOT / "train.py").exists() else ""
         return f"Every lesson passes: {_points(result)} points.{train}"
     failure = next(t for t in current["tests"] if t["status"] != "passed")
     lines = [f"Lesson {current['id']} ({current['title']}) is the next to finish. Its first failing test:",
@@ -140,7 +140,7 @@ def next_step(result, impl, folder):
     else:
         lines.append(f"Next step: lesson {current['id']} has no stub left, but {current['total'] - current['passed']} "
                      f"of its tests fail: fix the failure above (its message says what to reread).")
-    lines.append(f"Check it with: python grader.py --lesson {current['id']}{option}")
+    lines.append(f"Check it with: {python()} grader.py --lesson {current['id']}{option}")
     return "\n".join(lines)
 
 

@@ -39,7 +39,7 @@ def learning_path():
              "<!-- generated from manifest.toml and the lesson texts by `python -m kata.docs`: do not edit -->", "",
              "Work through the lessons in order: each one's tests also run the code of the lessons it builds on. "
              "Read the lesson text, fill in the stubs it names in `exercises/`, then check your work with "
-             "`python grader.py --lesson NN`; `python grader.py hint NN` gives hints one level at a time. Each "
+             "`.venv/bin/python grader.py --lesson NN`; `.venv/bin/python grader.py hint NN` gives hints one level at a time. Each "
              "lesson's notebook (`make notebooks` writes them, `make lab` opens them) runs the lesson's "
              "experiments and checks on your own code.", "",
              "| lesson | title | you write | builds on | study time | points |", "|---|---|---|---|---|---|"]

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from .implementation import NAMED
-from .manifest import ROOT, lessons
+from .manifest import ROOT, lessons, python
 from .student import pointer_for, unfinished
 from .submission import REFERENCE, kata_files, open_submission, rename
 from .submission import SubmissionError  # noqa: F401 - grade() raises it; callers import it from here
@@ -346,7 +346,7 @@ def _dependency_note(item, by_id, unfinished_ids, broken_lessons):
     plural = len(pending) > 1
     return (f"lesson {item.id} runs your code from lesson{'s' if plural else ''} {names}, which "
             f"{'are' if plural else 'is'} not finished yet: finish {'them' if plural else 'it'}, or grade this "
-            f"lesson alone with --isolated (python grader.py --lesson {item.id} --isolated)")
+            f"lesson alone with --isolated ({python()} grader.py --lesson {item.id} --isolated)")
 
 
 def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_TIMEOUT, *, workers=DEFAULT_WORKERS,

@@ -1,6 +1,8 @@
 """The lesson manifest (manifest.toml at the repository root), read once."""
 
 import functools
+import os
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,3 +60,11 @@ def reread(lesson_id, section):
     if section not in item.sections:
         raise KeyError(f"lesson {lesson_id} has no section {section!r}; manifest.toml lists {item.sections}")
     return f'reread {item.text}, section "{section}"'
+
+
+def python():
+    """How to run this Python in a message: '.venv/bin/python' unless the repository's venv is activated."""
+    venv = ROOT / ".venv"
+    if Path(sys.prefix).resolve() == venv.resolve() and os.environ.get("VIRTUAL_ENV") != str(venv):
+        return ".venv/bin/python"
+    return "python"

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import analysis, checkpoint
 from .implementation import ImplementationError, load, resolve
-from .manifest import ROOT
+from .manifest import ROOT, python
 from .student import unfinished
 from .terminal import bar, heatmap
 
@@ -119,7 +119,7 @@ def choose_impl(spec):
             todo = [e for e in unfinished(folder or ROOT / name) if e[0] in MODEL_LESSONS]
             if todo:
                 raise SystemExit(f"play.py: {spec} is not finished: {todo[0][1]} (lesson {todo[0][0]}) and "
-                                 f"{len(todo) - 1} more still raise NotImplementedError; `python grader.py` shows "
+                                 f"{len(todo) - 1} more still raise NotImplementedError; `{python()} grader.py` shows "
                                  f"your progress")
             return load(spec), None
         except ImplementationError as error:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import stubs
 from .files import write_atomic, write_json
-from .manifest import ROOT, lessons, reread
+from .manifest import ROOT, lessons, python, reread
 
 HINTS = ROOT / "lessons" / "hints.toml"
 STATE_DIR = ROOT / ".kata"
@@ -154,7 +154,7 @@ def next_hint(lesson_id, symbol=None, state_dir=STATE_DIR, folder=ROOT / "exerci
                          initial_indent="  ", subsequent_indent="  ")
     if level < LEVELS:
         after = (f"For level {level + 1}, run the same command again: "
-                 f"python grader.py hint {item.id} {exercise.symbol}")
+                 f"{python()} grader.py hint {item.id} {exercise.symbol}")
     else:
         after = (f"That was the last level: there are no more hints for {exercise.symbol}. "
                  f"Now {reread(item.id, exercise.section)}, and compare with the failing test's message.")

@@ -17,7 +17,7 @@ from . import analysis, checkpoint, plots
 from .contract import get_path, transformer_params
 from .files import write_json
 from .implementation import ImplementationError, load, resolve
-from .manifest import ROOT
+from .manifest import ROOT, python
 from .student import unfinished
 from .terminal import table
 from .trainer import Recipe, train
@@ -78,8 +78,8 @@ def load_finished(spec, needs=None):
             f"NotImplementedError (lessons {', '.join(lessons_left)}).\n"
             f"The first: {symbol} in {Path(folder.name) / file}, line {line} (lesson {lesson_id}, "
             f"section \"{section}\").\n"
-            f"Run `python grader.py` to see your progress, or train the reference with "
-            f"`python train.py --impl solutions`.")
+            f"Run `{python()} grader.py` to see your progress, or train the reference with "
+            f"`{python()} train.py --impl solutions`.")
     try:
         return load(spec)
     except ImplementationError as error:
@@ -137,7 +137,7 @@ def run(args, out=sys.stdout, stdin=sys.stdin):
         if where is None:  # not raised through the implementation's code: a fault of this tool, shown in full
             raise
         raise SystemExit(f"train.py stopped: your code raised {type(error).__name__}: {error}\n  at {where}\n"
-                         f"Run `python grader.py` to find which lesson's tests fail.") from None
+                         f"Run `{python()} grader.py` to find which lesson's tests fail.") from None
 
 
 def _run(impl, args, out, stdin):
@@ -168,7 +168,7 @@ def _run(impl, args, out, stdin):
         if not math.isfinite(loss):
             raise TrainingFailed(f"the loss became {loss} at step {step}: the gradients or the optimizer step "
                                  f"are wrong, or the learning rate {args.lr:g} is too high. Check your lessons with "
-                                 f"`python grader.py`.")
+                                 f"`{python()} grader.py`.")
         state["train_seconds"] += seconds
         state["losses"].append(float(loss))
         state["accs"].append(float(accuracy))
