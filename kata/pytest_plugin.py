@@ -17,6 +17,11 @@ from kata.manifest import lessons
 def pytest_addoption(parser):
     parser.addoption("--impl", default="exercises",
                      help="implementation to test: solutions, exercises, or a folder laid out like exercises/")
+    parser.addoption("--sandbox", action="store_true",
+                     help="run the implementation in a child process (kata/sandbox.py): the tests reach it through "
+                          "plain data only, as the grader does for submissions")
+    parser.addoption("--sandbox-test-seconds", type=float, default=60.0,
+                     help="with --sandbox: the wall-clock time the implementation may use in one test")
 
 
 def pytest_configure(config):
@@ -33,20 +38,93 @@ class Contract:
         self._module, self._spec = module, spec
 
     def __getattr__(self, name):
+        module = self._module() if callable(self._module) else self._module
         try:
-            return getattr(self._module, name)
+            return getattr(module, name)
         except AttributeError:
             pytest.fail(f"the implementation {self._spec!r} has no public name {name!r}: the contract "
                         f"(SPEC section 3) asks its __init__.py to export it", pytrace=False)
 
 
+class Sandboxed:
+    """The implementation in a child process (kata.sandbox), started again after it dies or times out."""
+
+    def __init__(self, spec, test_seconds):
+        name, folder = implementation.resolve(spec)
+        self.folder = folder or implementation.ROOT / name
+        self.test_seconds = test_seconds
+        self.box = None
+
+    def start(self):
+        from kata.sandbox import Sandbox
+        if self.box is None or not self.box.alive():
+            if self.box is not None:
+                self.box.stop()
+            self.box = Sandbox(self.folder).start()
+        return self.box
+
+    def module(self):
+        return self.start().implementation()
+
+    def before_test(self):
+        box = self.start()
+        if box.broken:
+            pytest.fail(box.broken, pytrace=False)
+        box.set_deadline(self.test_seconds)
+
+    def after_test(self):
+        from kata.sandbox import SandboxError
+        if self.box is None:
+            return
+        if not self.box.alive():
+            self.box.stop()
+            self.box = None
+            return
+        try:
+            self.box.set_deadline(10.0)
+            self.box.reset()
+            self.box.set_deadline(None)
+        except SandboxError:  # timed out or died during the test: a fresh child for the next one
+            self.box.stop()
+            self.box = None
+
+    def stop(self):
+        if self.box is not None:
+            self.box.stop()
+            self.box = None
+
+
 @pytest.fixture(scope="session")
 def impl(request):
     spec = request.config.getoption("--impl")
+    if request.config.getoption("--sandbox"):
+        sandboxed = Sandboxed(spec, request.config.getoption("sandbox_test_seconds"))
+        request.config._kata_sandboxed = sandboxed
+        request.addfinalizer(sandboxed.stop)
+        from kata.sandbox import SandboxError
+        try:
+            sandboxed.start()
+        except SandboxError as error:
+            pytest.fail(f"the implementation {spec!r} could not be started: {error}", pytrace=False)
+        if sandboxed.box.broken:
+            pytest.fail(sandboxed.box.broken, pytrace=False)
+        return Contract(sandboxed.module, spec)
     try:
         return Contract(implementation.load(spec), spec)
     except implementation.ImplementationError as error:
         pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_per_test(request):
+    """With --sandbox: a deadline for each test, and the child's objects forgotten after it."""
+    sandboxed = getattr(request.config, "_kata_sandboxed", None)
+    if sandboxed is None or "impl" not in request.fixturenames:
+        yield
+        return
+    sandboxed.before_test()
+    yield
+    sandboxed.after_test()
 
 
 @pytest.fixture(scope="session")

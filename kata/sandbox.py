@@ -1,0 +1,790 @@
+"""Run an implementation in a child process and reach it from the tests through plain data only.
+
+    with Sandbox("path/to/submission") as box:
+        impl = box.implementation()          # impl.LayerNorm(4).forward(x) runs in the child
+        ...
+
+The parent (the process running the tests) never executes the submission's code. The child imports it and
+serves requests: read or assign an attribute, call a function, a class or a method. Only plain data crosses,
+framed on a socket: JSON for None, bools, numbers, strings, lists, tuples and dicts, and NumPy arrays as .npy
+bytes read without pickle, each checked (numeric dtype only, bounded size). Objects of the child stay in the
+child; the parent holds opaque handles (RemoteObject). A callable of the parent passed to the child (the f of
+numerical_gradient) becomes a handle the child calls back through the same socket.
+
+Arrays keep the semantics the tests rely on: the same array of the child always arrives as the same array
+object of the parent (so `layer.get_parameters()[0][0] is layer.W`), and an array known to both sides is kept
+in step: whatever either side writes into it in place (a test setting a gradient, an optimizer updating a
+parameter) is copied to the other side before the next message is handled.
+
+The child runs with a clean environment, no standard input or output, its own session, resource limits and a
+deadline; `stop()` kills it and every process it started (the parent is their subreaper).
+"""
+
+import argparse
+import builtins
+import ctypes
+import io
+import json
+import math
+import os
+import resource
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+MAX_MESSAGE_BYTES = 1 << 30
+MAX_ARRAY_ELEMENTS = 50_000_000
+ALLOWED_KINDS = "biuf"  # bool, signed and unsigned integers, floats
+ERRORS = {name: getattr(builtins, name) for name in (
+    "ValueError", "TypeError", "IndexError", "KeyError", "NotImplementedError", "ZeroDivisionError",
+    "AttributeError", "RuntimeError", "FloatingPointError", "OverflowError", "ArithmeticError", "LookupError",
+    "RecursionError", "MemoryError", "UnboundLocalError", "NameError")}
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
+
+
+class SandboxError(Exception):
+    """The child cannot be reached: it died, timed out or broke the protocol. The message says which."""
+
+
+class ChildDied(SandboxError):
+    pass
+
+
+class CallTimeout(SandboxError):
+    pass
+
+
+class RemoteError(Exception):
+    """An exception of the implementation with no built-in counterpart here (SystemExit, KeyboardInterrupt,
+    pytest's outcomes, the student's own classes): its type name and message, never the object itself."""
+
+
+# ---------------------------------------------------------------- framing
+
+def _read_exactly(sock, size, deadline):
+    chunks, left = [], size
+    while left:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CallTimeout("the implementation did not answer before the deadline")
+            sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(min(left, 1 << 20))
+        except socket.timeout:
+            raise CallTimeout("the implementation did not answer before the deadline") from None
+        except OSError as error:
+            raise ChildDied(f"the connection to the implementation broke: {error}") from None
+        if not chunk:
+            raise ChildDied("the implementation's process ended")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def array_bytes(array):
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array if array.flags.c_contiguous else array.copy(order="C"),
+                              allow_pickle=False)  # (np.ascontiguousarray would make a 0-d array 1-d)
+    return buffer.getvalue()
+
+
+def read_array(blob):
+    """A plain ndarray from .npy bytes, refusing pickled, structured or non-numeric data and huge shapes."""
+    stream = io.BytesIO(blob)
+    try:
+        version = np.lib.format.read_magic(stream)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = reader(stream)
+    except ValueError as error:
+        raise SandboxError(f"the implementation sent malformed array data ({error})") from None
+    if dtype.hasobject or dtype.fields is not None or dtype.kind not in ALLOWED_KINDS:
+        raise SandboxError(f"the implementation sent an array of dtype {dtype}; only numbers cross")
+    if math.prod(shape) > MAX_ARRAY_ELEMENTS:
+        raise SandboxError(f"the implementation sent an array of shape {shape}, larger than allowed")
+    stream.seek(0)
+    try:
+        array = np.lib.format.read_array(stream, allow_pickle=False)
+    except (ValueError, EOFError) as error:
+        raise SandboxError(f"the implementation sent malformed array data ({error})") from None
+    return np.array(array, copy=False) if type(array) is np.ndarray else np.asarray(array)
+
+
+class Channel:
+    """Messages on a socket: an 8-byte length, a JSON header, then the arrays it refers to as .npy blobs."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.deadline = None  # time.monotonic() by which each read must be done; None: wait for ever
+
+    def send(self, header, arrays):
+        blobs = [array_bytes(a) for a in arrays]
+        header = dict(header, blobs=[len(b) for b in blobs])
+        data = json.dumps(header, allow_nan=False, separators=(",", ":")).encode()
+        try:
+            self.sock.sendall(struct.pack("!Q", len(data)) + data)
+            for blob in blobs:
+                self.sock.sendall(blob)
+        except OSError as error:
+            raise ChildDied(f"the implementation's process cannot be reached: {error}") from None
+
+    def recv(self):
+        size = struct.unpack("!Q", _read_exactly(self.sock, 8, self.deadline))[0]
+        if size > MAX_MESSAGE_BYTES:
+            raise SandboxError(f"a message of {size} bytes: larger than allowed")
+        try:
+            header = json.loads(_read_exactly(self.sock, size, self.deadline))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise SandboxError(f"a malformed message ({error})") from None
+        if not isinstance(header, dict) or not isinstance(header.get("blobs"), list) or \
+                not all(isinstance(n, int) and 0 <= n <= MAX_MESSAGE_BYTES for n in header["blobs"]):
+            raise SandboxError("a malformed message (no list of blob sizes)")
+        arrays = [read_array(_read_exactly(self.sock, n, self.deadline)) for n in header["blobs"]]
+        return header, arrays
+
+
+# ---------------------------------------------------------------- arrays kept in step on both sides
+
+class Mirrors:
+    """The arrays this side shares with the other, by key, with their content at the last sync.
+
+    This side's own arrays (keys starting with its prefix) are held weakly: when one dies here, the other side
+    is told (dropped) and lets go of its copy. The other side's arrays are held strongly until it says so, so a
+    key the other side sends always names an array this side still has.
+    """
+
+    def __init__(self, prefix):
+        self.prefix, self.count = prefix, 0
+        self.entries = {}  # key -> [function returning the array or None, bytes at the last sync]
+        self.key_of = {}  # id(array) -> key
+        self.dropped = []  # own keys whose arrays died since the last message
+
+    def _register(self, key, array, own):
+        ident = id(array)
+        if own:
+            def forget(_, key=key, ident=ident):
+                if self.entries.pop(key, None) is not None:
+                    self.dropped.append(key)
+                if self.key_of.get(ident) == key:
+                    del self.key_of[ident]
+            holder = weakref.ref(array, forget)
+        else:
+            holder = (lambda a: lambda: a)(array)
+        self.entries[key] = [holder, array.tobytes()]
+        self.key_of[ident] = key
+
+    def known(self, array):
+        key = self.key_of.get(id(array))
+        entry = self.entries.get(key) if key else None
+        return key if entry is not None and entry[0]() is array else None
+
+    def share(self, array):
+        """(key, is_new) for an array of this side about to cross."""
+        key = self.known(array)
+        if key is not None:
+            return key, False
+        self.count += 1
+        key = f"{self.prefix}{self.count}"
+        self._register(key, array, own=True)
+        return key, True
+
+    def adopt(self, key, array):
+        """Hold the other side's array under its key (a key of ours coming back is a protocol error)."""
+        if key.startswith(self.prefix) or not key[:1].isalpha():
+            raise SandboxError(f"the other side sent new data under the key {key!r}")
+        self._register(key, array, own=False)
+
+    def local(self, key):
+        entry = self.entries.get(key)
+        return entry[0]() if entry is not None else None
+
+    def release(self, keys):
+        """The other side's arrays it no longer shares: forget them (this side's copies live on, unshared)."""
+        for key in keys:
+            if isinstance(key, str) and not key.startswith(self.prefix):
+                entry = self.entries.pop(key, None)
+                if entry is not None:
+                    array = entry[0]()
+                    if array is not None and self.key_of.get(id(array)) == key:
+                        del self.key_of[id(array)]
+
+    def take_dropped(self):
+        dropped, self.dropped = self.dropped, []
+        return dropped
+
+    def changed(self):
+        """[(key, array)] of the shared arrays written since the last sync; marks them synced."""
+        result = []
+        for key, entry in list(self.entries.items()):
+            array = entry[0]()
+            if array is None:
+                continue
+            data = array.tobytes()
+            if data != entry[1]:
+                entry[1] = data
+                result.append((key, array))
+        return result
+
+    def apply(self, key, value):
+        """Write the other side's new content of a shared array into this side's array, in place."""
+        array = self.local(key)
+        if array is None:
+            return
+        if array.shape != value.shape or array.dtype != value.dtype:
+            raise SandboxError(f"a shared array changed from {array.dtype}{array.shape} to {value.dtype}"
+                               f"{value.shape} in place, which cannot happen")
+        if array.flags.writeable:
+            array[...] = value
+        self.entries[key][1] = array.tobytes()
+
+    def clear(self):
+        self.entries.clear()
+        self.key_of.clear()
+        self.dropped.clear()
+
+
+# ---------------------------------------------------------------- one side of the conversation
+
+class Endpoint:
+    """What both sides share: encoding values, sending requests and serving the other side's while waiting."""
+
+    def __init__(self, channel, prefix):
+        self.channel = channel
+        self.mirrors = Mirrors(prefix)
+        self.next_id = 0
+
+    # encoding ---------------------------------------------------------
+    def encode(self, value, arrays, depth=0):
+        if depth > 50:
+            raise TypeError("a value nested more than 50 levels deep")
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, int) and not isinstance(value, np.integer):
+            return int(value)
+        if isinstance(value, float) and not isinstance(value, np.floating):
+            return value if math.isfinite(value) else {"$float": repr(float(value))}
+        if isinstance(value, np.generic):
+            array = np.asarray(value)
+            if array.dtype.kind not in ALLOWED_KINDS:
+                return self.encode_object(value)
+            arrays.append(array)
+            return {"$scalar": len(arrays) - 1}
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in ALLOWED_KINDS or value.dtype.fields is not None:
+                return self.encode_object(value)
+            if type(value) is not np.ndarray:  # a subclass crosses as its plain data, without identity
+                arrays.append(np.asarray(value).view(np.ndarray))
+                return {"$copy": len(arrays) - 1}
+            key, new = self.mirrors.share(value)
+            if new:
+                arrays.append(value)
+                return {"$array": key, "data": len(arrays) - 1}
+            return {"$array": key}
+        if type(value) in (list, tuple):
+            return {"$list" if type(value) is list else "$tuple": [self.encode(v, arrays, depth + 1) for v in value]}
+        if type(value) is dict:
+            return {"$dict": [[self.encode(k, arrays, depth + 1), self.encode(v, arrays, depth + 1)]
+                              for k, v in value.items()]}
+        return self.encode_object(value)
+
+    def decode(self, value, arrays, depth=0):
+        if depth > 50:
+            raise SandboxError("a value nested more than 50 levels deep")
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, list) and depth == 0:
+            raise SandboxError("a malformed value")
+        if not isinstance(value, dict) or len(value) == 0:
+            raise SandboxError("a malformed value")
+        if "$float" in value:
+            if value["$float"] not in ("nan", "inf", "-inf"):
+                raise SandboxError("a malformed float")
+            return float(value["$float"])
+        if "$scalar" in value:
+            return self._array_at(arrays, value["$scalar"])[()]
+        if "$copy" in value:
+            return self._array_at(arrays, value["$copy"])
+        if "$array" in value:
+            key = value["$array"]
+            if not isinstance(key, str):
+                raise SandboxError("a malformed array key")
+            if "data" in value:
+                array = self._array_at(arrays, value["data"])
+                self.mirrors.adopt(key, array)
+                return array
+            array = self.mirrors.local(key)
+            if array is None:
+                raise SandboxError(f"an array ({key}) that was never shared or was dropped")
+            return array
+        if "$list" in value or "$tuple" in value:
+            items = value.get("$list", value.get("$tuple"))
+            if not isinstance(items, list):
+                raise SandboxError("a malformed list")
+            decoded = [self.decode(v, arrays, depth + 1) for v in items]
+            return decoded if "$list" in value else tuple(decoded)
+        if "$dict" in value:
+            pairs = value["$dict"]
+            if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+                raise SandboxError("a malformed dict")
+            result = {}
+            for k, v in pairs:
+                key = self.decode(k, arrays, depth + 1)
+                if not isinstance(key, (str, int, float, bool, tuple, type(None))):
+                    raise SandboxError("a dict key that is not plain data")
+                result[key] = self.decode(v, arrays, depth + 1)
+            return result
+        return self.decode_object(value)
+
+    @staticmethod
+    def _array_at(arrays, index):
+        if not isinstance(index, int) or not 0 <= index < len(arrays):
+            raise SandboxError("a malformed array reference")
+        return arrays[index]
+
+    # messages ---------------------------------------------------------
+    def _updates(self, arrays):
+        updates = []
+        for key, array in self.mirrors.changed():
+            arrays.append(array)
+            updates.append([key, len(arrays) - 1])
+        return updates
+
+    def _apply_updates(self, header, arrays):
+        dropped = header.get("dropped", [])
+        if not isinstance(dropped, list):
+            raise SandboxError("a malformed list of dropped arrays")
+        self.mirrors.release(dropped)
+        updates = header.get("updates", [])
+        if not isinstance(updates, list):
+            raise SandboxError("a malformed update list")
+        for item in updates:
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+                raise SandboxError("a malformed update")
+            self.mirrors.apply(item[0], self._array_at(arrays, item[1]))
+
+    def send_message(self, header, build):
+        """Send header plus what build(arrays) adds, with this side's pending array updates."""
+        arrays = []
+        updates = self._updates(arrays)
+        header = dict(header, **build(arrays))
+        header["updates"] = updates
+        header["dropped"] = self.mirrors.take_dropped()
+        self.channel.send(header, arrays)
+
+    def request(self, op, **fields):
+        """Send a request and wait for its answer, serving the other side's requests meanwhile."""
+        self.next_id += 1
+        ident = self.next_id
+
+        def build(arrays):
+            return {key: self.encode(value, arrays) for key, value in fields.items()}
+
+        self.send_message({"kind": "request", "id": ident, "op": op}, build)
+        while True:
+            header, arrays = self.channel.recv()
+            self._apply_updates(header, arrays)
+            if header.get("kind") == "request":
+                self.serve_one(header, arrays)
+                continue
+            if header.get("id") != ident:
+                raise SandboxError("an answer to a question that was not asked")
+            if header.get("kind") == "result":
+                return self.decode(header.get("value"), arrays)
+            if header.get("kind") == "error":
+                raise self.error_from(header.get("error"))
+            raise SandboxError("a malformed answer")
+
+    def serve_one(self, header, arrays):
+        ident = header.get("id")
+        try:
+            args = self.decode(header.get("args", {"$list": []}), arrays)
+            kwargs = self.decode(header.get("kwargs", {"$dict": []}), arrays)
+            target = self.decode(header.get("target"), arrays)
+            value = self.perform(header.get("op"), target, header.get("name"), args, kwargs)
+        except SandboxError:
+            raise
+        except BaseException as error:  # noqa: B036 - whatever the code on this side raised goes back as data
+            if isinstance(error, KeyboardInterrupt) and self.prefix_is_parent():
+                raise
+            description = self.describe(error)
+            self.send_message({"kind": "error", "id": ident}, lambda arrays: {"error": description})
+            return
+        self.send_message({"kind": "result", "id": ident}, lambda arrays: {"value": self.encode(value, arrays)})
+
+    def prefix_is_parent(self):
+        return self.mirrors.prefix == "p"
+
+    @staticmethod
+    def describe(error):
+        frames = traceback.extract_tb(error.__traceback__)
+        where = next((f"{f.filename}:{f.lineno}" for f in reversed(frames)
+                      if "/kata/" not in f.filename.replace(os.sep, "/")), None)
+        try:
+            message = str(error)
+        except BaseException:  # noqa: B036 - a __str__ that raises is the student's problem, not ours
+            message = "(its message could not be printed)"
+        return {"type": type(error).__name__, "message": message[:4000], "where": where}
+
+    def error_from(self, description):
+        if not isinstance(description, dict):
+            return SandboxError("a malformed error")
+        name = str(description.get("type", "Exception"))[:100]
+        message = str(description.get("message", ""))[:4000]
+        where = description.get("where")
+        text = f"{message} (raised at {where})" if where else message
+        cls = ERRORS.get(name)
+        if cls is None:
+            return RemoteError(f"{name}: {text}")
+        try:
+            return cls(text) if cls is not KeyError else KeyError(text)
+        except Exception:
+            return RemoteError(f"{name}: {text}")
+
+
+# ---------------------------------------------------------------- the parent's side
+
+class RemoteObject:
+    """A handle on an object of the child: attribute access, assignment and calls go there."""
+
+    __slots__ = ("_box", "_handle", "_type", "__weakref__")
+
+    def __init__(self, box, handle, type_name):
+        object.__setattr__(self, "_box", box)
+        object.__setattr__(self, "_handle", handle)
+        object.__setattr__(self, "_type", type_name)
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return self._box.endpoint.request("getattr", target=self, name=name)
+
+    def __setattr__(self, name, value):
+        self._box.endpoint.request("setattr", target=self, name=name, args=[value])
+
+    def __call__(self, *args, **kwargs):
+        return self._box.endpoint.request("call", target=self, args=list(args), kwargs=dict(kwargs))
+
+    def __getitem__(self, index):
+        return self._box.endpoint.request("getitem", target=self, args=[index])
+
+    def __len__(self):
+        return self._box.endpoint.request("len", target=self)
+
+    def __iter__(self):
+        return iter([self[i] for i in range(len(self))])
+
+    def __repr__(self):
+        return f"<{self._type} in the sandbox>"
+
+
+class ParentEndpoint(Endpoint):
+    def __init__(self, box, channel):
+        super().__init__(channel, "p")
+        self.box = box
+        self.proxies = weakref.WeakValueDictionary()  # handle -> RemoteObject
+        self.callbacks = {}  # handle -> callable of the parent
+
+    def encode_object(self, value):
+        if isinstance(value, RemoteObject):
+            return {"$object": value._handle}
+        if callable(value):
+            handle = f"f{id(value)}"
+            self.callbacks[handle] = value
+            return {"$callback": handle}
+        raise TypeError(f"a {type(value).__name__} cannot be passed to the implementation (only numbers, strings, "
+                        f"arrays, lists, tuples, dicts, functions and its own objects)")
+
+    def decode_object(self, value):
+        handle = value.get("$object")
+        if isinstance(handle, str):
+            proxy = self.proxies.get(handle)
+            if proxy is None:
+                proxy = RemoteObject(self.box, handle, str(value.get("type", "object"))[:100])
+                self.proxies[handle] = proxy
+            return proxy
+        raise SandboxError("a malformed value")
+
+    def perform(self, op, target, name, args, kwargs):
+        if op != "callback":
+            raise SandboxError(f"the implementation asked the tests for {op!r}")
+        function = self.callbacks.get(name)
+        if function is None:
+            raise SandboxError("the implementation called back a function it was never given")
+        return function(*args, **kwargs)
+
+    def serve_one(self, header, arrays):
+        if header.get("op") == "callback":
+            header = dict(header, target=None)
+        super().serve_one(header, arrays)
+
+
+# ---------------------------------------------------------------- the child's side
+
+class ChildEndpoint(Endpoint):
+    def __init__(self, channel, module):
+        super().__init__(channel, "c")
+        self.objects = {"$module": module}  # handle -> object (strong: the parent may ask again)
+        self.handle_of = {id(module): "$module"}
+
+    def encode_object(self, value):
+        handle = self.handle_of.get(id(value))
+        if handle is None or self.objects.get(handle) is not value:
+            handle = f"o{len(self.objects)}"
+            self.objects[handle] = value
+            self.handle_of[id(value)] = handle
+        return {"$object": handle, "type": type(value).__name__}
+
+    def decode_object(self, value):
+        if "$object" in value:
+            if value["$object"] not in self.objects:
+                raise SandboxError("an object handle that was never given")
+            return self.objects[value["$object"]]
+        if "$callback" in value:
+            handle = value["$callback"]
+            endpoint = self
+
+            def call_back(*args, **kwargs):
+                return endpoint.request("callback", name=handle, args=list(args), kwargs=dict(kwargs))
+            return call_back
+        raise SandboxError("a malformed value")
+
+    def perform(self, op, target, name, args, kwargs):
+        if op == "getattr":
+            if not isinstance(name, str) or name.startswith("__"):
+                raise AttributeError(f"{name!r}: not an attribute the tests may read")
+            return getattr(target, name)
+        if op == "setattr":
+            if not isinstance(name, str) or name.startswith("__"):
+                raise AttributeError(f"{name!r}: not an attribute the tests may set")
+            setattr(target, name, args[0])
+            return None
+        if op == "call":
+            return target(*args, **kwargs)
+        if op == "getitem":
+            return target[args[0]]
+        if op == "len":
+            return len(target)
+        if op == "reset":
+            self.objects = {"$module": self.objects["$module"]}
+            self.handle_of = {id(self.objects["$module"]): "$module"}
+            self.mirrors.clear()
+            return None
+        raise SandboxError(f"unknown request {op!r}")
+
+
+def serve(fd, folder):
+    """The child's main loop: import the implementation in folder, then answer requests until the end."""
+    sock = socket.socket(fileno=fd)
+    channel = Channel(sock)
+    from .implementation import ImplementationError, load
+    try:
+        module = load(folder)
+        endpoint = ChildEndpoint(channel, module)
+        channel.send({"kind": "ready"}, [])
+    except ImplementationError as error:
+        channel.send({"kind": "broken", "message": str(error)[:4000]}, [])
+        return
+    while True:
+        try:
+            header, arrays = channel.recv()
+        except ChildDied:
+            return
+        endpoint._apply_updates(header, arrays)
+        if header.get("kind") != "request":
+            return
+        endpoint.serve_one(header, arrays)
+
+
+# ---------------------------------------------------------------- starting and stopping the child
+
+def _prctl(option, value):
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+class Limits:
+    memory_bytes = 3 << 30  # address space: numpy needs a few hundred MB; a memory bomb gets MemoryError
+    cpu_seconds = 300  # CPU time of the child over its life; the wall-clock deadline usually comes first
+    open_files = 64
+    processes = 0  # beyond those the user already has; not enforced for root
+
+
+def _user_processes(uid):
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += 1
+            except OSError:
+                pass
+    return count
+
+
+def _limit_child(limits, nproc):
+    def apply():
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # no file can be written (results, fake reports)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if nproc is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    return apply
+
+
+def _children_of(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stream:
+                    fields = stream.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+class Sandbox:
+    """A child process serving one implementation folder. Use as a context manager, or start() and stop()."""
+
+    def __init__(self, folder, limits=Limits(), startup_seconds=60.0):
+        self.folder = str(Path(folder).resolve())
+        self.limits = limits
+        self.startup_seconds = startup_seconds
+        self.process = None
+        self.endpoint = None
+        self.broken = None  # the import error of the implementation, if it did not import
+        self.workdir = None
+
+    def start(self):
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of the child come to us, so stop() can reap them
+        self.known_children = set(_children_of(os.getpid()))
+        parent_sock, child_sock = socket.socketpair()
+        self.workdir = tempfile.mkdtemp(prefix="kata-sandbox-")
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": self.workdir, "OPENBLAS_NUM_THREADS": "1",
+               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTHONHASHSEED": "0"}
+        nproc = None if os.geteuid() == 0 else _user_processes(os.getuid()) + 8 + self.limits.processes
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-B", "-m", "kata.sandbox", "--fd", str(child_sock.fileno()), self.folder],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir,
+            env=env, pass_fds=(child_sock.fileno(),), start_new_session=True,
+            preexec_fn=_limit_child(self.limits, nproc))
+        child_sock.close()
+        self.endpoint = ParentEndpoint(self, Channel(parent_sock))
+        self.endpoint.channel.deadline = time.monotonic() + self.startup_seconds
+        try:
+            header, _ = self.endpoint.channel.recv()
+        except SandboxError:
+            self.stop()
+            raise
+        finally:
+            self.endpoint.channel.deadline = None
+        if header.get("kind") == "broken":
+            self.broken = str(header.get("message", "the implementation did not import"))
+        elif header.get("kind") != "ready":
+            self.stop()
+            raise SandboxError("the implementation's process did not start properly")
+        return self
+
+    def implementation(self):
+        """The implementation's package as a RemoteObject."""
+        return self.endpoint.decode_object({"$object": "$module", "type": "module"})
+
+    def set_deadline(self, seconds):
+        """Every answer from now on must come within seconds of now (None: no deadline)."""
+        self.endpoint.channel.deadline = None if seconds is None else time.monotonic() + seconds
+
+    def reset(self):
+        """Forget every object and array shared so far (between two tests)."""
+        self.endpoint.request("reset")
+        self.endpoint.mirrors.clear()
+        self.endpoint.callbacks.clear()
+        self.endpoint.proxies.clear()
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self):
+        """Kill the child, its process group and every process it left behind; reap them all."""
+        if self.process is None:
+            return
+        pid = self.process.pid
+        for attempt in range(50):
+            victims = self._descendants(pid)
+            if self.process.poll() is None:
+                victims.add(pid)
+            if not victims:
+                break
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            for victim in victims:
+                try:
+                    os.kill(victim, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            self._reap(victims - {pid})
+            time.sleep(0.01 * (attempt > 0))
+        self.process.wait()
+        if self.endpoint is not None:
+            self.endpoint.channel.sock.close()
+        if self.workdir:
+            import shutil
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        self.process = None
+
+    def _descendants(self, root):
+        """The process tree below root, and every orphan that came to us since the child started."""
+        tree, frontier = set(), [root]
+        while frontier:
+            children = _children_of(frontier.pop())
+            frontier += [c for c in children if c not in tree]
+            tree |= set(children)
+        orphans = set(_children_of(os.getpid())) - self.known_children - {root}
+        return (tree | orphans) - {os.getpid()}
+
+    @staticmethod
+    def _reap(pids):
+        """Collect the exit status of those of pids that are our children (orphans we adopted)."""
+        for pid in pids:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=argparse.SUPPRESS)
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("folder")
+    args = parser.parse_args(argv)
+    serve(args.fd, args.folder)
+    os._exit(0)  # no atexit handler of the implementation runs
+
+
+if __name__ == "__main__":
+    main()
