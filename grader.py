@@ -41,6 +41,9 @@ def _common(parser, defaults):
                         help="grade each lesson with the reference code for every other lesson")
     parser.add_argument("--timeout", type=_seconds, default=value(grading.DEFAULT_TIMEOUT), metavar="SECONDS",
                         help=f"time allowed per lesson (default {grading.DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--sandbox", action=argparse.BooleanOptionalAction, default=value(None),
+                        help="run the submission's code only in sandboxed child processes and take only the kata's "
+                             "files from it (default: yes for a folder or zip, no for solutions and exercises)")
 
 
 def parser():
@@ -157,7 +160,7 @@ def report(result, impl, student):
 
 def _grade(args):
     print(f"Grading {args.impl}...", file=sys.stderr, flush=True)
-    return grading.grade(args.impl, args.lesson, isolated=args.isolated, timeout=args.timeout)
+    return grading.grade(args.impl, args.lesson, isolated=args.isolated, timeout=args.timeout, sandbox=args.sandbox)
 
 
 def _is_student(impl):

@@ -36,6 +36,7 @@ from .submission import SubmissionError  # noqa: F401 - grade() raises it; calle
 DEFAULT_TIMEOUT = 120.0  # seconds per lesson
 DEFAULT_WORKERS = 2  # this machine has 2 cores; each lesson runs single-threaded
 MESSAGE_CHARS = 400
+REMOTE_PLACE = re.compile(r" \(raised at (.+?):(\d+)\)")  # kata.sandbox's note on an error of the child
 TRACE_LINE = re.compile(r'\s*(File "|\S+\.py:\d+ in )')
 
 
@@ -159,7 +160,28 @@ def _probe(folder, display, work, limit):
     return [], f"importing {display} {what}"
 
 
-def _repair(sub, work, limit):
+def _probe_sandboxed(folder, display, work, limit):
+    """_probe, with the import done by a sandboxed child (kata/sandbox.py) that reports where it failed."""
+    from .sandbox import Sandbox, SandboxError
+    box = Sandbox(folder, startup_seconds=limit)
+    try:
+        box.start()
+    except SandboxError as error:
+        return [], f"importing {display} failed: {error} (within {limit:g} s)"
+    finally:
+        box.stop()
+    if box.broken is None:
+        return None
+    verdict = box.broken_verdict
+    if not verdict:
+        return [], _cleaner({folder: display})(f"importing {display} failed: {box.broken}")
+    where = verdict["where"]
+    place = f"{display}/{where[0]}" + (f" line {where[1]}" if where[1] else "") if where else display
+    culprits = [name for name in verdict["culprits"] if name in kata_files()]
+    return culprits, _cleaner({folder: display})(f"{place}: {verdict['error']}")
+
+
+def _repair(sub, work, limit, sandbox=False):
     """({file: message} of broken files, folder where they are replaced by the reference's copies)."""
     broken = _static_problems(sub.folder, sub.display)
     folder = sub.folder
@@ -169,7 +191,7 @@ def _repair(sub, work, limit):
             shutil.copytree(sub.folder, folder, ignore=shutil.ignore_patterns("__pycache__", ".*"))
         for name in broken:
             shutil.copy(REFERENCE / name, folder / name)
-        verdict = _probe(folder, sub.display, work, limit)
+        verdict = (_probe_sandboxed if sandbox else _probe)(folder, sub.display, work, limit)
         culprit = next((name for name in verdict[0] if name not in broken), None) if verdict else None
         if culprit is None:
             break  # imports now, or nothing left to replace: the tests will show the import error
@@ -234,7 +256,7 @@ def _read_log(path):
     return done, started
 
 
-def run_lesson(lesson_id, impl_arg, tests, timeout, work, clean=lambda text: text):
+def run_lesson(lesson_id, impl_arg, tests, timeout, work, clean=lambda text: text, sandbox=False):
     """Run a lesson's tests on impl_arg within timeout seconds. -> ({test id: (status, message)}, note)
 
     One test may use at most a quarter of the time (all of it when it is alone), so one infinite loop leaves
@@ -252,6 +274,8 @@ def run_lesson(lesson_id, impl_arg, tests, timeout, work, clean=lambda text: tex
         targets = dict.fromkeys(t.split("::")[0] for t in tests) if attempt == 1 else remaining
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "kata.grading", "-q",
                    f"--impl={impl_arg}", "-m", item.marker, *[str(ROOT / t) for t in targets]]
+        if sandbox:  # the submission's answer must come before the test's own watchdog fires
+            command += ["--sandbox", f"--sandbox-test-seconds={max(1.0, limit - 1.0):g}"]
         # a little grace so the test's own watchdog (which says where the code was) fires before the kill
         code, output = _run(command, left + 2, {"KATA_LOG": str(log), "KATA_TRACE": str(trace),
                                                 "KATA_TEST_LIMIT": str(limit)})
@@ -350,7 +374,7 @@ def _dependency_note(item, by_id, unfinished_ids, broken_lessons):
 
 
 def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_TIMEOUT, *, workers=DEFAULT_WORKERS,
-          name=None):
+          name=None, sandbox=None):
     """Grade impl and return the result (SPEC section 5 + extras, among them "notes" for the student).
 
     impl is "solutions", "exercises", or any layout kata.submission accepts (a folder laid out like exercises/,
@@ -358,7 +382,11 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_TIM
     Raises SubmissionError when the submission cannot be found or opened, ValueError for an unknown lesson id or
     a timeout that is not a positive number of seconds; a broken submission is never an exception: its failures
     are in the result.
+    sandbox: run the submission's code only in sandboxed child processes (kata/sandbox.py) and take only the
+    kata's files from it; None (the default) means yes for anything but "solutions" and "exercises".
     """
+    if sandbox is None:
+        sandbox = str(impl) not in NAMED
     start = time.monotonic()
     chosen = [item for item in lessons() if item.id in lesson_ids_of(lesson_ids)]
     try:
@@ -370,9 +398,9 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_TIM
     timeout = seconds
     with tempfile.TemporaryDirectory(prefix="kata-grade-") as tmp:
         work = Path(tmp)
-        sub = open_submission(impl, work, name)
+        sub = open_submission(impl, work, name, strict=sandbox)
         tests = reference_tests()
-        broken, repaired = _repair(sub, work, max(2.0, min(timeout / 4, 30.0)))
+        broken, repaired = _repair(sub, work, max(2.0, min(timeout / 4, 30.0)), sandbox)
         todo = unfinished(sub.folder)
         unfinished_ids = {entry[0] for entry in todo}
         broken_lessons = {i.id for i in lessons() if set(i.files) & set(broken)}
@@ -385,7 +413,7 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_TIM
                 outcome, note = {t: ("error", message) for t in ids}, f"could not run: {message}"
             else:
                 arg, replacements = _lesson_folder(item, sub, repaired, isolated, work)
-                outcome, note = run_lesson(item.id, arg, ids, timeout, work, _cleaner(replacements))
+                outcome, note = run_lesson(item.id, arg, ids, timeout, work, _cleaner(replacements), sandbox)
             passed = sum(status == "passed" for status, _ in outcome.values())
             return {"id": item.id, "title": item.title,
                     "score": round(item.points * passed / len(ids), 2) if ids else 0.0,
@@ -402,7 +430,7 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_TIM
         if entry["score"] < entry["max_score"] and (not isolated or not item.files):
             extra = _dependency_note(item, done, unfinished_ids, broken_lessons)
             entry["note"] = "; ".join(part for part in (entry["note"], extra) if part)
-    return {"implementation": str(impl), "isolated": bool(isolated),
+    return {"implementation": str(impl), "isolated": bool(isolated), "sandbox": bool(sandbox),
             "score": round(sum(e["score"] for e in results), 2),
             "max_score": float(sum(e["max_score"] for e in results)),
             "execution_time": round(time.monotonic() - start, 2), "notes": sub.notes, "lessons": results}
@@ -448,6 +476,10 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if os.environ.get("KATA_LOG") and not report.passed:
         report.kata_message = _message(report, call.excinfo)
+        if call.excinfo is not None and type(call.excinfo.value).__name__ == "CallTimeout":
+            report.kata_timeout = True
+            report.kata_message = (f"did not answer within {float(os.environ['KATA_TEST_LIMIT']) - 1:.0f} s: an "
+                                   f"infinite loop, or much slower code than needed?")
     return report
 
 
@@ -456,6 +488,8 @@ def pytest_runtest_logreport(report):
     if not os.environ.get("KATA_LOG") or report.passed or outcome.get(report.nodeid, ("passed",))[0] != "passed":
         return  # the first problem of a test is the one to report
     status = "failed" if report.when == "call" or report.skipped else "error"
+    if getattr(report, "kata_timeout", False):
+        status = "timeout"
     outcome[report.nodeid] = (status, getattr(report, "kata_message", None) or _short(str(report.longrepr)))
 
 
@@ -474,6 +508,14 @@ def _message(report, excinfo):
         return _short(str(report.longrepr))
     text = str(excinfo.value) if excinfo.errisinstance(pytest.fail.Exception) else excinfo.exconly()
     spots = [entry for entry in excinfo.traceback if Path(str(entry.path)).resolve().parent == _state["folder"]]
+    remote = REMOTE_PLACE.search(text)
+    if not spots and remote and Path(remote[1]).resolve().parent == _state["folder"]:
+        place, line = remote[1], int(remote[2])
+        text = f"{place}:{line}: " + text[:remote.start()] + text[remote.end():]
+        if not excinfo.errisinstance((AssertionError, NotImplementedError, pytest.fail.Exception)):
+            pointer = pointer_for(place, line)
+            return _short(text, MESSAGE_CHARS - len(pointer) - 2) + (f"; {pointer}" if pointer else "")
+        return _short(text)
     if spots:
         text = f"{spots[-1].path}:{spots[-1].lineno + 1}: {text}"
         if not excinfo.errisinstance((AssertionError, NotImplementedError, pytest.fail.Exception)):

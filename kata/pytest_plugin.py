@@ -7,6 +7,8 @@ with arrays, numbers, strings and lists, and reading or assigning attributes the
 Expected values come from hand-computed cases or from `ref`, the reference solution.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -145,7 +147,10 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if call.excinfo is not None and call.excinfo.errisinstance(NotImplementedError):
         entry = call.excinfo.traceback[-1]
-        report.longrepr = f"{entry.path}:{entry.lineno + 1}: NotImplementedError: {call.excinfo.value}"
+        message = str(call.excinfo.value)
+        remote = re.search(r" \(raised at (.+?):(\d+)\)$", message)  # from a sandboxed implementation
+        place = f"{remote[1]}:{remote[2]}" if remote else f"{entry.path}:{entry.lineno + 1}"
+        report.longrepr = f"{place}: NotImplementedError: {message[:remote.start()] if remote else message}"
     elif call.excinfo is not None and not call.excinfo.errisinstance((AssertionError, pytest.fail.Exception,
                                                                      pytest.skip.Exception)):
         # an error inside the student's code (a NumPy shape error, a TypeError): say which exercise and section

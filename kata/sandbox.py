@@ -591,7 +591,12 @@ def serve(fd, folder):
         endpoint = ChildEndpoint(channel, module)
         channel.send({"kind": "ready"}, [])
     except ImplementationError as error:
-        channel.send({"kind": "broken", "message": str(error)[:4000]}, [])
+        from .grading import _blame
+        try:
+            verdict = _blame(error.__cause__, Path(folder).resolve())
+        except Exception:  # noqa: BLE001 - the message alone is still worth sending
+            verdict = None
+        channel.send({"kind": "broken", "message": str(error)[:4000], "verdict": verdict}, [])
         return
     while True:
         try:
@@ -670,6 +675,7 @@ class Sandbox:
         self.process = None
         self.endpoint = None
         self.broken = None  # the import error of the implementation, if it did not import
+        self.broken_verdict = None  # where it failed: {"where": [file, line], "culprits": [...], "error": ...}
         self.workdir = None
 
     def start(self):
@@ -697,7 +703,9 @@ class Sandbox:
         finally:
             self.endpoint.channel.deadline = None
         if header.get("kind") == "broken":
-            self.broken = str(header.get("message", "the implementation did not import"))
+            self.broken = str(header.get("message", "the implementation did not import"))[:4000]
+            verdict = header.get("verdict")
+            self.broken_verdict = verdict if _plain_verdict(verdict) else None
         elif header.get("kind") != "ready":
             self.stop()
             raise SandboxError("the implementation's process did not start properly")
@@ -775,6 +783,17 @@ class Sandbox:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _plain_verdict(verdict):
+    """Whether a child's report on a failed import has the shape grading._blame gives (plain data only)."""
+    if not isinstance(verdict, dict) or not isinstance(verdict.get("error"), str):
+        return False
+    where = verdict.get("where")
+    culprits = verdict.get("culprits")
+    return (where is None or (isinstance(where, list) and len(where) == 2 and isinstance(where[0], str)
+                              and (where[1] is None or isinstance(where[1], int)))) and \
+        isinstance(culprits, list) and all(isinstance(c, str) and "/" not in c for c in culprits)
 
 
 def main(argv=None):

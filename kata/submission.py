@@ -16,6 +16,7 @@ from .manifest import ROOT
 REFERENCE = ROOT / "solutions"
 MAX_ZIP_BYTES = 20 * 2**20  # a submission is a few hundred kB; anything this big is a mistake or a zip bomb
 MAX_ZIP_FILES = 2000
+MAX_FILE_BYTES = 1 << 20  # the largest reference file is about 10 kB
 SKIPPED_DIRS = {"__MACOSX", "__pycache__", ".git", ".venv", "venv", ".ipynb_checkpoints", "node_modules"}
 EXPECTED = "the files of exercises/ (__init__.py, attention.py, ...), a folder holding exercises/, or a .zip of either"
 
@@ -119,36 +120,68 @@ def locate(path, work_dir):
     return best[0], best[0].relative_to(path).parts
 
 
-def prepare(path, work_dir, name=None):
+def _copy_strictly(source, target):
+    """Copy only the kata's files (kata_files()) that are plain files of at most MAX_FILE_BYTES; return notes
+    naming everything else, which is ignored: links, other modules, conftest.py, pytest.ini, sitecustomize.py."""
+    target.mkdir(parents=True)
+    wanted, notes, ignored = set(kata_files()), [], []
+    for entry in sorted(source.iterdir()):
+        if entry.name in SKIPPED_DIRS or entry.name.startswith(".") or entry.name.endswith(".pyc"):
+            continue
+        if entry.name not in wanted:
+            ignored.append(entry.name + ("/" if entry.is_dir() and not entry.is_symlink() else ""))
+            continue
+        if entry.is_symlink() or not entry.is_file():
+            notes.append(f"{entry.name} is {'a symbolic link' if entry.is_symlink() else 'not a plain file'}: "
+                         f"ignored, as if it were missing")
+            continue
+        if entry.stat().st_size > MAX_FILE_BYTES:
+            notes.append(f"{entry.name} is {entry.stat().st_size:,} bytes, more than {MAX_FILE_BYTES:,}: ignored, "
+                         f"as if it were missing")
+            continue
+        shutil.copyfile(entry, target / entry.name)
+    if ignored:
+        notes.append(f"only the kata's files are graded; ignored: {', '.join(ignored[:12])}"
+                     + (f" and {len(ignored) - 12} more" if len(ignored) > 12 else ""))
+    return notes
+
+
+def prepare(path, work_dir, name=None, strict=False):
     """Copy a submission's implementation into work_dir/implementation, ready for grading.
 
     Returns (folder, notes, shown): notes are for the student (a missing __init__.py is taken from exercises/,
     as students uploading loose files often leave it out; other missing files are grade()'s to report);
     shown names the folder in messages: name (default: the submission's own name), then the path inside it.
+    strict: copy only the kata's own files, plain and of a sane size, and report what else was there.
     """
     work_dir = Path(work_dir)
     source, where = locate(path, work_dir)
     target = work_dir / "implementation"
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*SKIPPED_DIRS, "*.pyc", ".*"))
     notes = []
+    if strict:
+        notes += _copy_strictly(source, target)
+    else:
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns(*SKIPPED_DIRS, "*.pyc", ".*"))
     if not (target / "__init__.py").exists():
         shutil.copy2(ROOT / "exercises" / "__init__.py", target / "__init__.py")
         notes.append("__init__.py was not in the submission: the one of exercises/ was used.")
     return target, notes, "/".join([name or Path(path).name, *where])
 
 
-def open_submission(impl, work_dir, name=None):
+def open_submission(impl, work_dir, name=None, strict=False):
     """Resolve impl ("solutions", "exercises", a folder or a .zip) into a Submission; work_dir is a scratch folder.
 
     name is how messages call the submission (default: impl as given); "solutions" and "exercises" are graded in
-    place, anything else is copied by prepare().
+    place unless strict, anything else is copied by prepare() (strict: only the kata's files).
     """
     path = Path(str(impl)).expanduser()
     for known in NAMED:
         if str(impl) == known or (path.exists() and path.resolve() == (ROOT / known).resolve()):
-            return Submission(ROOT / known, name or known, known)
-    folder, notes, shown = prepare(path, work_dir, name or str(impl).rstrip("/") or str(impl))
+            if not strict:
+                return Submission(ROOT / known, name or known, known)
+            path = ROOT / known
+    folder, notes, shown = prepare(path, work_dir, name or str(impl).rstrip("/") or str(impl), strict)
     return Submission(folder, shown, str(folder), notes)
 
 
