@@ -162,19 +162,18 @@ def _probe(folder, display, work, limit):
 
 def _probe_sandboxed(folder, display, work, limit):
     """_probe, with the import done by a sandboxed child (kata/sandbox.py) that reports where it failed."""
-    from .sandbox import Sandbox, SandboxError
-    box = Sandbox(folder, startup_seconds=limit)
-    try:
-        box.start()
-    except SandboxError as error:
-        return [], f"importing {display} failed: {error} (within {limit:g} s)"
-    finally:
-        box.stop()
-    if box.broken is None:
+    # in a process of its own: the sandbox adopts and reaps orphans, which only a single-purpose process may do
+    out = work / f"probe-{time.monotonic_ns()}.json"
+    code, output = _run([sys.executable, "-m", "kata.sandbox", "--probe", str(out), "--seconds", str(limit),
+                         str(folder)], limit + 30)
+    if not out.exists():
+        return [], f"importing {display} could not be tried (exit code {code}): {output.strip()[-300:]}"
+    report = json.loads(out.read_text())
+    if report["broken"] is None:
         return None
-    verdict = box.broken_verdict
+    verdict = report["verdict"]
     if not verdict:
-        return [], _cleaner({folder: display})(f"importing {display} failed: {box.broken}")
+        return [], _cleaner({folder: display})(f"importing {display} failed: {report['broken']}")
     where = verdict["where"]
     place = f"{display}/{where[0]}" + (f" line {where[1]}" if where[1] else "") if where else display
     culprits = [name for name in verdict["culprits"] if name in kata_files()]
@@ -275,7 +274,7 @@ def run_lesson(lesson_id, impl_arg, tests, timeout, work, clean=lambda text: tex
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "kata.grading", "-q",
                    f"--impl={impl_arg}", "-m", item.marker, *[str(ROOT / t) for t in targets]]
         if sandbox:  # the submission's answer must come before the test's own watchdog fires
-            command += ["--sandbox", f"--sandbox-test-seconds={max(1.0, limit - 1.0):g}"]
+            command += ["--sandbox", f"--sandbox-test-seconds={limit - min(1.0, limit / 4):g}"]
         # a little grace so the test's own watchdog (which says where the code was) fires before the kill
         code, output = _run(command, left + 2, {"KATA_LOG": str(log), "KATA_TRACE": str(trace),
                                                 "KATA_TEST_LIMIT": str(limit)})
@@ -478,8 +477,10 @@ def pytest_runtest_makereport(item, call):
         report.kata_message = _message(report, call.excinfo)
         if call.excinfo is not None and type(call.excinfo.value).__name__ == "CallTimeout":
             report.kata_timeout = True
-            report.kata_message = (f"did not answer within {float(os.environ['KATA_TEST_LIMIT']) - 1:.0f} s: an "
-                                   f"infinite loop, or much slower code than needed?")
+            where = str(call.excinfo.value).partition("deadline")[2]
+            report.kata_message = (f"did not finish within {float(os.environ['KATA_TEST_LIMIT']):.0f} s{where}; an "
+                                   f"infinite loop, or much slower code than needed? (each test may use a share of "
+                                   f"--timeout)")
     return report
 
 

@@ -73,22 +73,25 @@ class Sandboxed:
         if box.broken:
             pytest.fail(box.broken, pytrace=False)
         box.set_deadline(self.test_seconds)
+        box.seed(0)  # as the _seed fixture does here: the same submission always gets the same result
 
     def after_test(self):
         from kata.sandbox import SandboxError
-        if self.box is None:
-            return
-        if not self.box.alive():
-            self.box.stop()
-            self.box = None
-            return
         try:
+            if self.box is None or not self.box.alive():
+                raise SandboxError("gone")
             self.box.set_deadline(10.0)
             self.box.reset()
             self.box.set_deadline(None)
         except SandboxError:  # timed out or died during the test: a fresh child for the next one
-            self.box.stop()
+            if self.box is not None:
+                self.box.stop()
             self.box = None
+        if self.box is None:
+            try:
+                self.start()
+            except SandboxError:
+                pass  # the next test's fixture says why
 
     def stop(self):
         if self.box is not None:
@@ -96,13 +99,28 @@ class Sandboxed:
             self.box = None
 
 
+def pytest_sessionstart(session):
+    """With --sandbox, the child starts before the first test, so its start-up counts against no test's time."""
+    config = session.config
+    if config.getoption("--sandbox"):
+        config._kata_sandboxed = Sandboxed(config.getoption("--impl"), config.getoption("sandbox_test_seconds"))
+        try:
+            config._kata_sandboxed.start()
+        except Exception:  # noqa: BLE001 - the impl fixture reports it, in the tests
+            pass
+
+
+def pytest_sessionfinish(session):
+    sandboxed = getattr(session.config, "_kata_sandboxed", None)
+    if sandboxed is not None:
+        sandboxed.stop()
+
+
 @pytest.fixture(scope="session")
 def impl(request):
     spec = request.config.getoption("--impl")
     if request.config.getoption("--sandbox"):
-        sandboxed = Sandboxed(spec, request.config.getoption("sandbox_test_seconds"))
-        request.config._kata_sandboxed = sandboxed
-        request.addfinalizer(sandboxed.stop)
+        sandboxed = request.config._kata_sandboxed
         from kata.sandbox import SandboxError
         try:
             sandboxed.start()

@@ -27,6 +27,7 @@ import io
 import json
 import math
 import os
+import re
 import resource
 import signal
 import socket
@@ -34,6 +35,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import weakref
@@ -70,18 +72,20 @@ class RemoteError(Exception):
 
 # ---------------------------------------------------------------- framing
 
-def _read_exactly(sock, size, deadline):
+def _read_exactly(sock, size, deadline, on_timeout=None):
     chunks, left = [], size
     while left:
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise CallTimeout("the implementation did not answer before the deadline")
+                raise CallTimeout("the implementation did not answer before the deadline"
+                                  + (on_timeout() if on_timeout else ""))
             sock.settimeout(remaining)
         try:
             chunk = sock.recv(min(left, 1 << 20))
         except socket.timeout:
-            raise CallTimeout("the implementation did not answer before the deadline") from None
+            raise CallTimeout("the implementation did not answer before the deadline"
+                              + (on_timeout() if on_timeout else "")) from None
         except OSError as error:
             raise ChildDied(f"the connection to the implementation broke: {error}") from None
         if not chunk:
@@ -125,6 +129,7 @@ class Channel:
     def __init__(self, sock):
         self.sock = sock
         self.deadline = None  # time.monotonic() by which each read must be done; None: wait for ever
+        self.on_timeout = None  # returns text to add to a CallTimeout's message (where the child was)
 
     def send(self, header, arrays):
         blobs = [array_bytes(a) for a in arrays]
@@ -138,7 +143,7 @@ class Channel:
             raise ChildDied(f"the implementation's process cannot be reached: {error}") from None
 
     def recv(self):
-        size = struct.unpack("!Q", _read_exactly(self.sock, 8, self.deadline))[0]
+        size = struct.unpack("!Q", _read_exactly(self.sock, 8, self.deadline, self.on_timeout))[0]
         if size > MAX_MESSAGE_BYTES:
             raise SandboxError(f"a message of {size} bytes: larger than allowed")
         try:
@@ -573,6 +578,9 @@ class ChildEndpoint(Endpoint):
             return target[args[0]]
         if op == "len":
             return len(target)
+        if op == "seed":  # every test starts from the same random state, as in one process
+            np.random.seed(args[0])
+            return None
         if op == "reset":
             self.objects = {"$module": self.objects["$module"]}
             self.handle_of = {id(self.objects["$module"]): "$module"}
@@ -585,6 +593,8 @@ def serve(fd, folder):
     """The child's main loop: import the implementation in folder, then answer requests until the end."""
     sock = socket.socket(fileno=fd)
     channel = Channel(sock)
+    import faulthandler
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=False)  # the parent asks where we are
     from .implementation import ImplementationError, load
     try:
         module = load(folder)
@@ -683,17 +693,21 @@ class Sandbox:
         self.known_children = set(_children_of(os.getpid()))
         parent_sock, child_sock = socket.socketpair()
         self.workdir = tempfile.mkdtemp(prefix="kata-sandbox-")
+        self.token = os.urandom(8).hex()
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": self.workdir, "OPENBLAS_NUM_THREADS": "1",
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
-               "PYTHONHASHSEED": "0"}
+               "PYTHONHASHSEED": "0", "KATA_SANDBOX": self.token}
         nproc = None if os.geteuid() == 0 else _user_processes(os.getuid()) + 8 + self.limits.processes
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-B", "-m", "kata.sandbox", "--fd", str(child_sock.fileno()), self.folder],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.workdir,
             env=env, pass_fds=(child_sock.fileno(),), start_new_session=True,
             preexec_fn=_limit_child(self.limits, nproc))
         child_sock.close()
+        self.stderr_tail = bytearray()
+        threading.Thread(target=self._drain, args=(self.process.stderr, self.stderr_tail), daemon=True).start()
         self.endpoint = ParentEndpoint(self, Channel(parent_sock))
+        self.endpoint.channel.on_timeout = self._timed_out
         self.endpoint.channel.deadline = time.monotonic() + self.startup_seconds
         try:
             header, _ = self.endpoint.channel.recv()
@@ -711,6 +725,47 @@ class Sandbox:
             raise SandboxError("the implementation's process did not start properly")
         return self
 
+    @staticmethod
+    def _drain(stream, tail, keep=1 << 16):
+        """Read the child's stderr as it comes (a flood never blocks it), keeping the last keep bytes."""
+        while True:
+            try:
+                chunk = stream.read1(1 << 16)
+            except (OSError, ValueError):  # closed by stop()
+                return
+            if not chunk:
+                return
+            tail += chunk
+            del tail[:-keep]
+
+    def _where_stuck(self):
+        """': it was running FILE line N (function)' from a traceback the child dumps on SIGUSR1, or ''."""
+        if not self.alive():
+            return ""
+        mark = len(self.stderr_tail)
+        try:
+            os.kill(self.process.pid, signal.SIGUSR1)
+        except OSError:
+            return ""
+        for _ in range(30):
+            time.sleep(0.01)
+            text = bytes(self.stderr_tail[mark:]).decode(errors="replace")
+            if "File " in text and text.rstrip().endswith(")") is False or text.count("\n") > 1:
+                break
+        text = bytes(self.stderr_tail).decode(errors="replace")
+        text = text[text.rfind("Stack (most recent call first)"):] if "Stack (most recent call first)" in text \
+            else text[text.rfind("Current thread"):]
+        for path, line, function in re.findall(r'File "([^"]+)", line (\d+) in (\S+)', text):
+            if Path(path).resolve().parent == Path(self.folder):
+                return f": it was running {path} line {line} ({function})"
+        return ""
+
+    def _timed_out(self):
+        """Where the child was when its time ran out; then it is killed (a child past its deadline is useless)."""
+        where = self._where_stuck()
+        self.stop()
+        return where
+
     def implementation(self):
         """The implementation's package as a RemoteObject."""
         return self.endpoint.decode_object({"$object": "$module", "type": "module"})
@@ -725,6 +780,10 @@ class Sandbox:
         self.endpoint.mirrors.clear()
         self.endpoint.callbacks.clear()
         self.endpoint.proxies.clear()
+
+    def seed(self, value=0):
+        """Seed the child's global NumPy generator (what an implementation's initialisation draws from)."""
+        self.endpoint.request("seed", args=[int(value)])
 
     def alive(self):
         return self.process is not None and self.process.poll() is None
@@ -754,6 +813,8 @@ class Sandbox:
         self.process.wait()
         if self.endpoint is not None:
             self.endpoint.channel.sock.close()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
         if self.workdir:
             import shutil
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -766,8 +827,17 @@ class Sandbox:
             children = _children_of(frontier.pop())
             frontier += [c for c in children if c not in tree]
             tree |= set(children)
-        orphans = set(_children_of(os.getpid())) - self.known_children - {root}
+        orphans = {pid for pid in set(_children_of(os.getpid())) - self.known_children - {root}
+                   if self._marked(pid)}
         return (tree | orphans) - {os.getpid()}
+
+    def _marked(self, pid):
+        """Whether a process carries this child's token in its environment (so it was started from the child)."""
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as stream:
+                return f"KATA_SANDBOX={self.token}".encode() in stream.read().split(b"\0")
+        except OSError:
+            return False
 
     @staticmethod
     def _reap(pids):
@@ -796,11 +866,28 @@ def _plain_verdict(verdict):
         isinstance(culprits, list) and all(isinstance(c, str) and "/" not in c for c in culprits)
 
 
+def probe(folder, seconds):
+    """{"broken": message or None, "verdict": ...}: whether folder imports, tried in a sandboxed child."""
+    box = Sandbox(folder, startup_seconds=seconds)
+    try:
+        box.start()
+    except SandboxError as error:
+        return {"broken": f"importing it did not finish: {error} (within {seconds:g} s)", "verdict": None}
+    finally:
+        box.stop()
+    return {"broken": box.broken, "verdict": box.broken_verdict}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=argparse.SUPPRESS)
-    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--fd", type=int)
+    parser.add_argument("--probe", metavar="OUT", help="(the grader's) write probe(folder) as JSON to OUT")
+    parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("folder")
     args = parser.parse_args(argv)
+    if args.probe:
+        Path(args.probe).write_text(json.dumps(probe(args.folder, args.seconds)))
+        return
     serve(args.fd, args.folder)
     os._exit(0)  # no atexit handler of the implementation runs
 
