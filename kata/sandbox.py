@@ -428,6 +428,9 @@ class Endpoint:
     def prefix_is_parent(self):
         return self.mirrors.prefix == "p"
 
+    def outside(self, text):
+        return text
+
     @staticmethod
     def describe(error):
         frames = traceback.extract_tb(error.__traceback__)
@@ -443,8 +446,8 @@ class Endpoint:
         if not isinstance(description, dict):
             return SandboxError("a malformed error")
         name = str(description.get("type", "Exception"))[:100]
-        message = str(description.get("message", ""))[:4000]
-        where = description.get("where")
+        message = self.outside(str(description.get("message", ""))[:4000])
+        where = self.outside(description.get("where"))
         text = f"{message} (raised at {where})" if where else message
         cls = ERRORS.get(name)
         if cls is None:
@@ -497,6 +500,9 @@ class ParentEndpoint(Endpoint):
         self.box = box
         self.proxies = weakref.WeakValueDictionary()  # handle -> RemoteObject
         self.callbacks = {}  # handle -> callable of the parent
+
+    def outside(self, text):
+        return self.box._inside_to_outside(text) if isinstance(text, str) else None
 
     def encode_object(self, value):
         if isinstance(value, RemoteObject):
@@ -633,7 +639,50 @@ class Limits:
     memory_bytes = 3 << 30  # address space: numpy needs a few hundred MB; a memory bomb gets MemoryError
     cpu_seconds = 300  # CPU time of the child over its life; the wall-clock deadline usually comes first
     open_files = 64
-    processes = 0  # beyond those the user already has; not enforced for root
+    processes = 0  # beyond those the user already has (RLIMIT_NPROC; the kernel exempts root)
+    max_pids = 32  # every process and thread of the child together, where a pids cgroup can be made (root)
+
+
+# ---------------------------------------------------------------- isolation by namespaces (when run as root)
+
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWPID = 0x00020000, 0x08000000, 0x40000000, 0x20000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+INSIDE = "/tmp/submission"  # where the child sees the implementation's folder
+CGROUP_PIDS = Path("/sys/fs/cgroup/pids")
+
+
+def hidden_paths():
+    """What the child must not read: the reference, the tests (expected values), the repository's history."""
+    from .manifest import ROOT
+    return [path for path in (ROOT / "solutions", ROOT / "tests", ROOT / ".git") if path.exists()]
+
+
+def _libc_call(name, *args):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if getattr(libc, name)(*args) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{name}: {os.strerror(error)}")
+
+
+def _mount(source, target, fstype, flags, data=None):
+    _libc_call("mount", source.encode() if source else None, str(target).encode(),
+               fstype.encode() if fstype else None, ctypes.c_ulong(flags), data.encode() if data else None)
+
+
+def _isolate(folder, hide):
+    """(In the child, before exec.) New mount, PID, network and IPC namespaces; an empty /tmp holding only the
+    implementation's folder, read-only; empty read-only folders over every hidden path."""
+    _libc_call("unshare", CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC)
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here reaches the grader's mounts
+    keep = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    _mount("none", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")  # the grader's work folders go
+    os.mkdir(INSIDE)
+    _mount(f"/proc/self/fd/{keep}", INSIDE, None, MS_BIND)
+    _mount(None, INSIDE, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+    os.close(keep)
+    for path in hide:
+        _mount("none", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=555")
+    os.chdir("/tmp")
 
 
 def _user_processes(uid):
@@ -648,8 +697,14 @@ def _user_processes(uid):
     return count
 
 
-def _limit_child(limits, nproc):
+def _limit_child(limits, nproc, isolation=None):
     def apply():
+        if isolation is not None:
+            folder, hide, cgroup = isolation
+            if cgroup is not None:
+                (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+            if folder is not None:
+                _isolate(folder, hide)
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # no file can be written (results, fake reports)
@@ -698,11 +753,25 @@ class Sandbox:
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
                "PYTHONHASHSEED": "0", "KATA_SANDBOX": self.token}
         nproc = None if os.geteuid() == 0 else _user_processes(os.getuid()) + 8 + self.limits.processes
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", "-B", "-m", "kata.sandbox", "--fd", str(child_sock.fileno()), self.folder],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.workdir,
-            env=env, pass_fds=(child_sock.fileno(),), start_new_session=True,
-            preexec_fn=_limit_child(self.limits, nproc))
+        self.cgroup = self._make_cgroup() if os.geteuid() == 0 else None
+        command = [sys.executable, "-I", "-B", "-m", "kata.sandbox", "--fd", str(child_sock.fileno())]
+        self.isolated, self.isolation_note = False, "not root: no namespaces (see README, Grading untrusted code)"
+        if os.geteuid() == 0:
+            try:
+                self.process = subprocess.Popen(
+                    command + ["--pid-namespace", INSIDE], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE, cwd="/", env=dict(env, HOME="/tmp"), pass_fds=(child_sock.fileno(),),
+                    start_new_session=True,
+                    preexec_fn=_limit_child(self.limits, nproc, (self.folder, hidden_paths(), self.cgroup)))
+                self.isolated, self.isolation_note = True, "namespaces: mount, PID, network, IPC"
+            except (subprocess.SubprocessError, OSError) as error:
+                self.isolation_note = f"namespaces could not be made ({error}): rlimits only"
+                self.process = None
+        if self.process is None:
+            self.process = subprocess.Popen(
+                command + [self.folder], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                cwd=self.workdir, env=env, pass_fds=(child_sock.fileno(),), start_new_session=True,
+                preexec_fn=_limit_child(self.limits, nproc, (None, None, self.cgroup)))
         child_sock.close()
         self.stderr_tail = bytearray()
         threading.Thread(target=self._drain, args=(self.process.stderr, self.stderr_tail), daemon=True).start()
@@ -717,13 +786,29 @@ class Sandbox:
         finally:
             self.endpoint.channel.deadline = None
         if header.get("kind") == "broken":
-            self.broken = str(header.get("message", "the implementation did not import"))[:4000]
+            self.broken = self._inside_to_outside(str(header.get("message", "the implementation did not import"))[:4000])
             verdict = header.get("verdict")
             self.broken_verdict = verdict if _plain_verdict(verdict) else None
+            if self.broken_verdict:
+                self.broken_verdict["error"] = self._inside_to_outside(self.broken_verdict["error"])
         elif header.get("kind") != "ready":
             self.stop()
             raise SandboxError("the implementation's process did not start properly")
         return self
+
+    def _make_cgroup(self):
+        """A pids cgroup limiting every process of the child together (a fork bomb), or None where none can be."""
+        try:
+            cgroup = CGROUP_PIDS / f"kata-{self.token}"
+            cgroup.mkdir()
+            (cgroup / "pids.max").write_text(str(self.limits.max_pids))
+            return cgroup
+        except OSError:
+            return None
+
+    def _inside_to_outside(self, text):
+        """The child's paths (/tmp/submission/loss.py) as the grader knows them."""
+        return text.replace(INSIDE + "/", self.folder + "/") if self.isolated and isinstance(text, str) else text
 
     @staticmethod
     def _drain(stream, tail, keep=1 << 16):
@@ -752,7 +837,7 @@ class Sandbox:
             text = bytes(self.stderr_tail[mark:]).decode(errors="replace")
             if "File " in text and text.rstrip().endswith(")") is False or text.count("\n") > 1:
                 break
-        text = bytes(self.stderr_tail).decode(errors="replace")
+        text = self._inside_to_outside(bytes(self.stderr_tail).decode(errors="replace"))
         text = text[text.rfind("Stack (most recent call first)"):] if "Stack (most recent call first)" in text \
             else text[text.rfind("Current thread"):]
         for path, line, function in re.findall(r'File "([^"]+)", line (\d+) in (\S+)', text):
@@ -818,11 +903,26 @@ class Sandbox:
         if self.workdir:
             import shutil
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.cgroup is not None:
+            for _ in range(100):
+                try:
+                    self.cgroup.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:  # still emptying
+                    time.sleep(0.01)
         self.process = None
 
     def _descendants(self, root):
-        """The process tree below root, and every orphan that came to us since the child started."""
+        """The process tree below root, every orphan that came to us since the child started, and every process
+        of the child's cgroup."""
         tree, frontier = set(), [root]
+        if self.cgroup is not None:
+            try:
+                frontier += [int(pid) for pid in (self.cgroup / "cgroup.procs").read_text().split()]
+            except (OSError, ValueError):
+                pass
         while frontier:
             children = _children_of(frontier.pop())
             frontier += [c for c in children if c not in tree]
@@ -878,16 +978,30 @@ def probe(folder, seconds):
     return {"broken": box.broken, "verdict": box.broken_verdict}
 
 
+def _become_pid_one():
+    """After unshare(CLONE_NEWPID) the next child is PID 1 of the new namespace: fork it, give it its own /proc,
+    and let this process only wait. When PID 1 ends, the kernel kills every process left in the namespace."""
+    pid = os.fork()
+    if pid:
+        _, status = os.waitpid(pid, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=argparse.SUPPRESS)
     parser.add_argument("--fd", type=int)
     parser.add_argument("--probe", metavar="OUT", help="(the grader's) write probe(folder) as JSON to OUT")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--pid-namespace", action="store_true")
     parser.add_argument("folder")
     args = parser.parse_args(argv)
     if args.probe:
         Path(args.probe).write_text(json.dumps(probe(args.folder, args.seconds)))
         return
+    if args.pid_namespace:
+        _become_pid_one()
     serve(args.fd, args.folder)
     os._exit(0)  # no atexit handler of the implementation runs
 
