@@ -62,7 +62,7 @@ class Sandboxed:
         if self.box is None or not self.box.alive():
             if self.box is not None:
                 self.box.stop()
-            self.box = Sandbox(self.folder).start()
+            self.box = Sandbox(self.folder, startup_seconds=max(5.0, self.test_seconds)).start()
         return self.box
 
     def module(self):

@@ -780,6 +780,11 @@ class Sandbox:
         self.endpoint.channel.deadline = time.monotonic() + self.startup_seconds
         try:
             header, _ = self.endpoint.channel.recv()
+        except ChildDied:
+            code = self.process.wait(timeout=5) if self.process is not None else None
+            self.stop()
+            raise ChildDied(f"the implementation's process ended while importing it (exit code {code}): does the "
+                            f"code call exit() or os._exit() at import?") from None
         except SandboxError:
             self.stop()
             raise
