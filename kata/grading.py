@@ -35,6 +35,7 @@ from .submission import SubmissionError  # noqa: F401 - grade() raises it; calle
 
 DEFAULT_TIMEOUT = 120.0  # seconds per lesson
 DEFAULT_WORKERS = 2  # this machine has 2 cores; each lesson runs single-threaded
+SANDBOX_GRACE = 5.0  # seconds a sandboxed test may take beyond its share: restarting the child after a timeout
 MESSAGE_CHARS = 400
 REMOTE_PLACE = re.compile(r" \(raised at (.+?):(\d+)\)")  # kata.sandbox's note on an error of the child
 TRACE_LINE = re.compile(r'\s*(File "|\S+\.py:\d+ in )')
@@ -94,20 +95,36 @@ def _top_level_names(path):
     return names
 
 
-def _blame(error, folder):
-    """Where an import of the implementation in folder failed, and the files to blame, most likely first."""
+def import_failure(error, folder):
+    """What a failed import of the implementation in folder says, as plain data (computed where it failed, which
+    may be a sandbox that cannot see the reference): {"inside": [[file, line], ...] frames in folder, innermost
+    last; "missing": [file, name] when a file of folder lacked an imported name, else None; "error": text}."""
     frames = [(f.filename, f.lineno) for f in traceback.extract_tb(error.__traceback__)]
     if isinstance(error, SyntaxError) and error.filename:
         frames.append((error.filename, error.lineno))
-    inside = [(Path(f).name, n) for f, n in frames if Path(f).resolve().parent == folder]
+    inside = [[Path(f).name, n] for f, n in frames if Path(f).resolve().parent == folder]
     missing = re.match(r"cannot import name '(\w+)'", str(error))
+    lacking = None
     if isinstance(error, ImportError) and missing and error.path and Path(error.path).resolve().parent == folder:
-        target = Path(error.path).name
-        if (REFERENCE / target).is_file() and missing[1] in _top_level_names(REFERENCE / target):
+        lacking = [Path(error.path).name, missing[1]]
+    return {"inside": inside, "missing": lacking, "error": f"{type(error).__name__}: {error}"}
+
+
+def blame(failure):
+    """Where an import failed and the files to blame, most likely first, from import_failure's report."""
+    inside = [tuple(frame) for frame in failure["inside"]]
+    if failure.get("missing"):
+        target, name = failure["missing"]
+        if (REFERENCE / target).is_file() and name in _top_level_names(REFERENCE / target):
             inside.append((target, None))  # the file lost a name the reference defines: blame it, not its importer
-    culprits = [name for name, _ in reversed(inside) if (REFERENCE / name).is_file()]
+    culprits = [name for name, _ in reversed(inside) if name in kata_files()]
     return {"where": inside[-1] if inside else None, "culprits": list(dict.fromkeys(culprits)),
-            "error": f"{type(error).__name__}: {error}"}
+            "error": failure["error"]}
+
+
+def _blame(error, folder):
+    """Where an import of the implementation in folder failed, and the files to blame, most likely first."""
+    return blame(import_failure(error, folder))
 
 
 def _probe_main(folder, out, limit):
@@ -171,9 +188,9 @@ def _probe_sandboxed(folder, display, work, limit):
     report = json.loads(out.read_text())
     if report["broken"] is None:
         return None
-    verdict = report["verdict"]
-    if not verdict:
+    if not report["verdict"]:
         return [], _cleaner({folder: display})(f"importing {display} failed: {report['broken']}")
+    verdict = blame(report["verdict"])
     where = verdict["where"]
     place = f"{display}/{where[0]}" + (f" line {where[1]}" if where[1] else "") if where else display
     culprits = [name for name in verdict["culprits"] if name in kata_files()]
@@ -273,11 +290,15 @@ def run_lesson(lesson_id, impl_arg, tests, timeout, work, clean=lambda text: tex
         targets = dict.fromkeys(t.split("::")[0] for t in tests) if attempt == 1 else remaining
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "kata.grading", "-q",
                    f"--impl={impl_arg}", "-m", item.marker, *[str(ROOT / t) for t in targets]]
-        if sandbox:  # the submission's answer must come before the test's own watchdog fires
-            command += ["--sandbox", f"--sandbox-test-seconds={limit - min(1.0, limit / 4):g}"]
+        watchdog = limit
+        if sandbox:  # the sandbox's deadline stops the submission; the watchdog only backs it up (and allows for
+            # starting a fresh child after a timeout)
+            command += ["--sandbox", f"--sandbox-test-seconds={limit:g}"]
+            watchdog = limit + SANDBOX_GRACE
         # a little grace so the test's own watchdog (which says where the code was) fires before the kill
-        code, output = _run(command, left + 2, {"KATA_LOG": str(log), "KATA_TRACE": str(trace),
-                                                "KATA_TEST_LIMIT": str(limit)})
+        code, output = _run(command, left + 2 + (SANDBOX_GRACE if sandbox else 0),
+                            {"KATA_LOG": str(log), "KATA_TRACE": str(trace), "KATA_TEST_LIMIT": str(watchdog),
+                             "KATA_SANDBOX_SECONDS": str(limit)})
         done, hung = _read_log(log)
         results.update({t: (s, clean(m)) for t, (s, m) in done.items() if t in tests})
         if hung is None:
@@ -478,7 +499,7 @@ def pytest_runtest_makereport(item, call):
         if call.excinfo is not None and type(call.excinfo.value).__name__ == "CallTimeout":
             report.kata_timeout = True
             where = str(call.excinfo.value).partition("deadline")[2]
-            report.kata_message = (f"did not finish within {float(os.environ['KATA_TEST_LIMIT']):.0f} s{where}; an "
+            report.kata_message = (f"did not finish within {float(os.environ['KATA_SANDBOX_SECONDS']):.0f} s{where}; an "
                                    f"infinite loop, or much slower code than needed? (each test may use a share of "
                                    f"--timeout)")
     return report

@@ -607,9 +607,9 @@ def serve(fd, folder):
         endpoint = ChildEndpoint(channel, module)
         channel.send({"kind": "ready"}, [])
     except ImplementationError as error:
-        from .grading import _blame
+        from .grading import import_failure
         try:
-            verdict = _blame(error.__cause__, Path(folder).resolve())
+            verdict = import_failure(error.__cause__, Path(folder).resolve())
         except Exception:  # noqa: BLE001 - the message alone is still worth sending
             verdict = None
         channel.send({"kind": "broken", "message": str(error)[:4000], "verdict": verdict}, [])
@@ -813,7 +813,7 @@ class Sandbox:
 
     def _inside_to_outside(self, text):
         """The child's paths (/tmp/submission/loss.py) as the grader knows them."""
-        return text.replace(INSIDE + "/", self.folder + "/") if self.isolated and isinstance(text, str) else text
+        return text.replace(INSIDE, self.folder) if self.isolated and isinstance(text, str) else text
 
     @staticmethod
     def _drain(stream, tail, keep=1 << 16):
@@ -833,9 +833,11 @@ class Sandbox:
         if not self.alive():
             return ""
         mark = len(self.stderr_tail)
+        # in a PID namespace the server is the child of the process we started (which only waits for it)
+        server = (_children_of(self.process.pid) or [None])[0] if self.isolated else self.process.pid
         try:
-            os.kill(self.process.pid, signal.SIGUSR1)
-        except OSError:
+            os.kill(server, signal.SIGUSR1)
+        except (OSError, TypeError):
             return ""
         for _ in range(30):
             time.sleep(0.01)
@@ -961,14 +963,17 @@ class Sandbox:
 
 
 def _plain_verdict(verdict):
-    """Whether a child's report on a failed import has the shape grading._blame gives (plain data only)."""
+    """Whether a child's report on a failed import has the shape grading.import_failure gives (plain data)."""
     if not isinstance(verdict, dict) or not isinstance(verdict.get("error"), str):
         return False
-    where = verdict.get("where")
-    culprits = verdict.get("culprits")
-    return (where is None or (isinstance(where, list) and len(where) == 2 and isinstance(where[0], str)
-                              and (where[1] is None or isinstance(where[1], int)))) and \
-        isinstance(culprits, list) and all(isinstance(c, str) and "/" not in c for c in culprits)
+    inside, missing = verdict.get("inside"), verdict.get("missing")
+
+    def frame(item):
+        return isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and "/" not in item[0] \
+            and (item[1] is None or isinstance(item[1], int))
+    return isinstance(inside, list) and all(frame(item) for item in inside) and \
+        (missing is None or (isinstance(missing, list) and len(missing) == 2
+                             and all(isinstance(x, str) and "/" not in x for x in missing)))
 
 
 def probe(folder, seconds):
