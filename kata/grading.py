@@ -186,6 +186,7 @@ def _probe_sandboxed(folder, display, work, limit):
     if not out.exists():
         return [], f"importing {display} could not be tried (exit code {code}): {output.strip()[-300:]}"
     report = json.loads(out.read_text())
+    (work / "isolation.txt").write_text("" if report.get("isolated") else str(report.get("note")))
     if report["broken"] is None:
         return None
     if not report["verdict"]:
@@ -421,6 +422,9 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_TIM
         sub = open_submission(impl, work, name, strict=sandbox)
         tests = reference_tests()
         broken, repaired = _repair(sub, work, max(2.0, min(timeout / 4, 30.0)), sandbox)
+        isolation = (work / "isolation.txt").read_text() if (work / "isolation.txt").exists() else ""
+        if isolation:  # said once per submission: what the sandbox could not do on this machine
+            sub.notes.append(f"sandbox without namespaces here ({isolation})")
         todo = unfinished(sub.folder)
         unfinished_ids = {entry[0] for entry in todo}
         broken_lessons = {i.id for i in lessons() if set(i.files) & set(broken)}

@@ -56,13 +56,20 @@ class Sandboxed:
         self.folder = folder or implementation.ROOT / name
         self.test_seconds = test_seconds
         self.box = None
+        self.import_error = None  # why the implementation could not be imported, once it failed to
 
     def start(self):
-        from kata.sandbox import Sandbox
+        from kata.sandbox import Sandbox, SandboxError
+        if self.import_error is not None:  # the same code fails the same way: no second wait
+            raise self.import_error
         if self.box is None or not self.box.alive():
             if self.box is not None:
                 self.box.stop()
-            self.box = Sandbox(self.folder, startup_seconds=max(5.0, self.test_seconds)).start()
+            try:
+                self.box = Sandbox(self.folder, startup_seconds=max(5.0, self.test_seconds)).start()
+            except SandboxError as error:
+                self.box, self.import_error = None, error
+                raise
         return self.box
 
     def module(self):

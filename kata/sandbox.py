@@ -785,6 +785,11 @@ class Sandbox:
             self.stop()
             raise ChildDied(f"the implementation's process ended while importing it (exit code {code}): does the "
                             f"code call exit() or os._exit() at import?") from None
+        except CallTimeout as error:
+            self.stop()
+            where = str(error).partition("deadline")[2]
+            raise CallTimeout(f"importing the implementation did not finish within {self.startup_seconds:g} s"
+                              f"{where}: an infinite loop at import?") from None
         except SandboxError:
             self.stop()
             raise
@@ -982,10 +987,14 @@ def probe(folder, seconds):
     try:
         box.start()
     except SandboxError as error:
-        return {"broken": f"importing it did not finish: {error} (within {seconds:g} s)", "verdict": None}
+        stuck = re.search(r"it was running (\S+) line (\d+)", str(error))
+        verdict = None
+        if stuck and Path(stuck[1]).resolve().parent == Path(folder).resolve():
+            verdict = {"inside": [[Path(stuck[1]).name, int(stuck[2])]], "missing": None, "error": str(error)}
+        return {"broken": str(error), "verdict": verdict, "isolated": box.isolated, "note": box.isolation_note}
     finally:
         box.stop()
-    return {"broken": box.broken, "verdict": box.broken_verdict}
+    return {"broken": box.broken, "verdict": box.broken_verdict, "isolated": box.isolated, "note": box.isolation_note}
 
 
 def _become_pid_one():
