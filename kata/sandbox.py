@@ -669,20 +669,67 @@ def _mount(source, target, fstype, flags, data=None):
                fstype.encode() if fstype else None, ctypes.c_ulong(flags), data.encode() if data else None)
 
 
+MS_NOEXEC = 8
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
+DEVICES = ("null", "zero", "random", "urandom")
+
+
 def _isolate(folder, hide):
-    """(In the child, before exec.) New mount, PID, network and IPC namespaces; an empty /tmp holding only the
-    implementation's folder, read-only; empty read-only folders over every hidden path."""
+    """(In the child, before exec.) New mount, PID, network and IPC namespaces, and a view of the machine in which
+    the implementation can read little and change nothing:
+
+    - PID 1 of the new PID namespace runs the implementation (this process forks it and only waits), with a
+      /proc of its own: no other process of the machine can be seen or reached;
+    - /tmp is empty but for the implementation's folder (read-only); the hidden paths (the reference, the tests,
+      .git) are empty; /sys is empty; /dev holds null, zero, random and urandom only;
+    - every other mount is read-only, and every capability is dropped (root without capabilities cannot mount,
+      unmount, trace or load anything, and no program it runs can give them back).
+    """
     _libc_call("unshare", CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC)
+    pid = os.fork()
+    if pid:  # the waiter: its exit status is the server's; it keeps no descriptor of the grader open
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        _, status = os.waitpid(pid, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here reaches the grader's mounts
     keep = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    devices = {name: os.open(f"/dev/{name}", os.O_RDONLY) for name in DEVICES}
     _mount("none", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")  # the grader's work folders go
     os.mkdir(INSIDE)
     _mount(f"/proc/self/fd/{keep}", INSIDE, None, MS_BIND)
-    _mount(None, INSIDE, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
     os.close(keep)
     for path in hide:
         _mount("none", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=555")
+    _mount("none", "/sys", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=555")
+    _mount("none", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755")
+    for name, fd in devices.items():
+        open(f"/dev/{name}", "w").close()
+        _mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND)
+        os.close(fd)
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # this namespace's processes only
+    with open("/proc/self/mountinfo") as stream:
+        points = [line.split()[4] for line in stream]
+    for point in points:  # read-only everywhere but /tmp (and /tmp/submission is made read-only here too)
+        if point in ("/tmp", "/proc") or point.startswith("/proc/"):
+            continue
+        try:
+            _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+        except OSError:
+            if point in ("/", INSIDE):
+                raise
+    _mount(None, "/proc", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.chdir("/tmp")
+    with open("/proc/sys/kernel/cap_last_cap") as stream:
+        last = int(stream.read())
+    for capability in range(last + 1):
+        _prctl_checked(PR_CAPBSET_DROP, capability)
+    _prctl_checked(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _prctl_checked(option, value):
+    if not _prctl(option, value):
+        raise OSError(ctypes.get_errno(), f"prctl({option}, {value}) failed")
 
 
 def _user_processes(uid):
@@ -759,7 +806,7 @@ class Sandbox:
         if os.geteuid() == 0:
             try:
                 self.process = subprocess.Popen(
-                    command + ["--pid-namespace", INSIDE], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    command + [INSIDE], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE, cwd="/", env=dict(env, HOME="/tmp"), pass_fds=(child_sock.fileno(),),
                     start_new_session=True,
                     preexec_fn=_limit_child(self.limits, nproc, (self.folder, hidden_paths(), self.cgroup)))
@@ -997,30 +1044,16 @@ def probe(folder, seconds):
     return {"broken": box.broken, "verdict": box.broken_verdict, "isolated": box.isolated, "note": box.isolation_note}
 
 
-def _become_pid_one():
-    """After unshare(CLONE_NEWPID) the next child is PID 1 of the new namespace: fork it, give it its own /proc,
-    and let this process only wait. When PID 1 ends, the kernel kills every process left in the namespace."""
-    pid = os.fork()
-    if pid:
-        _, status = os.waitpid(pid, 0)
-        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=argparse.SUPPRESS)
     parser.add_argument("--fd", type=int)
     parser.add_argument("--probe", metavar="OUT", help="(the grader's) write probe(folder) as JSON to OUT")
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--pid-namespace", action="store_true")
     parser.add_argument("folder")
     args = parser.parse_args(argv)
     if args.probe:
         Path(args.probe).write_text(json.dumps(probe(args.folder, args.seconds)))
         return
-    if args.pid_namespace:
-        _become_pid_one()
     serve(args.fd, args.folder)
     os._exit(0)  # no atexit handler of the implementation runs
 

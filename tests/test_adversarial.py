@@ -24,6 +24,7 @@ LESSON = "06"
 TIMEOUT = 8.0  # seconds for the lesson; each test may use a quarter
 DEADLINE = TIMEOUT + 30  # the whole grading of one submission, start-up included
 MARK = "KATA_ATTACK_DAEMON_3f9c"
+CANARY = "adversarial-canary.txt"  # a file of the repository an attack tries to destroy
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,24 @@ ATTACKS = [
            append="from kata.implementation import load as _load\nCrossEntropyLoss = _load('solutions')"
                   ".CrossEntropyLoss\n", score=0.0, says="importing the implementation 'solutions' failed",
            needs_isolation=True),
+    Attack("unmount-hidden", "unmounting what hides the reference, then reading it", base="exercises",
+           append="import ctypes\nfrom kata.manifest import ROOT as _R\n"
+                  "ctypes.CDLL(None).umount2(str(_R / 'solutions').encode(), 2)\n"
+                  "exec((_R / 'solutions' / 'loss.py').read_text())\n", score=0.0, says="FileNotFoundError",
+           needs_isolation=True),
+    Attack("damage-repository", "truncating and deleting a file of the grader's repository at import",
+           base="exercises", append="import os\nfrom kata.manifest import ROOT as _R\n"
+                                    f"for _f in [_R / '.kata' / '{CANARY}', _R / 'kata' / 'grading.py']:\n"
+                                    "    try:\n        os.truncate(_f, 0)\n    except OSError:\n        pass\n"
+                                    "    try:\n        os.unlink(_f)\n    except OSError:\n        pass\n",
+           honest="stubs", needs_isolation=True),
+    Attack("grader-memory", "writing into the memory of every other process through /proc at import (on the "
+           "reference: it scores full marks only if no other process was visible)", append="import os\n_seen = [p for p in os.listdir('/proc') if p.isdigit() and "
+                                    "int(p) != os.getpid()]\nfor _p in _seen:\n"
+                                    "    try:\n        open(f'/proc/{_p}/mem', 'r+b').write(b'x')\n"
+                                    "    except OSError:\n        pass\n"
+                                    "assert not _seen, f'other processes are visible: {_seen}'\n",
+           honest="correct", needs_isolation=True),
     Attack("fake-results-file", "writing a fake results file where the grader keeps its logs", base="exercises",
            append="import glob, json\nfor _p in glob.glob('/tmp/kata-grade-*/**/*.log', recursive=True):\n"
                   "    open(_p, 'a').write(json.dumps({'id': 'x', 'status': 'passed', 'message': ''}) + '\\n')\n",
@@ -190,6 +209,8 @@ def isolated():
 def graded(tmp_path_factory):
     """Every attack and honest twin graded, two at a time: {id: (result, seconds)}."""
     base = tmp_path_factory.mktemp("attacks")
+    (ROOT / ".kata").mkdir(exist_ok=True)
+    (ROOT / ".kata" / CANARY).write_text("still here\n")
 
     def run(attack):
         folder = build(attack, base / attack.id / "submission")
@@ -231,3 +252,6 @@ def test_attack_is_contained(attack, graded):
         assert attack.says in report_text(result), report_text(result)[:3000]
     if attack.id == "daemon":
         assert not survivors(MARK), "a daemon of the submission survived grading"
+    if attack.id == "damage-repository":
+        assert (ROOT / ".kata" / CANARY).read_text() == "still here\n", "the submission changed a file of the grader"
+        assert (ROOT / "kata" / "grading.py").stat().st_size > 1000
