@@ -702,6 +702,7 @@ def _isolate(folder, hide):
     for path in hide:
         _mount("none", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=555")
     _mount("none", "/sys", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=555")
+    _hide_homes()
     _mount("none", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755")
     for name, fd in devices.items():
         open(f"/dev/{name}", "w").close()
@@ -725,6 +726,24 @@ def _isolate(folder, hide):
     for capability in range(last + 1):
         _prctl_checked(PR_CAPBSET_DROP, capability)
     _prctl_checked(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _hide_homes():
+    """(In _isolate.) Empty /root and /home, but for the Python installation when it lives there, and the
+    password hashes: what the child reads can reach the report, so secrets of the machine must not be readable."""
+    prefix = os.path.realpath(sys.base_prefix)
+    for home in ("/root", "/home"):
+        if not os.path.isdir(home):
+            continue
+        keep = os.open(prefix, os.O_RDONLY | os.O_DIRECTORY) if prefix.startswith(home + "/") else None
+        _mount("none", home, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+        if keep is not None:
+            os.makedirs(prefix, exist_ok=True)
+            _mount(f"/proc/self/fd/{keep}", prefix, None, MS_BIND)
+            os.close(keep)
+    for secret in ("/etc/shadow", "/etc/gshadow"):
+        if os.path.exists(secret):
+            _mount("/dev/null", secret, None, MS_BIND)
 
 
 def _prctl_checked(option, value):
