@@ -674,7 +674,23 @@ PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
 DEVICES = ("null", "zero", "random", "urandom")
 
 
-def _isolate(folder, hide):
+SANDBOX_USERS = ("kata-sandbox", "nobody")  # the child runs as the first that exists (when the grader is root)
+
+
+def sandbox_user():
+    """(uid, gid, name) of the unprivileged user the child runs as, or None where there is none."""
+    import pwd
+    for name in SANDBOX_USERS:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        if entry.pw_uid != 0:
+            return entry.pw_uid, entry.pw_gid, name
+    return None
+
+
+def _isolate(folder, hide, user=None):
     """(In the child, before exec.) New mount, PID, network and IPC namespaces, and a view of the machine in which
     the implementation can read little and change nothing:
 
@@ -695,10 +711,14 @@ def _isolate(folder, hide):
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here reaches the grader's mounts
     keep = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     devices = {name: os.open(f"/dev/{name}", os.O_RDONLY) for name in DEVICES}
-    _mount("none", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")  # the grader's work folders go
-    os.mkdir(INSIDE)
-    _mount(f"/proc/self/fd/{keep}", INSIDE, None, MS_BIND)
+    _mount("none", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=32m,mode=1777")  # the grader's work folders go
+    import shutil  # a copy the sandbox user may read, whoever owns the grader's folder; nothing can write it
+    shutil.copytree(f"/proc/self/fd/{keep}", INSIDE, ignore=shutil.ignore_patterns("__pycache__"))
     os.close(keep)
+    for root, dirs, files in os.walk(INSIDE):
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o444)
+        os.chmod(root, 0o555)
     for path in hide:
         _mount("none", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=555")
     _mount("none", "/sys", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=555")
@@ -717,7 +737,7 @@ def _isolate(folder, hide):
         try:
             _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
         except OSError:
-            if point in ("/", INSIDE):
+            if point == "/":
                 raise
     _mount(None, "/proc", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.chdir("/tmp")
@@ -725,6 +745,10 @@ def _isolate(folder, hide):
         last = int(stream.read())
     for capability in range(last + 1):
         _prctl_checked(PR_CAPBSET_DROP, capability)
+    if user is not None:  # an unprivileged user: root's files (0600) and everything not world-readable are closed
+        os.setgroups([])
+        os.setgid(user[1])
+        os.setuid(user[0])
     _prctl_checked(PR_SET_NO_NEW_PRIVS, 1)
 
 
@@ -766,11 +790,11 @@ def _user_processes(uid):
 def _limit_child(limits, nproc, isolation=None):
     def apply():
         if isolation is not None:
-            folder, hide, cgroup = isolation
+            folder, hide, cgroup, user = isolation
             if cgroup is not None:
                 (cgroup / "cgroup.procs").write_text(str(os.getpid()))
             if folder is not None:
-                _isolate(folder, hide)
+                _isolate(folder, hide, user)
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # no file can be written (results, fake reports)
@@ -823,13 +847,17 @@ class Sandbox:
         command = [sys.executable, "-I", "-B", "-m", "kata.sandbox", "--fd", str(child_sock.fileno())]
         self.isolated, self.isolation_note = False, "not root: no namespaces (see README, Grading untrusted code)"
         if os.geteuid() == 0:
+            user = sandbox_user()
+            self.user = user[2] if user else "root (no unprivileged user found)"
+            if user is not None:
+                nproc = _user_processes(user[0]) + self.limits.max_pids
             try:
                 self.process = subprocess.Popen(
                     command + [INSIDE], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE, cwd="/", env=dict(env, HOME="/tmp"), pass_fds=(child_sock.fileno(),),
                     start_new_session=True,
-                    preexec_fn=_limit_child(self.limits, nproc, (self.folder, hidden_paths(), self.cgroup)))
-                self.isolated, self.isolation_note = True, "namespaces: mount, PID, network, IPC"
+                    preexec_fn=_limit_child(self.limits, nproc, (self.folder, hidden_paths(), self.cgroup, user)))
+                self.isolated, self.isolation_note = True, f"namespaces: mount, PID, network, IPC; user {self.user}"
             except (subprocess.SubprocessError, OSError) as error:
                 self.isolation_note = f"namespaces could not be made ({error}): rlimits only"
                 self.process = None
@@ -837,7 +865,7 @@ class Sandbox:
             self.process = subprocess.Popen(
                 command + [self.folder], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 cwd=self.workdir, env=env, pass_fds=(child_sock.fileno(),), start_new_session=True,
-                preexec_fn=_limit_child(self.limits, nproc, (None, None, self.cgroup)))
+                preexec_fn=_limit_child(self.limits, nproc, (None, None, self.cgroup, None)))
         child_sock.close()
         self.stderr_tail = bytearray()
         threading.Thread(target=self._drain, args=(self.process.stderr, self.stderr_tail), daemon=True).start()
@@ -956,11 +984,11 @@ class Sandbox:
         if self.process is None:
             return
         pid = self.process.pid
-        for attempt in range(50):
+        for attempt in range(250):  # at most about 5 s
             victims = self._descendants(pid)
             if self.process.poll() is None:
                 victims.add(pid)
-            if not victims:
+            if not victims and not self._cgroup_members():
                 break
             try:
                 os.killpg(pid, signal.SIGKILL)
@@ -972,7 +1000,7 @@ class Sandbox:
                 except (ProcessLookupError, PermissionError):
                     pass
             self._reap(victims - {pid})
-            time.sleep(0.01 * (attempt > 0))
+            time.sleep(0.02 * (attempt > 0))
         self.process.wait()
         if self.endpoint is not None:
             self.endpoint.channel.sock.close()
@@ -1008,6 +1036,15 @@ class Sandbox:
         orphans = {pid for pid in set(_children_of(os.getpid())) - self.known_children - {root}
                    if self._marked(pid)}
         return (tree | orphans) - {os.getpid()}
+
+    def _cgroup_members(self):
+        """The processes still in the child's pids cgroup (exited ones leave it at once, before being reaped)."""
+        if self.cgroup is None:
+            return []
+        try:
+            return [int(pid) for pid in (self.cgroup / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return []
 
     def _marked(self, pid):
         """Whether a process carries this child's token in its environment (so it was started from the child)."""
