@@ -806,14 +806,15 @@ def _limit_child(limits, nproc, isolation=None):
     return apply
 
 
-def _children_of(pid):
+def _children_of(pid, zombies=False):
+    """The children of pid (zombies, which are dead and only wait to be reaped, only when asked for)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as stream:
                     fields = stream.read().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid:
+                if int(fields[1]) == pid and (zombies or fields[0] != "Z"):
                     found.append(int(entry))
             except (OSError, IndexError, ValueError):
                 pass
@@ -849,7 +850,7 @@ class Sandbox:
         if os.geteuid() == 0:
             user = sandbox_user()
             self.user = user[2] if user else "root (no unprivileged user found)"
-            if user is not None:
+            if user is not None and self.cgroup is None:  # (a per-user count: other sandboxes share it)
                 nproc = _user_processes(user[0]) + self.limits.max_pids
             try:
                 self.process = subprocess.Popen(
@@ -1002,6 +1003,8 @@ class Sandbox:
             self._reap(victims - {pid})
             time.sleep(0.02 * (attempt > 0))
         self.process.wait()
+        # orphans of the child adopted by this process (its subreaper) and dead by now: reap them
+        self._reap(set(_children_of(os.getpid(), zombies=True)) - self.known_children)
         if self.endpoint is not None:
             self.endpoint.channel.sock.close()
         if self.process.stderr is not None:

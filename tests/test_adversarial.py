@@ -75,10 +75,12 @@ ATTACKS = [
            backward=("[__import__('os').fork() for _ in iter(int, 1)]",), honest="backward-raises"),
     Attack("daemon", "a daemonised grandchild (double fork, setsid) that outlives its parent, then a right answer",
            backward=(f"__import__('os').environ['{MARK}'] = '1'",
-                    "_pid = __import__('os').fork()",
+                    "_pid = None if getattr(type(self), '_spawned', False) else (setattr(type(self), '_spawned', "
+                    "True) or __import__('os').fork())",
                     "if _pid == 0: __import__('os').setsid(); _pid2 = __import__('os').fork(); "
                     "__import__('time').sleep(600) if _pid2 == 0 else None; __import__('os')._exit(0)",
-                    "if _pid: __import__('os').waitpid(_pid, 0)"),
+                    "if _pid: __import__('os').waitpid(_pid, 0)"),  # one daemon per child process, so the
+           # pids cgroup (32) never runs out and every answer stays right
            honest="correct"),
     Attack("sys-exit-at-import", "sys.exit(0) at import", append="import sys\nsys.exit(0)\n", score=0.0,
            says="SystemExit"),
