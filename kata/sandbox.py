@@ -690,7 +690,7 @@ def sandbox_user():
     return None
 
 
-def _isolate(folder, hide, user=None):
+def _isolate(folder, hide, user=None, repository="/"):
     """(In the child, before exec.) New mount, PID, network and IPC namespaces, and a view of the machine in which
     the implementation can read little and change nothing:
 
@@ -711,7 +711,11 @@ def _isolate(folder, hide, user=None):
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here reaches the grader's mounts
     keep = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     devices = {name: os.open(f"/dev/{name}", os.O_RDONLY) for name in DEVICES}
-    _mount("none", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=32m,mode=1777")  # the grader's work folders go
+    # the grader's work folders and the homes go; what Python and this package need to run is bound back
+    needed = sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix), str(repository)})
+    for top, size in (("/tmp", "32m"), ("/root", "64k"), ("/home", "64k")):
+        if os.path.isdir(top):
+            _empty_but(top, needed, size)
     import shutil  # a copy the sandbox user may read, whoever owns the grader's folder; nothing can write it
     shutil.copytree(f"/proc/self/fd/{keep}", INSIDE, ignore=shutil.ignore_patterns("__pycache__"))
     os.close(keep)
@@ -722,7 +726,9 @@ def _isolate(folder, hide, user=None):
     for path in hide:
         _mount("none", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=555")
     _mount("none", "/sys", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=555")
-    _hide_homes()
+    for secret in ("/etc/shadow", "/etc/gshadow"):
+        if os.path.exists(secret):
+            _mount("/dev/null", secret, None, MS_BIND)
     _mount("none", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755")
     for name, fd in devices.items():
         open(f"/dev/{name}", "w").close()
@@ -752,22 +758,16 @@ def _isolate(folder, hide, user=None):
     _prctl_checked(PR_SET_NO_NEW_PRIVS, 1)
 
 
-def _hide_homes():
-    """(In _isolate.) Empty /root and /home, but for the Python installation when it lives there, and the
-    password hashes: what the child reads can reach the report, so secrets of the machine must not be readable."""
-    prefix = os.path.realpath(sys.base_prefix)
-    for home in ("/root", "/home"):
-        if not os.path.isdir(home):
-            continue
-        keep = os.open(prefix, os.O_RDONLY | os.O_DIRECTORY) if prefix.startswith(home + "/") else None
-        _mount("none", home, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
-        if keep is not None:
-            os.makedirs(prefix, exist_ok=True)
-            _mount(f"/proc/self/fd/{keep}", prefix, None, MS_BIND)
-            os.close(keep)
-    for secret in ("/etc/shadow", "/etc/gshadow"):
-        if os.path.exists(secret):
-            _mount("/dev/null", secret, None, MS_BIND)
+def _empty_but(top, keep, size):
+    """(In _isolate.) An empty tmpfs over top, with the paths of keep that lie inside it bound back in place."""
+    kept = [(path, os.open(path, os.O_RDONLY | os.O_DIRECTORY)) for path in keep
+            if (path == top or path.startswith(top.rstrip("/") + "/")) and os.path.isdir(path)]
+    _mount("none", top, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777" if top == "/tmp" else
+           f"size={size},mode=755")
+    for path, fd in kept:
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND)
+        os.close(fd)
 
 
 def _prctl_checked(option, value):
@@ -794,7 +794,8 @@ def _limit_child(limits, nproc, isolation=None):
             if cgroup is not None:
                 (cgroup / "cgroup.procs").write_text(str(os.getpid()))
             if folder is not None:
-                _isolate(folder, hide, user)
+                from .manifest import ROOT
+                _isolate(folder, hide, user, os.path.realpath(ROOT))
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # no file can be written (results, fake reports)
