@@ -794,8 +794,7 @@ def _limit_child(limits, nproc, isolation=None):
             if cgroup is not None:
                 (cgroup / "cgroup.procs").write_text(str(os.getpid()))
             if folder is not None:
-                from .manifest import ROOT
-                _isolate(folder, hide, user, os.path.realpath(ROOT))
+                _isolate(folder, hide, user, str(Path(__file__).resolve().parent.parent))
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # no file can be written (results, fake reports)
@@ -846,7 +845,10 @@ class Sandbox:
                "PYTHONHASHSEED": "0", "KATA_SANDBOX": self.token}
         nproc = None if os.geteuid() == 0 else _user_processes(os.getuid()) + 8 + self.limits.processes
         self.cgroup = self._make_cgroup() if os.geteuid() == 0 else None
-        command = [sys.executable, "-I", "-B", "-m", "kata.sandbox", "--fd", str(child_sock.fileno())]
+        # the child runs this very package (the grader's), whatever `kata` its environment would find by itself
+        home = str(Path(__file__).resolve().parent.parent)
+        command = [sys.executable, "-I", "-B", "-c", f"import sys; sys.path.insert(0, {home!r}); "
+                   f"from kata.sandbox import main; main()", "--fd", str(child_sock.fileno())]
         self.isolated, self.isolation_note = False, "not root: no namespaces (see README, Grading untrusted code)"
         if os.geteuid() == 0:
             user = sandbox_user()
