@@ -11,6 +11,7 @@ test's outcome as it finishes (so a killed run keeps what it did) and stops a te
 
 import ast
 import faulthandler
+import hashlib
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from .files import write_json
 from .implementation import NAMED
 from .manifest import ROOT, lessons, python
 from .student import pointer_for, unfinished
@@ -243,17 +245,38 @@ def _environment():
                 PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
 
 
+def _lesson_test_files():
+    return sorted((ROOT / "tests").glob("test_lesson*.py"))
+
+
 @cache
 def reference_tests():
-    """{lesson id: [test ids]} collected once from the reference: the denominator of every lesson."""
+    """{lesson id: [test ids]} collected from the reference: the denominator of every lesson.
+
+    Collected once per content of the lesson test files (and of what decides their ids), and kept in
+    .kata/ so the next run of the grader need not collect again."""
+    sources = [*_lesson_test_files(), ROOT / "tests" / "helpers.py", ROOT / "manifest.toml",
+               ROOT / "kata" / "pytest_plugin.py", ROOT / "kata" / "grading.py"]
+    digest = hashlib.sha1(b"".join(path.name.encode() + path.read_bytes() for path in sources if path.exists()))
+    cached = ROOT / ".kata" / f"reference-tests-{digest.hexdigest()[:16]}.json"
+    try:
+        return json.loads(cached.read_text())
+    except (OSError, ValueError):
+        pass
     with tempfile.TemporaryDirectory(prefix="kata-collect-") as tmp:
         out = Path(tmp) / "tests.json"
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "kata.grading", "-q",
-                   "--collect-only", "--continue-on-collection-errors", "--impl=solutions", str(ROOT / "tests")]
+                   "--collect-only", "--continue-on-collection-errors", "--impl=solutions",
+                   *[str(path) for path in _lesson_test_files()]]
         code, output = _run(command, 120, {"KATA_COLLECT": str(out)})
         if not out.exists():
             raise RuntimeError(f"collecting the tests of the reference failed (exit {code}):\n{output}")
-        return json.loads(out.read_text())
+        found = json.loads(out.read_text())
+    try:
+        write_json(cached, found)
+    except OSError:  # a read-only checkout grades all the same, collecting each time
+        pass
+    return found
 
 
 def _read_log(path):
