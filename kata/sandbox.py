@@ -950,10 +950,9 @@ class Sandbox:
         text = self._inside_to_outside(bytes(self.stderr_tail).decode(errors="replace"))
         text = text[text.rfind("Stack (most recent call first)"):] if "Stack (most recent call first)" in text \
             else text[text.rfind("Current thread"):]
-        for path, line, function in re.findall(r'File "([^"]+)", line (\d+) in (\S+)', text):
-            if Path(path).resolve().parent == Path(self.folder):
-                return f": it was running {path} line {line} ({function})"
-        return ""
+        from .grading import _trace_location  # the same reading of a faulthandler dump as the grader's watchdog
+        spot = _trace_location(text, self.folder)
+        return f": it was running {Path(self.folder) / spot[0]} line {spot[1]} ({spot[2]})" if spot else ""
 
     def _timed_out(self):
         """Where the child was when its time ran out; then it is killed (a child past its deadline is useless)."""
