@@ -40,6 +40,7 @@ class Attack:
     score: float = None  # the expected score when honest is ""
     says: str = ""  # a phrase the report (messages and notes) must contain
     needs_isolation: bool = False  # holds only where the sandbox has namespaces (run as root)
+    needs_process_cap: bool = False  # holds only where something caps the child's processes (cgroup or NPROC)
 
 
 HONEST = {  # plain submissions to compare with
@@ -73,7 +74,8 @@ ATTACKS = [
            backward=("[(print('x' * 1000), print('y' * 1000, file=__import__('sys').stderr)) for _ in range(20000)]",),
            honest="correct"),
     Attack("fork-bomb", "forking without end in backward",
-           backward=("[__import__('os').fork() for _ in iter(int, 1)]",), honest="backward-raises"),
+           backward=("[__import__('os').fork() for _ in iter(int, 1)]",), honest="backward-raises",
+           needs_process_cap=True),
     Attack("daemon", "a daemonised grandchild (double fork, setsid) that outlives its parent, then a right answer",
            backward=(f"__import__('os').environ['{MARK}'] = '1'",
                     "_pid = None if getattr(type(self), '_spawned', False) else (setattr(type(self), '_spawned', "
@@ -203,11 +205,18 @@ def survivors(mark):
 
 
 @functools.cache
-def isolated():
-    """Whether the sandbox gets its namespaces on this machine (the grader runs as root and may make them)."""
+def sandbox_powers():
+    """(namespaces, a cap on processes) the sandbox gets on this machine: namespaces need root; the cap is a pids
+    cgroup, or RLIMIT_NPROC, which the kernel does not apply to root."""
     from kata.sandbox import Sandbox
     with Sandbox(ROOT / "solutions") as box:
-        return box.isolated
+        return box.isolated, box.cgroup is not None or os.geteuid() != 0
+
+
+def runnable(attack):
+    """Whether the attack is contained here; one that is not would do real damage, so it is not run at all."""
+    isolated, capped = sandbox_powers()
+    return (isolated or not attack.needs_isolation) and (capped or not attack.needs_process_cap)
 
 
 @pytest.fixture(scope="module")
@@ -223,9 +232,7 @@ def graded(tmp_path_factory):
         result = grade(str(folder), [LESSON], timeout=TIMEOUT, name=attack.id)
         return attack.id, (result, time.monotonic() - start)
 
-    # attacks that only namespaces contain are never run without them: unconfined, they would do real damage
-    contained = isolated()
-    everything = list(HONEST.values()) + [a for a in ATTACKS if contained or not a.needs_isolation]
+    everything = list(HONEST.values()) + [a for a in ATTACKS if runnable(a)]
     with ThreadPoolExecutor(2) as pool:
         return dict(pool.map(run, everything))
 
@@ -248,8 +255,9 @@ def test_honest_submissions_score_as_expected(attack, graded):
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.id for a in ATTACKS])
 def test_attack_is_contained(attack, graded):
-    if attack.needs_isolation and not isolated():
-        pytest.skip("the sandbox has no namespaces here (not root): this attack is a documented limit")
+    if not runnable(attack):
+        pytest.skip("the sandbox has no namespaces or no process cap here: this attack is a documented limit "
+                    "(README, Grading untrusted code)")
     result, seconds = graded[attack.id]
     expected = attack.score if not attack.honest else graded[attack.honest][0]["score"]
     assert result["score"] == expected, (f"{attack.id} ({attack.what}): scored {result['score']}, expected "
