@@ -36,10 +36,11 @@ def numeric_entries(evaluate, value, upstream, indices, eps=EPS):
     return result
 
 
-def diagnose(analytic, numeric, full=None):
+def diagnose(analytic, numeric, full=None, transposed=None):
     """Say what the difference looks like: sign flipped, a constant factor, transposed, zero, ...
 
-    analytic, numeric: 1-D arrays of the checked entries; full: (analytic, numeric) whole arrays, if known.
+    analytic, numeric: 1-D arrays of the checked entries; full: (analytic, numeric) whole arrays, if known;
+    transposed: the analytic gradient at the checked entries with their last two indices swapped, if square.
     """
     scale = max(np.abs(numeric).max(initial=0.0), 1e-12)
     if not np.isfinite(analytic).all():
@@ -56,11 +57,12 @@ def diagnose(analytic, numeric, full=None):
         inverse = 1.0 / factor
         hint = f" (1/{inverse:.4g})" if abs(inverse - round(inverse)) < 1e-6 and abs(inverse) > 1 else ""
         return f"off by a constant factor of {factor:.6g}{hint}: a missing or extra scale, such as 1/B or a double count"
-    if full is not None:
-        a, n = full
-        if a.ndim >= 2 and a.shape[-1] == a.shape[-2] and np.allclose(np.swapaxes(a, -1, -2), n, rtol=1e-4,
-                                                                       atol=1e-6 * scale):
-            return "it is the transpose of the right gradient (check the order of a matrix product)"
+    if full is not None and transposed is None:
+        a, _ = full
+        if a.ndim >= 2 and a.shape[-1] == a.shape[-2]:
+            transposed = np.swapaxes(a, -1, -2).ravel()
+    if transposed is not None and np.allclose(transposed, numeric, rtol=1e-4, atol=1e-6 * scale):
+        return "it is the transpose of the right gradient (check the order of a matrix product)"
     zeros = np.abs(analytic) <= 1e-12 * scale
     if zeros.any() and np.allclose(analytic[~zeros], numeric[~zeros], rtol=1e-4, atol=1e-6 * scale):
         return f"{int(zeros.sum())} of {analytic.size} entries are zero where they should not be (a path of the gradient is missing)"
@@ -84,12 +86,15 @@ def compare(name, analytic, evaluate, value, upstream, rng):
     if np.isfinite(picked).all() and error.max(initial=0.0) <= RTOL * scale:
         return None
     worst = int(np.nanargmax(np.where(np.isfinite(error), error, np.inf)))
-    full = (analytic, numeric.reshape(value.shape)) if len(indices) == value.size else None
+    transposed = None
+    if analytic.ndim >= 2 and analytic.shape[-1] == analytic.shape[-2]:  # works on a sample too
+        transposed = np.array([analytic[tuple(index[:-2]) + (index[-1], index[-2])] for index in indices],
+                              dtype=np.float64)
     a, n = picked[worst], numeric[worst]
     relative = abs(a - n) / max(abs(a), abs(n), 1e-12)
     return (f"{name}: wrong gradient at index {tuple(int(i) for i in indices[worst])}: "
             f"analytic {a:.8g}, numeric {n:.8g}, relative error {relative:.2e}; "
-            f"{diagnose(picked, numeric, full)}")
+            f"{diagnose(picked, numeric, transposed=transposed)}")
 
 
 def check_gradients(forward, backward, inputs=(), params=(), owner=None, zero_grad=None, seed=0):

@@ -45,3 +45,15 @@ def test_check_gradients_accepts_a_right_backward_and_rejects_a_wrong_one():
     assert not check_gradients(run_forward, lambda g: backward(state["x"], g), inputs=[("x", x)])
     problems = check_gradients(run_forward, lambda g: -backward(state["x"], g), inputs=[("x", x)])
     assert problems and "sign is flipped" in str(problems)
+
+
+def test_a_transposed_gradient_is_named_even_when_only_a_sample_is_checked():
+    W = RNG.normal(size=(12, 12))  # 144 entries: more than the checker's sample of 64
+    state = {}
+
+    def forward(x):
+        state["x"] = x
+        return x @ W
+
+    problems = check_gradients(forward, lambda g: (g @ W.T).T, inputs=[("x", RNG.normal(size=(12, 12)))])
+    assert problems and "transpose" in str(problems), problems
