@@ -2,6 +2,7 @@
 
 import ast
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -205,3 +206,13 @@ def test_an_ambiguous_or_unsafe_submission_is_refused_before_grading(tmp_path):
         handle.writestr(info, "/etc/passwd")
     with pytest.raises(SubmissionError, match="symbolic link"):
         grade(str(link), ["06"])
+
+
+def test_a_sandbox_without_namespaces_still_grades_and_the_report_says_so(tmp_path, monkeypatch):
+    folder = copy_of("solutions", tmp_path / "submission")
+    monkeypatch.setenv("KATA_SANDBOX_NAMESPACES", "0")  # what a container that forbids them leaves
+    result = grade(str(folder), ["06"])
+    assert result["sandbox"] is True and result["score"] == 6.0, result["lessons"][0]["note"]
+    if os.geteuid() == 0:
+        assert any("sandbox without namespaces" in note and "KATA_SANDBOX_NAMESPACES=0" in note
+                   for note in result["notes"]), result["notes"]
