@@ -3,10 +3,10 @@
 import os
 import sys
 
-# One BLAS thread: this model's matrices are small, and extra threads only fight over the cores (the default run
-# took 10x longer with two threads on a busy 2-core machine). Set OPENBLAS_NUM_THREADS yourself to override.
-for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(variable, "1")
+from kata import ONE_BLAS_THREAD
+
+for variable, value in ONE_BLAS_THREAD.items():  # before numpy is imported; a value you set yourself stays
+    os.environ.setdefault(variable, value)
 
 from kata.train_tool import main  # noqa: E402 - numpy reads the variables above when it is first imported
 

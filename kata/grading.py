@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from . import ONE_BLAS_THREAD
 from .files import write_json
 from .implementation import NAMED
 from .manifest import ROOT, lessons, python
@@ -164,11 +165,7 @@ def _probe(folder, display, work, limit):
     returncode, _ = _run([sys.executable, "-c", code, str(folder), str(out), str(limit)], limit + 10)
     if out.exists():
         verdict = json.loads(out.read_text())
-        if verdict is None:
-            return None
-        where = verdict["where"]
-        place = f"{display}/{where[0]}" + (f" line {where[1]}" if where[1] else "") if where else display
-        return verdict["culprits"], _cleaner({folder: display})(f"{place}: {verdict['error']}")
+        return None if verdict is None else _verdict_result(verdict, folder, display)
     trace = Path(str(out) + ".trace")
     dump = trace.read_text(errors="replace") if trace.exists() else ""
     spot = _trace_location(dump, folder)
@@ -193,11 +190,14 @@ def _probe_sandboxed(folder, display, work, limit):
         return None
     if not report["verdict"]:
         return [], _cleaner({folder: display})(f"importing {display} failed: {report['broken']}")
-    verdict = blame(report["verdict"])
+    return _verdict_result(blame(report["verdict"]), folder, display)
+
+
+def _verdict_result(verdict, folder, display):
+    """(files to blame, message naming file and line) of blame()'s verdict on a failed import."""
     where = verdict["where"]
     place = f"{display}/{where[0]}" + (f" line {where[1]}" if where[1] else "") if where else display
-    culprits = [name for name in verdict["culprits"] if name in kata_files()]
-    return culprits, _cleaner({folder: display})(f"{place}: {verdict['error']}")
+    return verdict["culprits"], _cleaner({folder: display})(f"{place}: {verdict['error']}")
 
 
 def _repair(sub, work, limit, sandbox=False):
@@ -241,8 +241,7 @@ def _run(command, limit, extra_env=None):
 
 def _environment():
     # single-threaded BLAS: lessons run side by side, and sums come out the same on every run
-    return dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-                PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
+    return dict(os.environ, **ONE_BLAS_THREAD, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
 
 
 def _lesson_test_files():

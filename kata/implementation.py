@@ -32,6 +32,12 @@ def resolve(spec):
     return f"kata_submission_{digest}", folder
 
 
+def folder_of(spec):
+    """The folder an implementation lives in: solutions/ or exercises/ of the repository, or the folder given."""
+    name, folder = resolve(spec)
+    return folder or ROOT / name
+
+
 def _where(error):
     """'file:line' of the innermost frame of an exception (or of a SyntaxError's own location)."""
     if isinstance(error, SyntaxError) and error.filename:

@@ -9,13 +9,8 @@ import os
 import sys
 
 from . import grading
-from .implementation import ImplementationError, load as load_implementation, resolve
-from .manifest import ROOT, lesson
-
-
-def _folder(spec):
-    name, folder = resolve(spec)
-    return folder if folder is not None else ROOT / name
+from .implementation import ImplementationError, folder_of, load as load_implementation, resolve
+from .manifest import lesson
 
 
 class LiveImplementation:
@@ -23,7 +18,7 @@ class LiveImplementation:
 
     def __init__(self, spec):
         self.spec = spec
-        self.folder = _folder(spec)
+        self.folder = folder_of(spec)
         self._stamp = None
         self._module = None
 

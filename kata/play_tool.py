@@ -14,7 +14,7 @@ import traceback
 import numpy as np
 
 from . import analysis, checkpoint
-from .implementation import ImplementationError, load, resolve
+from .implementation import ImplementationError, folder_of, load
 from .manifest import ROOT, python
 from .student import unfinished
 from .terminal import bar, heatmap
@@ -115,8 +115,7 @@ def choose_impl(spec):
     """(impl, note): the implementation asked for; by default the student's when lessons 00-05 are finished."""
     if spec is not None:
         try:
-            name, folder = resolve(spec)
-            todo = [e for e in unfinished(folder or ROOT / name) if e[0] in MODEL_LESSONS]
+            todo = [e for e in unfinished(folder_of(spec)) if e[0] in MODEL_LESSONS]
             if todo:
                 raise SystemExit(f"play.py: {spec} is not finished: {todo[0][1]} (lesson {todo[0][0]}) and "
                                  f"{len(todo) - 1} more still raise NotImplementedError; `{python()} grader.py` shows "

@@ -52,8 +52,7 @@ class Sandboxed:
     """The implementation in a child process (kata.sandbox), started again after it dies or times out."""
 
     def __init__(self, spec, test_seconds):
-        name, folder = implementation.resolve(spec)
-        self.folder = folder or implementation.ROOT / name
+        self.folder = implementation.folder_of(spec)
         self.test_seconds = test_seconds
         self.box = None
         self.import_error = None  # why the implementation could not be imported, once it failed to

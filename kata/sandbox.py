@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import ONE_BLAS_THREAD
+
 MAX_MESSAGE_BYTES = 1 << 30
 MAX_ARRAY_ELEMENTS = 50_000_000
 ALLOWED_KINDS = "biuf"  # bool, signed and unsigned integers, floats
@@ -840,9 +842,8 @@ class Sandbox:
         parent_sock, child_sock = socket.socketpair()
         self.workdir = tempfile.mkdtemp(prefix="kata-sandbox-")
         self.token = os.urandom(8).hex()
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": self.workdir, "OPENBLAS_NUM_THREADS": "1",
-               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
-               "PYTHONHASHSEED": "0", "KATA_SANDBOX": self.token}
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": self.workdir, **ONE_BLAS_THREAD,
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "KATA_SANDBOX": self.token}
         nproc = None if os.geteuid() == 0 else _user_processes(os.getuid()) + 8 + self.limits.processes
         self.cgroup = self._make_cgroup() if os.geteuid() == 0 else None
         # the child runs this very package (the grader's), whatever `kata` its environment would find by itself

@@ -16,8 +16,8 @@ import numpy as np
 from . import analysis, checkpoint, plots
 from .contract import get_path, transformer_params
 from .files import write_json
-from .implementation import ImplementationError, load, resolve
-from .manifest import ROOT, python
+from .implementation import ImplementationError, folder_of, load
+from .manifest import python
 from .student import unfinished
 from .terminal import table
 from .trainer import Recipe, train
@@ -65,10 +65,9 @@ def load_finished(spec, needs=None):
 
     needs: the lesson ids whose exercises must be done (default: every lesson)."""
     try:
-        name, folder = resolve(spec)
+        folder = folder_of(spec)
     except ImplementationError as error:
         raise SystemExit(f"train.py: {error}") from None
-    folder = folder or ROOT / name
     todo = [entry for entry in unfinished(folder) if needs is None or entry[0] in needs]
     if todo:
         lesson_id, symbol, file, line, section = todo[0]
@@ -100,8 +99,7 @@ def blame(error, folder):
 
 
 def implementation_folder(spec):
-    name, folder = resolve(spec)
-    return (folder or ROOT / name).resolve()
+    return folder_of(spec).resolve()
 
 
 def snapshot(model, num_layers):
