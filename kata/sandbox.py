@@ -648,6 +648,7 @@ class Limits:
 # ---------------------------------------------------------------- isolation by namespaces (when run as root)
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWPID = 0x00020000, 0x08000000, 0x40000000, 0x20000000
+CLONE_NEWUSER = 0x10000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 INSIDE = "/tmp/submission"  # where the child sees the implementation's folder
 CGROUP_PIDS = Path("/sys/fs/cgroup/pids")
@@ -702,8 +703,21 @@ def _isolate(folder, hide, user=None, repository="/"):
       .git) are empty; /sys is empty; /dev holds null, zero, random and urandom only;
     - every other mount is read-only, and every capability is dropped (root without capabilities cannot mount,
       unmount, trace or load anything, and no program it runs can give them back).
+
+    As root, user (uid, gid, name) is who the implementation then runs as. Not as root (user None), a user
+    namespace of its own gives the capabilities to build that view; it maps only the grader's own uid, so the
+    implementation runs as the grader's user, without any capability once exec'd, in a view it cannot undo (the
+    mounts that hide are locked to it: a user namespace of its own would only get copies it cannot unmount).
     """
-    _libc_call("unshare", CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC)
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC
+    if os.geteuid() != 0:
+        uid, gid = os.getuid(), os.getgid()
+        _libc_call("unshare", CLONE_NEWUSER | flags)
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as stream:
+                stream.write(text)
+    else:
+        _libc_call("unshare", flags)
     pid = os.fork()
     if pid:  # the waiter: its exit status is the server's; it keeps no descriptor of the grader open
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
@@ -725,6 +739,7 @@ def _isolate(folder, hide, user=None, repository="/"):
         for name in files:
             os.chmod(os.path.join(root, name), 0o444)
         os.chmod(root, 0o555)
+    _mount(INSIDE, INSIDE, None, MS_BIND)  # a mount of its own, made read-only below (its owner cannot chmod it)
     for path in hide:
         _mount("none", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=555")
     _mount("none", "/sys", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=555")
@@ -738,14 +753,14 @@ def _isolate(folder, hide, user=None, repository="/"):
         os.close(fd)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # this namespace's processes only
     with open("/proc/self/mountinfo") as stream:
-        points = [line.split()[4] for line in stream]
-    for point in points:  # read-only everywhere but /tmp (and /tmp/submission is made read-only here too)
+        points = [line.split()[4].replace("\\040", " ") for line in stream]
+    for point in points:  # read-only everywhere but /tmp (and /tmp/submission is read-only too)
         if point in ("/tmp", "/proc") or point.startswith("/proc/"):
             continue
         try:
-            _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+            _remount_read_only(point)
         except OSError:
-            if point == "/":
+            if point in ("/", INSIDE) or any(point == str(path) for path in hide):
                 raise
     _mount(None, "/proc", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.chdir("/tmp")
@@ -754,16 +769,137 @@ def _isolate(folder, hide, user=None, repository="/"):
     for capability in range(last + 1):
         _prctl_checked(PR_CAPBSET_DROP, capability)
     if user is not None:  # an unprivileged user: root's files (0600) and everything not world-readable are closed
-        os.setgroups([])
-        os.setgid(user[1])
-        os.setuid(user[0])
+        _become(user)
     _prctl_checked(PR_SET_NO_NEW_PRIVS, 1)
+
+
+STAGED = "submission"  # the implementation's folder in the child's work folder (root without namespaces)
+_USER_CHECKS = {}  # (uid, interpreter) -> what _check_user found, once per process
+
+
+def _user_name(uid):
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+TRANSIENT_UIDS = (0x7F000000, 0x7FFF0000)  # uids no account has: root without namespaces gives each child one
+
+
+def _transient_user():
+    """(uid, gid, name) of a uid that no account and no running process has. A child running as it can signal
+    no other process (the other children of the same grading included), and reads only what everyone may."""
+    import pwd
+    import random
+    busy = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                busy.add(os.stat(f"/proc/{entry}").st_uid)
+            except OSError:
+                pass
+    while True:
+        uid = random.SystemRandom().randrange(*TRANSIENT_UIDS)
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            if uid not in busy:
+                return uid, uid, f"uid {uid} (a uid of its own)"
+
+
+def _staged_for(named, folder, workdir):
+    """(Root without namespaces.) Make workdir a folder another user can run the child from (a copy of this
+    package and of the implementation's folder, which only root can change), and choose who the child runs as: a
+    uid of its own (_transient_user) or, where the kernel refuses those (a container mapping few uids), named.
+    Checked once: that user can run Python with NumPy, and cannot read the hidden paths, which are closed to
+    other users if need be (chmod go-rwx). (user or None for root, whether the hidden paths are closed to it,
+    what was done)."""
+    import shutil
+    from .manifest import ROOT
+    work = Path(workdir)
+    shutil.copytree(ROOT / "kata", work / "kata")  # the grader's own package, __pycache__ included (no compiling)
+    shutil.copy2(ROOT / "manifest.toml", work / "manifest.toml")
+    shutil.copytree(folder, work / STAGED, ignore=shutil.ignore_patterns("__pycache__"))
+    for root, _, files in os.walk(work):
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o444)
+        os.chmod(root, 0o555)
+    key = (named, sys.executable)
+    if key not in _USER_CHECKS:
+        _USER_CHECKS[key] = _check_users(named, work)
+    who, hidden, why = _USER_CHECKS[key]
+    return (_transient_user() if who == "transient" else who), hidden, why
+
+
+def _check_users(named, work):
+    """(For _staged_for.) ("transient", named or None; whether the hidden paths are closed to it; what was done)."""
+    code = ("import json, os, sys; sys.path.insert(0, sys.argv[1]); import numpy, kata.sandbox\n"
+            "def readable(path):\n    try:\n        os.listdir(path)\n        return True\n"
+            "    except OSError:\n        return False\n"
+            "print(json.dumps([path for path in sys.argv[2:] if readable(path)]))")
+
+    def readable(user):
+        try:
+            done = subprocess.run([sys.executable, "-I", "-B", "-c", code, str(work),
+                                   *map(str, hidden_paths())], stdin=subprocess.DEVNULL, capture_output=True,
+                                  cwd=work, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **ONE_BLAS_THREAD},
+                                  timeout=120, preexec_fn=lambda: _become(user))
+        except (OSError, subprocess.SubprocessError) as error:
+            return None, f"{user[2]} cannot run {sys.executable} ({error})"
+        if done.returncode != 0:
+            last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1][:300]
+            return None, f"{user[2]} cannot run {sys.executable} with NumPy here ({last})"
+        return json.loads(done.stdout), ""
+
+    who, user = "transient", _transient_user()
+    found, why = readable(user)
+    if found is None and named is not None:
+        who, user = named, named
+        found, why = readable(user)
+    if found is None:
+        return None, False, f"{why}, so the child stays root"
+    if found:
+        for path in found:
+            os.chmod(path, os.stat(path).st_mode & ~0o077)
+        closed = ", ".join(Path(path).name + "/" for path in found)
+        still, why = readable(user)
+        if still is None:
+            return None, False, f"{why}, so the child stays root"
+        if still:
+            return who, False, (f"it can still read {', '.join(still)} after chmod go-rwx (an ACL?): the reference "
+                                f"is not hidden")
+        return who, True, f"closed {closed} to other users (chmod go-rwx), so it cannot read them"
+    return who, True, "the reference and the tests are closed to it by file permissions"
+
+
+def _remount_read_only(point):
+    """Make the mount at point read-only, keeping its nosuid, nodev and noexec (which a user namespace may not
+    drop: without them the remount would be refused)."""
+    try:
+        kept = os.statvfs(point).f_flag & (MS_NOSUID | MS_NODEV | MS_NOEXEC)  # ST_ and MS_ values agree here
+    except OSError:
+        kept = 0
+    _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | kept)
+
+
+def _become(user):
+    """Run as user (uid, gid, name) from now on, in no supplementary group (root only)."""
+    os.setgroups([])
+    os.setgid(user[1])
+    os.setuid(user[0])
 
 
 def _empty_but(top, keep, size):
     """(In _isolate.) An empty tmpfs over top, with the paths of keep that lie inside it bound back in place."""
-    kept = [(path, os.open(path, os.O_RDONLY | os.O_DIRECTORY)) for path in keep
-            if (path == top or path.startswith(top.rstrip("/") + "/")) and os.path.isdir(path)]
+    kept = []
+    for path in keep:
+        if (path == top or path.startswith(top.rstrip("/") + "/")) and os.path.isdir(path):
+            try:
+                kept.append((path, os.open(path, os.O_RDONLY | os.O_DIRECTORY)))
+            except PermissionError:  # out of this user's reach anyway
+                pass
     _mount("none", top, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777" if top == "/tmp" else
            f"size={size},mode=755")
     for path, fd in kept:
@@ -805,6 +941,10 @@ def _limit_child(limits, nproc, isolation=None):
         if nproc is not None:
             resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if isolation is not None and isolation[0] is None and isolation[3] is not None:  # root, no namespaces
+            _become(isolation[3])
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # (setuid clears it)
+            _prctl_checked(PR_SET_NO_NEW_PRIVS, 1)
     return apply
 
 
@@ -850,24 +990,41 @@ class Sandbox:
         home = str(Path(__file__).resolve().parent.parent)
         command = [sys.executable, "-I", "-B", "-c", f"import sys; sys.path.insert(0, {home!r}); "
                    f"from kata.sandbox import main; main()", "--fd", str(child_sock.fileno())]
-        self.isolated, self.isolation_note = False, "not root: no namespaces (see README, Grading untrusted code)"
-        if os.geteuid() == 0 and os.environ.get("KATA_SANDBOX_NAMESPACES", "1") == "0":
-            self.isolation_note = "namespaces turned off by KATA_SANDBOX_NAMESPACES=0: rlimits only"
-        elif os.geteuid() == 0:
-            user = sandbox_user()
-            self.user = user[2] if user else "root (no unprivileged user found)"
-            if user is not None and self.cgroup is None:  # (a per-user count: other sandboxes share it)
-                nproc = _user_processes(user[0]) + self.limits.max_pids
+        self.isolated, self.hidden, self.inside, self.user = False, False, self.folder, _user_name(os.geteuid())
+        user = sandbox_user() if os.geteuid() == 0 else None
+        if user is not None and self.cgroup is None:  # (a per-user count: other sandboxes share it)
+            nproc = _user_processes(user[0]) + self.limits.max_pids
+        if os.environ.get("KATA_SANDBOX_NAMESPACES", "1") == "0":
+            self.isolation_note = "namespaces turned off by KATA_SANDBOX_NAMESPACES=0"
+        else:
             try:
                 self.process = subprocess.Popen(
                     command + [INSIDE], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE, cwd="/", env=dict(env, HOME="/tmp"), pass_fds=(child_sock.fileno(),),
                     start_new_session=True,
                     preexec_fn=_limit_child(self.limits, nproc, (self.folder, hidden_paths(), self.cgroup, user)))
-                self.isolated, self.isolation_note = True, f"namespaces: mount, PID, network, IPC; user {self.user}"
+                self.isolated, self.hidden, self.inside = True, True, INSIDE
+                self.user = user[2] if user else self.user
+                kinds = "mount, PID, network, IPC" + ("" if os.geteuid() == 0 else ", user")
+                self.isolation_note = f"namespaces: {kinds}; user {self.user}"
             except (subprocess.SubprocessError, OSError) as error:
-                self.isolation_note = f"namespaces could not be made ({error}): rlimits only"
+                self.isolation_note = f"namespaces could not be made ({error})"
                 self.process = None
+        if self.process is None and os.geteuid() == 0:  # root without namespaces: another uid, files closed to it
+            user, hidden, why = _staged_for(user, self.folder, self.workdir)
+            if user is not None:
+                if self.cgroup is None:
+                    nproc = _user_processes(user[0]) + self.limits.max_pids
+                self.process = subprocess.Popen(
+                    [sys.executable, "-I", "-B", "-c", f"import sys; sys.path.insert(0, {self.workdir!r}); "
+                     f"from kata.sandbox import main; main()", "--fd", str(child_sock.fileno()), STAGED],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.workdir,
+                    env=env, pass_fds=(child_sock.fileno(),), start_new_session=True,
+                    preexec_fn=_limit_child(self.limits, nproc, (None, None, self.cgroup, user)))
+                self.hidden, self.inside, self.user = hidden, str(Path(self.workdir) / STAGED), user[2]
+            self.isolation_note += f"; user {self.user}: {why}"
+        elif self.process is None:
+            self.isolation_note += f"; user {self.user}"
         if self.process is None:
             self.process = subprocess.Popen(
                 command + [self.folder], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -897,7 +1054,8 @@ class Sandbox:
         finally:
             self.endpoint.channel.deadline = None
         if header.get("kind") == "broken":
-            self.broken = self._inside_to_outside(str(header.get("message", "the implementation did not import"))[:4000])
+            message = str(header.get("message", "the implementation did not import"))[:4000]
+            self.broken = self._inside_to_outside(message)
             verdict = header.get("verdict")
             self.broken_verdict = verdict if _plain_verdict(verdict) else None
             if self.broken_verdict:
@@ -919,7 +1077,8 @@ class Sandbox:
 
     def _inside_to_outside(self, text):
         """The child's paths (/tmp/submission/loss.py) as the grader knows them."""
-        return text.replace(INSIDE, self.folder) if self.isolated and isinstance(text, str) else text
+        return text.replace(self.inside, self.folder) if isinstance(text, str) and self.inside != self.folder \
+            else text
 
     @staticmethod
     def _drain(stream, tail, keep=1 << 16):

@@ -4,7 +4,9 @@ within the deadline, with a report that says what happened. A correct submission
 Every attack is a small edit of the reference (or of the stubs) in a copy: code appended to loss.py, code put
 first in CrossEntropyLoss.backward (so the tests of forward alone still pass: an attack must neither cost them nor
 gain the others), or an extra file. `honest` names the plain mistake the attack amounts to once it is contained
-(backward raising, backward returning 0.0, the stubs): its score is the attack's score.
+(backward raising, backward returning 0.0, the stubs): its score is the attack's score. Attacks on the
+repository's files name them by their absolute paths, as a student who knows the grader's layout would (the
+child's own `kata` may live elsewhere: tests/test_sandbox_modes.py).
 """
 
 import functools
@@ -136,28 +138,34 @@ ATTACKS = [
         "return float(_found[0]) if _found and isinstance(_found[0], float) else 0.0"),
         honest="backward-returns-zero"),
     Attack("read-reference", "loss.py replaced by the reference read from disk at import", base="exercises",
-           append="from kata.manifest import ROOT as _R\nexec((_R / 'solutions' / 'loss.py').read_text())\n",
+           append=f"exec(open({str(ROOT / 'solutions' / 'loss.py')!r}).read())\n",
            score=0.0, says="FileNotFoundError", needs_isolation=True),
     Attack("read-tests", "reading the tests from disk at import", base="exercises",
-           append="from kata.manifest import ROOT as _R\n_t = (_R / 'tests' / 'test_lesson06_loss.py').read_text()\n",
+           append=f"_t = open({str(ROOT / 'tests' / 'test_lesson06_loss.py')!r}).read()\n",
            score=0.0, says="FileNotFoundError", needs_isolation=True),
     Attack("import-reference", "importing the reference package from the submission", base="exercises",
            append="from kata.implementation import load as _load\nCrossEntropyLoss = _load('solutions')"
                   ".CrossEntropyLoss\n", score=0.0, says="importing the implementation 'solutions' failed",
            needs_isolation=True),
     Attack("unmount-hidden", "unmounting what hides the reference, then reading it", base="exercises",
-           append="import ctypes\nfrom kata.manifest import ROOT as _R\n"
-                  "ctypes.CDLL(None).umount2(str(_R / 'solutions').encode(), 2)\n"
-                  "exec((_R / 'solutions' / 'loss.py').read_text())\n", score=0.0, says="FileNotFoundError",
+           append=f"import ctypes\nctypes.CDLL(None).umount2({str(ROOT / 'solutions')!r}.encode(), 2)\n"
+                  f"exec(open({str(ROOT / 'solutions' / 'loss.py')!r}).read())\n", score=0.0, says="FileNotFoundError",
+           needs_isolation=True),
+    Attack("nested-namespace-unmount", "entering a user and mount namespace of its own (where it has every "
+           "capability) to unmount what hides the reference, then reading it", base="exercises",
+           append="import ctypes\n_libc = ctypes.CDLL(None)\n_libc.unshare(0x10000000 | 0x00020000)\n"
+                  f"_libc.umount2({str(ROOT / 'solutions')!r}.encode(), 2)\n"
+                  f"exec(open({str(ROOT / 'solutions' / 'loss.py')!r}).read())\n", score=0.0, says="FileNotFoundError",
            needs_isolation=True),
     Attack("damage-repository", "truncating and deleting a file of the grader's repository at import",
-           base="exercises", append="import os\nfrom kata.manifest import ROOT as _R\n"
-                                    f"for _f in [_R / '.kata' / '{CANARY}', _R / 'kata' / 'grading.py']:\n"
+           base="exercises", append=f"import os\nfor _f in [{str(ROOT / '.kata' / CANARY)!r}, "
+                                    f"{str(ROOT / 'kata' / 'grading.py')!r}]:\n"
                                     "    try:\n        os.truncate(_f, 0)\n    except OSError:\n        pass\n"
                                     "    try:\n        os.unlink(_f)\n    except OSError:\n        pass\n",
            honest="stubs", needs_isolation=True),
     Attack("grader-memory", "writing into the memory of every other process through /proc at import (on the "
-           "reference: it scores full marks only if no other process was visible)", append="import os\n_seen = [p for p in os.listdir('/proc') if p.isdigit() and "
+           "reference: it scores full marks only if no other process was visible)",
+           append="import os\n_seen = [p for p in os.listdir('/proc') if p.isdigit() and "
                                     "int(p) != os.getpid()]\nfor _p in _seen:\n"
                                     "    try:\n        open(f'/proc/{_p}/mem', 'r+b').write(b'x')\n"
                                     "    except OSError:\n        pass\n"
@@ -171,10 +179,9 @@ ATTACKS = [
            append="print('{\"id\": \"tests/test_lesson06_loss.py::test_loss_by_hand\", \"status\": \"passed\"}')\n"
                   "print('06  Softmax and cross-entropy loss  18/18  6/6  done')\n", honest="stubs"),
     Attack("kill-the-grader", "backward kills its parent and every process it can see",
-           backward=("import os as _os, signal as _sg",
-                    "[_os.kill(int(p), _sg.SIGKILL) for p in _os.listdir('/proc') if p.isdigit() and int(p) != "
-                    "_os.getpid()]",
-                    "_os.kill(_os.getppid(), _sg.SIGKILL)", "raise RuntimeError('still here')"),
+           backward=("import os as _os, ctypes as _ct; _kill = _ct.CDLL(None).kill  # (returns -1, never raises)",
+                    "[_kill(int(p), 9) for p in _os.listdir('/proc') if p.isdigit() and int(p) != _os.getpid()]",
+                    "_kill(_os.getppid(), 9)", "raise RuntimeError('still here')"),
            honest="backward-raises", needs_isolation=True),
 ]
 
