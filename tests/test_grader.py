@@ -68,6 +68,17 @@ def test_the_reference_gets_full_marks():
     assert entry["note"] == "" and statuses(entry) == {"passed"}
 
 
+def test_the_reference_sandboxed_gets_full_marks_on_every_lesson(tmp_path):
+    """Every test of every lesson reaches a sandboxed child through the same plain-data protocol (callbacks,
+    arrays shared and updated in place, training loops): a right submission must lose nothing to it."""
+    result = grade(str(copy_of("solutions", tmp_path / "submission")))
+    assert result["sandbox"] is True
+    for entry in result["lessons"]:
+        failed = [(t["name"], t["message"]) for t in entry["tests"] if t["status"] != "passed"]
+        assert entry["passed"] == entry["total"] > 0 and not failed, (entry["id"], entry["note"], failed[:3])
+    assert result["score"] == result["max_score"] == sum(item.points for item in lessons())
+
+
 def test_the_stubs_score_zero_on_every_lesson(stubs_run):
     _, result = stubs_run
     assert [e["id"] for e in result["lessons"]] == [item.id for item in lessons()]
