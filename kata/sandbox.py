@@ -617,18 +617,22 @@ class ChildEndpoint(Endpoint):
         raise SandboxError(f"unknown request {op!r}")
 
 
-def serve(fd, folder):
+def serve(fd, folder, startup_seconds=None):
     """The child's main loop: import the implementation in folder, then answer requests until the end."""
     sock = socket.socket(fileno=fd)
     channel = Channel(sock)
     import faulthandler
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=False)  # the parent asks where we are
+    if startup_seconds:  # where an import that hangs is, even if it ignores SIGUSR1: dumped just before the deadline
+        faulthandler.dump_traceback_later(max(startup_seconds - 0.3, startup_seconds / 2), file=sys.stderr)
     from .implementation import ImplementationError, load
     try:
         module = load(folder)
+        faulthandler.cancel_dump_traceback_later()
         endpoint = ChildEndpoint(channel, module)
         channel.send({"kind": "ready"}, [])
     except ImplementationError as error:
+        faulthandler.cancel_dump_traceback_later()
         from .grading import import_failure
         try:
             verdict = import_failure(error.__cause__, Path(folder).resolve())
@@ -1009,7 +1013,8 @@ class Sandbox:
         # the child runs this very package (the grader's), whatever `kata` its environment would find by itself
         home = str(Path(__file__).resolve().parent.parent)
         command = [sys.executable, "-I", "-B", "-c", f"import sys; sys.path.insert(0, {home!r}); "
-                   f"from kata.sandbox import main; main()", "--fd", str(child_sock.fileno())]
+                   f"from kata.sandbox import main; main()", "--fd", str(child_sock.fileno()),
+                   "--startup", f"{self.startup_seconds:g}"]
         self.isolated, self.hidden, self.inside, self.user = False, False, self.folder, _user_name(os.geteuid())
         user = sandbox_user() if os.geteuid() == 0 else None
         if user is not None and self.cgroup is None:  # (a per-user count: other sandboxes share it)
@@ -1037,7 +1042,8 @@ class Sandbox:
                     nproc = _user_processes(user[0]) + self.limits.max_pids
                 self.process = subprocess.Popen(
                     [sys.executable, "-I", "-B", "-c", f"import sys; sys.path.insert(0, {self.workdir!r}); "
-                     f"from kata.sandbox import main; main()", "--fd", str(child_sock.fileno()), STAGED],
+                     f"from kata.sandbox import main; main()", "--fd", str(child_sock.fileno()),
+                     "--startup", f"{self.startup_seconds:g}", STAGED],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.workdir,
                     env=env, pass_fds=(child_sock.fileno(),), start_new_session=True,
                     preexec_fn=_limit_child(self.limits, nproc, (None, None, self.cgroup, user)))
@@ -1114,7 +1120,8 @@ class Sandbox:
             del tail[:-keep]
 
     def _where_stuck(self):
-        """': it was running FILE line N (function)' from a traceback the child dumps on SIGUSR1, or ''."""
+        """': it was running FILE line N (function)' from a traceback the child dumps on SIGUSR1 (or has dumped
+        by itself, when its import outlived the start-up deadline), or ''."""
         if not self.alive():
             return ""
         mark = len(self.stderr_tail)
@@ -1130,8 +1137,9 @@ class Sandbox:
             if "File " in text and text.rstrip().endswith(")") is False or text.count("\n") > 1:
                 break
         text = self._inside_to_outside(bytes(self.stderr_tail).decode(errors="replace"))
-        text = text[text.rfind("Stack (most recent call first)"):] if "Stack (most recent call first)" in text \
-            else text[text.rfind("Current thread"):]
+        # the last dump: on SIGUSR1 ("Stack ..." or "Current thread ..."), or the child's own before its deadline
+        starts = [text.rfind(mark) for mark in ("Stack (most recent", "Current thread", "Timeout (")]
+        text = text[max(0, *starts):]
         from .grading import _trace_location  # the same reading of a faulthandler dump as the grader's watchdog
         spot = _trace_location(text, self.folder)
         return f": it was running {Path(self.folder) / spot[0]} line {spot[1]} ({spot[2]})" if spot else ""
@@ -1290,6 +1298,7 @@ def probe(folder, seconds):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=argparse.SUPPRESS)
     parser.add_argument("--fd", type=int)
+    parser.add_argument("--startup", type=float, help="(the parent's) seconds the import may take")
     parser.add_argument("--probe", metavar="OUT", help="(the grader's) write probe(folder) as JSON to OUT")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("folder")
@@ -1297,7 +1306,7 @@ def main(argv=None):
     if args.probe:
         Path(args.probe).write_text(json.dumps(probe(args.folder, args.seconds)))
         return
-    serve(args.fd, args.folder)
+    serve(args.fd, args.folder, args.startup)
     os._exit(0)  # no atexit handler of the implementation runs
 
 
