@@ -311,8 +311,10 @@ def run_lesson(lesson_id, impl_arg, tests, timeout, work, clean=lambda text: tex
         remaining = [t for t in tests if t not in results]
         # the lesson's own test files, not tests/: a broken module of another lesson or tool cannot stop it
         targets = dict.fromkeys(t.split("::")[0] for t in tests) if attempt == 1 else remaining
-        # (--tb=native: the messages are the plugin's; pytest's own tracebacks would cost ~0.1 s per failure)
-        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "kata.grading", "-q", "--tb=native",
+        # (--tb=native: the messages are the plugin's; pytest's own tracebacks would cost ~0.1 s per failure;
+        # no:unraisableexception: its clean-up collects garbage five times, for warnings the grader does not use)
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:unraisableexception",
+                   "-p", "kata.grading", "-q", "--tb=native",
                    f"--impl={impl_arg}", "-m", item.marker, *[str(ROOT / t) for t in targets]]
         watchdog = limit
         if sandbox:  # the sandbox's deadline stops the submission; the watchdog only backs it up (and allows for
