@@ -324,7 +324,7 @@ def run_lesson(lesson_id, impl_arg, tests, timeout, work, clean=lambda text: tex
         # a little grace so the test's own watchdog (which says where the code was) fires before the kill
         code, output = _run(command, left + 2 + (SANDBOX_GRACE if sandbox else 0),
                             {"KATA_LOG": str(log), "KATA_TRACE": str(trace), "KATA_TEST_LIMIT": str(watchdog),
-                             "KATA_SANDBOX_SECONDS": str(limit)})
+                             "KATA_SANDBOX_SECONDS": str(limit), "KATA_STOP_AT": str(time.time() + left)})
         done, hung = _read_log(log)
         results.update({t: (s, clean(m)) for t, (s, m) in done.items() if t in tests})
         if hung is None:
@@ -509,6 +509,16 @@ def pytest_collection_finish(session):
             for lesson_id in dict.fromkeys(markers[m.name] for m in test.iter_markers() if m.name in markers):
                 found.setdefault(lesson_id, []).append(test.nodeid)
         Path(os.environ["KATA_COLLECT"]).write_text(json.dumps(found))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """No test starts once the lesson's time is up (its tests that time out, one after another, would otherwise
+    keep the run going past it): the grader reports the rest as not run."""
+    if os.environ.get("KATA_STOP_AT") and time.time() > float(os.environ["KATA_STOP_AT"]):
+        item.session.shouldstop = "the lesson's time is up"
+        return True
+    return None
 
 
 def pytest_runtest_logstart(nodeid, location):

@@ -152,6 +152,9 @@ def test_an_infinite_loop_times_out_and_grading_finishes(tmp_path):
     assert hung and f"loss.py line {line}" in hung[0]["message"], hung[:1]
     assert 0 < entry["passed"] < entry["total"], "the forward tests (no loop) should still pass"
     assert "in time" in entry["note"]
+    # six tests loop for 1 s each (a quarter of the lesson's 4 s): no test starts once the 4 s are up
+    assert "not run: the lesson's 4 s ran out" in entry["note"], entry["note"]
+    assert any(t["message"].startswith("not run: lesson 06 used up its 4 s") for t in entry["tests"])
 
 
 def test_the_same_submission_gets_the_same_score(tmp_path):
