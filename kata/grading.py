@@ -455,6 +455,7 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_TIM
         broken_lessons = {i.id for i in lessons() if set(i.files) & set(broken)}
 
         def one(item):
+            began = time.monotonic()
             ids = tests.get(item.id, [])
             problems = _affected(item, broken, isolated)
             if problems:
@@ -467,6 +468,7 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_TIM
             return {"id": item.id, "title": item.title,
                     "score": round(item.points * passed / len(ids), 2) if ids else 0.0,
                     "max_score": float(item.points), "passed": passed, "total": len(ids), "note": note,
+                    "seconds": round(time.monotonic() - began, 2),
                     "tests": [{"name": t, "status": outcome[t][0], "message": "" if outcome[t][0] == "passed"
                                else outcome[t][1]} for t in ids]}
 

@@ -186,7 +186,11 @@ class Mirrors:
 
     This side's own arrays (keys starting with its prefix) are held weakly: when one dies here, the other side
     is told (dropped) and lets go of its copy. The other side's arrays are held strongly until it says so, so a
-    key the other side sends always names an array this side still has.
+    key the other side sends always names an array this side still has; but when nothing here but this table
+    holds one any more, this side lets go of it as it next speaks and tells the other side (released), which
+    then stops sending its changes (a model's parameters, updated at every training step, stop crossing once
+    the tests no longer hold them). Only one side speaks at a time, so the other side learns of a release
+    before it says anything more: it never names a released key again (it shares the array anew if need be).
     """
 
     def __init__(self, prefix):
@@ -194,6 +198,7 @@ class Mirrors:
         self.entries = {}  # key -> [function returning the array or None, bytes at the last sync]
         self.key_of = {}  # id(array) -> key
         self.dropped = []  # own keys whose arrays died since the last message
+        self.released = []  # the other side's keys let go of since the last message
 
     def _register(self, key, array, own):
         ident = id(array)
@@ -248,6 +253,33 @@ class Mirrors:
         dropped, self.dropped = self.dropped, []
         return dropped
 
+    def release_unused(self):
+        """Let go of the other side's arrays that nothing but this table holds; their keys, to tell it."""
+        for key, entry in list(self.entries.items()):
+            if key.startswith(self.prefix):
+                continue
+            array = entry[0]()
+            if sys.getrefcount(array) <= 3:  # the holder's cell, `array` here, and getrefcount's argument
+                del self.entries[key]
+                if self.key_of.get(id(array)) == key:
+                    del self.key_of[id(array)]
+                self.released.append(key)
+            del array
+
+    def take_released(self):
+        released, self.released = self.released, []
+        return released
+
+    def forget_own(self, keys):
+        """This side's arrays the other side let go of: stop tracking them (they live on here, unshared)."""
+        for key in keys:
+            if isinstance(key, str) and key.startswith(self.prefix):
+                entry = self.entries.pop(key, None)
+                if entry is not None:
+                    array = entry[0]()
+                    if array is not None and self.key_of.get(id(array)) == key:
+                        del self.key_of[id(array)]
+
     def changed(self):
         """[(key, array)] of the shared arrays written since the last sync; marks them synced."""
         result = []
@@ -277,6 +309,7 @@ class Mirrors:
         self.entries.clear()
         self.key_of.clear()
         self.dropped.clear()
+        self.released.clear()
 
 
 # ---------------------------------------------------------------- one side of the conversation
@@ -397,14 +430,20 @@ class Endpoint:
             if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
                 raise SandboxError("a malformed update")
             self.mirrors.apply(item[0], self._array_at(arrays, item[1]))
+        released = header.get("released", [])  # after the updates, which may still write into them
+        if not isinstance(released, list):
+            raise SandboxError("a malformed list of released arrays")
+        self.mirrors.forget_own(released)
 
     def send_message(self, header, build):
         """Send header plus what build(arrays) adds, with this side's pending array updates."""
         arrays = []
-        updates = self._updates(arrays)
+        updates = self._updates(arrays)  # first: what was written into an array counts even if it is let go
+        self.mirrors.release_unused()
         header = dict(header, **build(arrays))
         header["updates"] = updates
         header["dropped"] = self.mirrors.take_dropped()
+        header["released"] = self.mirrors.take_released()
         self.channel.send(header, arrays)
 
     def request(self, op, **fields):

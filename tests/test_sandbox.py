@@ -93,3 +93,25 @@ def test_callbacks_and_errors_cross_as_data(box):
     with pytest.raises(RemoteError):
         impl.numerical_gradient(lambda x: (_ for _ in ()).throw(SystemExit(3)), x)
     np.testing.assert_allclose(impl.numerical_gradient(square_sum, x), 2 * x, rtol=1e-6)  # still serving
+
+
+def test_arrays_the_tests_let_go_of_stop_crossing_and_come_back_current(box):
+    impl = box.implementation()
+    layer = impl.Linear(4, 3)
+    optimizer = impl.SGD(layer.get_parameters(), learning_rate=1.0)  # the list is let go of at once
+    layer.forward(np.ones((2, 4)))  # its result is let go of at once too
+    layer.zero_grad()  # the next message says so
+    held = set(box.endpoint.mirrors.entries)
+    assert not [key for key in held if key.startswith("c")], f"the child's arrays are still held here: {held}"
+    weight = layer.W  # held from here on: it follows the child's in-place updates
+    for _ in range(3):
+        layer.backward(np.ones((2, 3)))
+        optimizer.step()
+        layer.zero_grad()
+    np.testing.assert_allclose(layer.W, weight)  # the same values, whether the array is the same object or not
+    assert layer.W is weight, "an array the tests hold must arrive as the same object"
+    before = weight.copy()
+    del weight
+    layer.backward(np.ones((2, 3)))
+    optimizer.step()
+    np.testing.assert_allclose(layer.W, before - 2.0)  # shared anew after being let go: current values
