@@ -27,21 +27,22 @@ from kata.manifest import ROOT
 
 pytestmark = pytest.mark.meta
 
-# (attack id, expected score or the id of the plain submission that must score the same, a phrase the report
-# must contain); graded two at a time in this order, so kill-the-grader runs beside the correct submission
+# (attack id, expected score (None: any), a phrase the report must contain); graded two at a time in this order,
+# so kill-the-grader runs beside the correct submission
+# (grader-memory is the reference plus a check at import: it must get full marks; kill-the-grader's own score is
+# checked against its plain twin in tests/test_adversarial.py: here what matters is the grading beside it)
 MODES = {
-    "user-namespace": [("correct", 6.0, ""), ("read-reference", 0.0, "FileNotFoundError"),
-                       ("nested-namespace-unmount", 0.0, "FileNotFoundError"), ("grader-memory", 6.0, "")],
-    "no-namespaces": [("kill-the-grader", "backward-raises", "still here"), ("correct", 6.0, ""),
-                      ("read-reference", 0.0, "Permission denied"), ("damage-repository", 0.0, ""),
-                      ("backward-raises", None, "plain failure")],
+    "user-namespace": [("grader-memory", 6.0, ""), ("read-reference", 0.0, "FileNotFoundError"),
+                       ("nested-namespace-unmount", 0.0, "FileNotFoundError")],
+    "no-namespaces": [("kill-the-grader", None, "still here"), ("correct", 6.0, ""),
+                      ("read-reference", 0.0, "Permission denied"), ("damage-repository", 0.0, "")],
 }
 
 
 def check(mode, found):
     for attack, score, says in MODES[mode]:
         result = found[attack]
-        expected = found[score]["score"] if isinstance(score, str) else score
+        expected = score
         if expected is not None:
             assert result["score"] == expected, (f"{attack}: scored {result['score']}, expected {expected}\n"
                                                  f"{result['text']}")
