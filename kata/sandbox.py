@@ -239,15 +239,19 @@ class Mirrors:
         entry = self.entries.get(key)
         return entry[0]() if entry is not None else None
 
+    def _untrack(self, key):
+        """Stop sharing the array under key (if any); the array itself lives on, unshared."""
+        entry = self.entries.pop(key, None)
+        if entry is not None:
+            array = entry[0]()
+            if array is not None and self.key_of.get(id(array)) == key:
+                del self.key_of[id(array)]
+
     def release(self, keys):
-        """The other side's arrays it no longer shares: forget them (this side's copies live on, unshared)."""
+        """The other side's arrays it no longer shares (dropped): forget them (this side's copies live on)."""
         for key in keys:
             if isinstance(key, str) and not key.startswith(self.prefix):
-                entry = self.entries.pop(key, None)
-                if entry is not None:
-                    array = entry[0]()
-                    if array is not None and self.key_of.get(id(array)) == key:
-                        del self.key_of[id(array)]
+                self._untrack(key)
 
     def take_dropped(self):
         dropped, self.dropped = self.dropped, []
@@ -259,12 +263,11 @@ class Mirrors:
             if key.startswith(self.prefix):
                 continue
             array = entry[0]()
-            if sys.getrefcount(array) <= 3:  # the holder's cell, `array` here, and getrefcount's argument
-                del self.entries[key]
-                if self.key_of.get(id(array)) == key:
-                    del self.key_of[id(array)]
-                self.released.append(key)
+            unused = sys.getrefcount(array) <= 3  # the holder's cell, `array` here, and getrefcount's argument
             del array
+            if unused:
+                self._untrack(key)
+                self.released.append(key)
 
     def take_released(self):
         released, self.released = self.released, []
@@ -274,11 +277,7 @@ class Mirrors:
         """This side's arrays the other side let go of: stop tracking them (they live on here, unshared)."""
         for key in keys:
             if isinstance(key, str) and key.startswith(self.prefix):
-                entry = self.entries.pop(key, None)
-                if entry is not None:
-                    array = entry[0]()
-                    if array is not None and self.key_of.get(id(array)) == key:
-                        del self.key_of[id(array)]
+                self._untrack(key)
 
     def changed(self):
         """[(key, array)] of the shared arrays written since the last sync; marks them synced."""
