@@ -836,7 +836,7 @@ def _isolate(folder, hide, user=None, repository="/"):
 
 
 STAGED = "submission"  # the implementation's folder in the child's work folder (root without namespaces)
-_USER_CHECKS = {}  # (uid, interpreter) -> what _check_user found, once per process
+_USER_CHECKS = {}  # (named user, interpreter) -> what _check_users found, once per process
 
 
 def _user_name(uid):
@@ -855,13 +855,7 @@ def _transient_user():
     no other process (the other children of the same grading included), and reads only what everyone may."""
     import pwd
     import random
-    busy = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                busy.add(os.stat(f"/proc/{entry}").st_uid)
-            except OSError:
-                pass
+    busy = _process_uids()
     while True:
         uid = random.SystemRandom().randrange(*TRANSIENT_UIDS)
         try:
@@ -975,16 +969,21 @@ def _prctl_checked(option, value):
         raise OSError(ctypes.get_errno(), f"prctl({option}, {value}) failed")
 
 
-def _user_processes(uid):
-    count = 0
+def _process_uids():
+    """{uid: how many processes of the machine (that this process can see) run as it}."""
+    import collections
+    uids = collections.Counter()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    count += 1
+                uids[os.stat(f"/proc/{entry}").st_uid] += 1
             except OSError:
                 pass
-    return count
+    return uids
+
+
+def _user_processes(uid):
+    return _process_uids()[uid]
 
 
 def _limit_child(limits, nproc, isolation=None):
