@@ -39,7 +39,7 @@ def main(argv=None):
                 if result["score"] != result["max_score"]:
                     raise SystemExit(f"{mode} run {run}: the reference scored {result['score']}/{result['max_score']}")
                 for entry in result["lessons"]:
-                    per_lesson[mode].setdefault(entry["id"], []).append(entry.get("seconds"))
+                    per_lesson[mode].setdefault(entry["id"], []).append(entry["seconds"])
                 print(f"run {run + 1}/{args.runs} {mode:10s} {walls[mode][-1]:6.1f} s", flush=True)
     print()
     print(f"{'mode':12s} {'median':>8s} {'lowest':>8s} {'highest':>8s}   (seconds for the whole grading, "
@@ -48,11 +48,10 @@ def main(argv=None):
         values = walls[mode]
         print(f"{mode:12s} {statistics.median(values):8.1f} {min(values):8.1f} {max(values):8.1f}")
     ids = [item.id for item in lessons() if args.lessons is None or item.id in args.lessons]
-    if all(None not in per_lesson[mode].get(i, [None]) for mode in modes for i in ids):
-        print()
-        print("median seconds per lesson: " + "  ".join(f"{i}" for i in ids))
-        for mode in modes:
-            print(f"{mode:12s} " + "  ".join(f"{statistics.median(per_lesson[mode][i]):4.1f}" for i in ids))
+    print()
+    print("median seconds per lesson: " + "  ".join(f"{i}" for i in ids))
+    for mode in modes:
+        print(f"{mode:12s} " + "  ".join(f"{statistics.median(per_lesson[mode][i]):4.1f}" for i in ids))
     print(f"\nratio sandboxed / in-process (medians): "
           f"{statistics.median(walls['sandboxed']) / statistics.median(walls['in-process']):.2f}")
 

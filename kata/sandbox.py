@@ -119,10 +119,11 @@ def read_array(blob):
             except TypeError:  # 'f1', 'i3': no such type
                 raise SandboxError(f"the implementation sent an array of unknown dtype {header[1]!r}") from None
             shape = tuple(int(n) for n in header[3].split(b",") if n.strip())
-            if math.prod(shape) > MAX_ARRAY_ELEMENTS:
+            count = math.prod(shape)
+            if count > MAX_ARRAY_ELEMENTS:
                 raise SandboxError(f"the implementation sent an array of shape {shape}, larger than allowed")
             data = memoryview(blob)[10 + size:]
-            if len(data) != math.prod(shape) * dtype.itemsize:
+            if len(data) != count * dtype.itemsize:
                 raise SandboxError("the implementation sent malformed array data (its size does not match its shape)")
             return np.frombuffer(data, dtype).reshape(shape, order="F" if header[2] == b"True" else "C").copy(
                 order="K")
@@ -1047,11 +1048,19 @@ class Sandbox:
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "KATA_SANDBOX": self.token}
         nproc = None if os.geteuid() == 0 else _user_processes(os.getuid()) + 8 + self.limits.processes
         self.cgroup = self._make_cgroup() if os.geteuid() == 0 else None
-        # the child runs this very package (the grader's), whatever `kata` its environment would find by itself
-        home = str(Path(__file__).resolve().parent.parent)
-        command = [sys.executable, "-I", "-B", "-c", f"import sys; sys.path.insert(0, {home!r}); "
-                   f"from kata.sandbox import main; main()", "--fd", str(child_sock.fileno()),
-                   "--startup", f"{self.startup_seconds:g}"]
+
+        def launch(package_home, folder_arg, cwd, child_env, nproc, isolation):
+            """The child: `main()` of the kata package found in package_home (whatever `kata` its environment
+            would find by itself), serving folder_arg."""
+            return subprocess.Popen(
+                [sys.executable, "-I", "-B", "-c", f"import sys; sys.path.insert(0, {package_home!r}); "
+                 f"from kata.sandbox import main; main()", "--fd", str(child_sock.fileno()),
+                 "--startup", f"{self.startup_seconds:g}", folder_arg],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd, env=child_env,
+                pass_fds=(child_sock.fileno(),), start_new_session=True,
+                preexec_fn=_limit_child(self.limits, nproc, isolation))
+
+        home = str(Path(__file__).resolve().parent.parent)  # the grader's own package
         self.isolated, self.hidden, self.inside, self.user = False, False, self.folder, _user_name(os.geteuid())
         user = sandbox_user() if os.geteuid() == 0 else None
         if user is not None and self.cgroup is None:  # (a per-user count: other sandboxes share it)
@@ -1060,11 +1069,8 @@ class Sandbox:
             self.isolation_note = "namespaces turned off by KATA_SANDBOX_NAMESPACES=0"
         else:
             try:
-                self.process = subprocess.Popen(
-                    command + [INSIDE], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE, cwd="/", env=dict(env, HOME="/tmp"), pass_fds=(child_sock.fileno(),),
-                    start_new_session=True,
-                    preexec_fn=_limit_child(self.limits, nproc, (self.folder, hidden_paths(), self.cgroup, user)))
+                self.process = launch(home, INSIDE, "/", dict(env, HOME="/tmp"), nproc,
+                                      (self.folder, hidden_paths(), self.cgroup, user))
                 self.isolated, self.hidden, self.inside = True, True, INSIDE
                 self.user = user[2] if user else self.user
                 kinds = "mount, PID, network, IPC" + ("" if os.geteuid() == 0 else ", user")
@@ -1077,22 +1083,13 @@ class Sandbox:
             if user is not None:
                 if self.cgroup is None:
                     nproc = _user_processes(user[0]) + self.limits.max_pids
-                self.process = subprocess.Popen(
-                    [sys.executable, "-I", "-B", "-c", f"import sys; sys.path.insert(0, {self.workdir!r}); "
-                     f"from kata.sandbox import main; main()", "--fd", str(child_sock.fileno()),
-                     "--startup", f"{self.startup_seconds:g}", STAGED],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.workdir,
-                    env=env, pass_fds=(child_sock.fileno(),), start_new_session=True,
-                    preexec_fn=_limit_child(self.limits, nproc, (None, None, self.cgroup, user)))
+                self.process = launch(self.workdir, STAGED, self.workdir, env, nproc, (None, None, self.cgroup, user))
                 self.hidden, self.inside, self.user = hidden, str(Path(self.workdir) / STAGED), user[2]
             self.isolation_note += f"; user {self.user}: {why}"
         elif self.process is None:
             self.isolation_note += f"; user {self.user}"
         if self.process is None:
-            self.process = subprocess.Popen(
-                command + [self.folder], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                cwd=self.workdir, env=env, pass_fds=(child_sock.fileno(),), start_new_session=True,
-                preexec_fn=_limit_child(self.limits, nproc, (None, None, self.cgroup, None)))
+            self.process = launch(home, self.folder, self.workdir, env, nproc, (None, None, self.cgroup, None))
         child_sock.close()
         self.stderr_tail = bytearray()
         threading.Thread(target=self._drain, args=(self.process.stderr, self.stderr_tail), daemon=True).start()

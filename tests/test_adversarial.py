@@ -233,15 +233,20 @@ def graded(tmp_path_factory):
     (ROOT / ".kata").mkdir(exist_ok=True)
     (ROOT / ".kata" / CANARY).write_text("still here\n")
 
+    everything = list(HONEST.values()) + [a for a in ATTACKS if runnable(a)]
+    return grade_all(everything, base)
+
+
+def grade_all(attacks, base):
+    """Build each attack under base and grade it (lesson 06, two at a time): {id: (result, seconds)}."""
     def run(attack):
         folder = build(attack, base / attack.id / "submission")
         start = time.monotonic()
         result = grade(str(folder), [LESSON], timeout=TIMEOUT, name=attack.id)
         return attack.id, (result, time.monotonic() - start)
 
-    everything = list(HONEST.values()) + [a for a in ATTACKS if runnable(a)]
     with ThreadPoolExecutor(2) as pool:
-        return dict(pool.map(run, everything))
+        return dict(pool.map(run, attacks))
 
 
 def report_text(result):

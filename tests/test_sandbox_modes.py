@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -122,10 +121,7 @@ def test_root_without_namespaces_runs_the_child_as_another_user_the_reference_cl
 
 def worker(attack_ids):
     """Build and grade each attack (two at a time) as this process is set up; print one line of JSON."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from kata.grading import grade
-    from tests.test_adversarial import ATTACKS, CANARY, HONEST, LESSON, TIMEOUT, build, report_text
+    from tests.test_adversarial import ATTACKS, CANARY, HONEST, grade_all, report_text
     catalogue = {a.id: a for a in [*HONEST.values(), *ATTACKS]}
     base = Path(tempfile.mkdtemp(prefix="kata-modes-"))
     canary = ROOT / ".kata" / CANARY
@@ -134,16 +130,9 @@ def worker(attack_ids):
         canary.write_text("still here\n")
     except OSError:
         canary = None
-
-    def one(attack_id):
-        folder = build(catalogue[attack_id], base / attack_id / "submission")
-        start = time.monotonic()
-        result = grade(str(folder), [LESSON], timeout=TIMEOUT, name=attack_id)
-        return attack_id, {"score": result["score"], "seconds": time.monotonic() - start,
-                           "text": report_text(result)[:3000], "notes": result["notes"]}
-
-    with ThreadPoolExecutor(2) as pool:
-        found = dict(pool.map(one, attack_ids))
+    found = {attack_id: {"score": result["score"], "seconds": seconds, "text": report_text(result)[:3000],
+                         "notes": result["notes"]}
+             for attack_id, (result, seconds) in grade_all([catalogue[i] for i in attack_ids], base).items()}
     if canary is not None and "damage-repository" in found:
         found["damage-repository"]["canary"] = canary.read_text() if canary.exists() else None
         grading = ROOT / "kata" / "grading.py"
