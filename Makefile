@@ -32,13 +32,13 @@ play: setup  ## Ask the trained model questions such as Max ( 5 3 9 ) (ARGS="--c
 	$(PY) play.py $(ARGS)
 
 exercises: setup  ## Regenerate exercises/ from solutions/, the lesson tables from manifest.toml and the notebooks
-	$(PY) -m kata.stubs
-	$(PY) -m kata.docs
-	$(PY) -m kata.notebooks
+	$(PY) -m kata.authoring.stubs
+	$(PY) -m kata.authoring.docs
+	$(PY) -m kata.authoring.notebooks
 
 notebooks: setup  ## Regenerate the lesson notebooks in notebooks/ from the lesson texts
-	$(PY) -m kata.notebooks
-	$(PY) -m kata.docs
+	$(PY) -m kata.authoring.notebooks
+	$(PY) -m kata.authoring.docs
 
 lab: setup  ## Open the notebooks in JupyterLab (installs the pinned requirements-lab.txt the first time)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-lab.txt

@@ -16,10 +16,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-from kata import batch as batch_tools
-from kata import files, gradescope, grading, student as student_tools
-from kata.manifest import ROOT, lessons, python
-from kata.student import shown
+from kata.course import files
+from kata.course.manifest import lesson, lessons
+from kata.course.repository import ROOT, python, shown
+from kata.course.exercises import unfinished
+from kata.grading import batch as batch_tools, gradescope, grade as grading
+from kata.student import hints, reset, watch
 
 
 def _seconds(text):
@@ -128,7 +130,7 @@ def next_step(result, impl, folder):
     failure = next(t for t in current["tests"] if t["status"] != "passed")
     lines = [f"Lesson {current['id']} ({current['title']}) is the next to finish. Its first failing test:",
              _indent(f"{failure['name']}\n{failure['message']}", 2), ""]
-    todo = [entry for entry in student_tools.unfinished(folder) if entry[0] == current["id"]] if folder else []
+    todo = [stub for stub in unfinished(folder) if stub.lesson == current["id"]] if folder else []
     item = next(i for i in lessons() if i.id == current["id"])
     if current["note"].startswith("could not run"):
         lines.append(f"Next step: fix this first, {current['note'][len('could not run: '):]}")
@@ -201,17 +203,17 @@ def run_watch(args):
         unfinished = [e["id"] for e in result["lessons"] if e["score"] < e["max_score"]]
         current["lesson"] = unfinished[0] if unfinished else None
 
-    student_tools.watch(run, folder)
+    watch.watch(run, folder)
     return 0
 
 
 def run_hint(args):
-    print(student_tools.next_hint(args.lesson_id, args.symbol))
+    print(hints.next_hint(args.lesson_id, args.symbol))
     return 0
 
 
 def run_reset(args):
-    backups, item = student_tools.reset(args.lesson_id), student_tools.find_lesson(args.lesson_id)
+    backups, item = reset.reset(args.lesson_id), lesson(args.lesson_id)
     kept = f"; your version is kept in {', '.join(shown(p) for p in backups)}" if backups else ""
     print(f"lesson {item.id}: {', '.join('exercises/' + f for f in item.files)} restored to the stubs{kept}")
     return 0

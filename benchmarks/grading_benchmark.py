@@ -15,8 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from kata.grading import grade
-from kata.manifest import ROOT, lessons
+from kata.grading.grade import grade
+from kata.course.manifest import lessons
+from kata.course.repository import ROOT
 
 
 def main(argv=None):

@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 import solutions as impl
-from kata.contract import get_path, grad_path, set_path, transformer_params
-from kata.trainer import Recipe, batches, train
+from kata.course.contract import get_path, grad_path, set_path, transformer_params
+from kata.tools.trainer import batches, Recipe, train
 
 MEDIUM = 10_000
 

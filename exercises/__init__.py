@@ -1,4 +1,4 @@
-"""The reference implementation of the kata: every public name of the contract (SPEC section 3)."""
+"""The implementation of the kata: every public name of the contract (CONTRACT.md section 3)."""
 
 from .attention import (MultiHeadAttention, Softmax, scaled_dot_product_attention,
                         scaled_dot_product_attention_backward)

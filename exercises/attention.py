@@ -1,4 +1,4 @@
-# Generated from solutions/ by `python -m kata.stubs`: your work goes where NotImplementedError is raised.
+# Generated from solutions/ by `python -m kata.authoring.stubs`: your work goes where NotImplementedError is raised.
 """Lesson 02: softmax, scaled dot-product attention and multi-head attention."""
 
 import math

@@ -1,4 +1,4 @@
-# Generated from solutions/ by `python -m kata.stubs`: your work goes where NotImplementedError is raised.
+# Generated from solutions/ by `python -m kata.authoring.stubs`: your work goes where NotImplementedError is raised.
 """Lesson 07: backpropagation through the whole model, and a numerical gradient to check it."""
 
 import numpy as np

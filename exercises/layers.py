@@ -1,4 +1,4 @@
-# Generated from solutions/ by `python -m kata.stubs`: your work goes where NotImplementedError is raised.
+# Generated from solutions/ by `python -m kata.authoring.stubs`: your work goes where NotImplementedError is raised.
 """Lesson 03: the position-wise layers: Linear, ReLU, LayerNorm and the feed-forward network."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-# Generated from solutions/ by `python -m kata.stubs`: your work goes where NotImplementedError is raised.
+# Generated from solutions/ by `python -m kata.authoring.stubs`: your work goes where NotImplementedError is raised.
 """Lesson 06: softmax cross-entropy loss over the logits."""
 
 import numpy as np

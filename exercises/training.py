@@ -1,4 +1,4 @@
-# Generated from solutions/ by `python -m kata.stubs`: your work goes where NotImplementedError is raised.
+# Generated from solutions/ by `python -m kata.authoring.stubs`: your work goes where NotImplementedError is raised.
 """Lesson 08: one step of training, and evaluation without changing the model."""
 
 import numpy as np

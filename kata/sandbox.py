@@ -664,7 +664,7 @@ def serve(fd, folder, startup_seconds=None):
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=False)  # the parent asks where we are
     if startup_seconds:  # where an import that hangs is, even if it ignores SIGUSR1: dumped just before the deadline
         faulthandler.dump_traceback_later(max(startup_seconds - 0.3, startup_seconds / 2), file=sys.stderr)
-    from .implementation import ImplementationError, load
+    from .course.implementation import ImplementationError, load
     try:
         module = load(folder)
         faulthandler.cancel_dump_traceback_later()
@@ -672,7 +672,7 @@ def serve(fd, folder, startup_seconds=None):
         channel.send({"kind": "ready"}, [])
     except ImplementationError as error:
         faulthandler.cancel_dump_traceback_later()
-        from .grading import import_failure
+        from .course.places import import_failure
         try:
             verdict = import_failure(error.__cause__, Path(folder).resolve())
         except Exception:  # noqa: BLE001 - the message alone is still worth sending
@@ -719,7 +719,7 @@ CGROUP_PIDS = Path("/sys/fs/cgroup/pids")
 
 def hidden_paths():
     """What the child must not read: the reference, the tests (expected values), the repository's history."""
-    from .manifest import ROOT
+    from .course.repository import ROOT
     return [path for path in (ROOT / "solutions", ROOT / "tests", ROOT / ".git") if path.exists()]
 
 
@@ -874,7 +874,7 @@ def _staged_for(named, folder, workdir):
     other users if need be (chmod go-rwx). (user or None for root, whether the hidden paths are closed to it,
     what was done)."""
     import shutil
-    from .manifest import ROOT
+    from .course.repository import ROOT
     work = Path(workdir)
     shutil.copytree(ROOT / "kata", work / "kata")  # the grader's own package, __pycache__ included (no compiling)
     shutil.copy2(ROOT / "manifest.toml", work / "manifest.toml")
@@ -1174,7 +1174,7 @@ class Sandbox:
         # the last dump: on SIGUSR1 ("Stack ..." or "Current thread ..."), or the child's own before its deadline
         starts = [text.rfind(mark) for mark in ("Stack (most recent", "Current thread", "Timeout (")]
         text = text[max(0, *starts):]
-        from .grading import _trace_location  # the same reading of a faulthandler dump as the grader's watchdog
+        from .grading.grade import _trace_location  # the same reading of a faulthandler dump as the grader's watchdog
         spot = _trace_location(text, self.folder)
         return f": it was running {Path(self.folder) / spot[0]} line {spot[1]} ({spot[2]})" if spot else ""
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from kata.contract import (ATTENTION, BLOCK, FEED_FORWARD, LAYER_NORM, LINEAR, get_path, set_path,  # noqa: F401
-                           transformer_params)
-from kata.gradcheck import check_gradients
+from kata.course.contract import (ATTENTION, BLOCK, FEED_FORWARD, LAYER_NORM, LINEAR, get_path,  # noqa: F401
+                                  set_path, transformer_params)
+from kata.testing.gradcheck import check_gradients
 
 
 def as_array(value, what, see):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pytest_check import check
 
-from kata.manifest import reread
+from kata.course.manifest import reread
 from tests.helpers import as_array, assert_shape
 
 pytestmark = pytest.mark.lesson00

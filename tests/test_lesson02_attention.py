@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from pytest_check import check
 
-from kata.manifest import reread
+from kata.course.manifest import reread
 from tests.helpers import (ATTENTION, as_array, assert_close, assert_gradients, assert_shape, copy_params,
                            randomize_params)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from pytest_check import check
 
-from kata.manifest import reread
+from kata.course.manifest import reread
 from tests.helpers import (FEED_FORWARD, LAYER_NORM, LINEAR, assert_close, assert_gradients, assert_shape,
                            randomize_params)
 

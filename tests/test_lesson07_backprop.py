@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from pytest_check import check
 
-from kata.contract import get_path, grad_path
-from kata.manifest import reread
+from kata.course.contract import get_path, grad_path
+from kata.course.manifest import reread
 from tests.helpers import (assert_close, assert_gradients, assert_shape, copy_params, randomize_params,
                            transformer_params)
 

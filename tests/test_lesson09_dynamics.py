@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pytest_check import check
 
-from kata.manifest import reread
+from kata.course.manifest import reread
 from tests.helpers import assert_close, copy_params, randomize_params, transformer_params
 
 pytestmark = pytest.mark.lesson09

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pytest_check import check
 
-from kata.manifest import reread
+from kata.course.manifest import reread
 
 pytestmark = pytest.mark.lesson10
 

@@ -1,0 +1,41 @@
+"""Where things are in the repository, and how to name them in a message."""
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = ROOT / "solutions"  # the reference implementation
+STUDENT = ROOT / "exercises"  # the student's copy, generated from the reference
+STATE = ROOT / ".kata"  # the tools' own state: hint levels, backups, caches
+NAMED = ("solutions", "exercises")  # implementations named rather than given by path
+# what code under grading must never read: the reference, the expected values of the tests, the catalogue of wrong
+# implementations (each quotes the reference), the history
+PRIVATE = ("solutions", "tests", "meta", ".git")
+
+
+def private_paths():
+    """The PRIVATE folders that exist in this checkout."""
+    return tuple(ROOT / name for name in PRIVATE if (ROOT / name).exists())
+
+
+def python():
+    """How to run this Python in a message: '.venv/bin/python' unless the repository's venv is activated."""
+    venv = ROOT / ".venv"
+    if Path(sys.prefix).resolve() == venv.resolve() and os.environ.get("VIRTUAL_ENV") != str(venv):
+        return ".venv/bin/python"
+    return "python"
+
+
+def shown(path):
+    """A path as a student reads it: relative to the repository when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def existing_folder(folder):
+    """folder, resolved; ValueError when it is not a folder."""
+    path = Path(folder).expanduser().resolve()
+    if not path.is_dir():
+        raise ValueError(f"no folder {folder}: expected an implementation folder laid out like exercises/")
+    return path

@@ -1,0 +1,97 @@
+"""Grade a folder of submissions: one JSON per student and one CSV with a row per student, a column per lesson.
+
+    batch("submissions/", "grades/")   # or: python grader.py batch submissions/ --out grades/
+
+Each entry of the folder is one student, named after the entry (without .zip): a folder laid out like
+exercises/, a folder holding exercises/ (a clone of the kata), or a .zip of either. A broken submission
+becomes a row with zero points and the reason; it never stops the batch.
+"""
+
+import csv
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from ..course.files import write_atomic, write_json
+from ..course.manifest import lesson_ids as lesson_ids_of, lessons
+from .grade import grade
+from .submission import SKIPPED_DIRS, SubmissionError
+
+DEFAULT_WORKERS = 2
+
+
+def students(folder, skip=()):
+    """{student name: entry} for every entry of folder, skipping hidden entries and the paths in skip."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder; expected a folder with one sub-folder or .zip per student")
+    skip = {Path(p).resolve() for p in skip}
+    result = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(".") or entry.name in SKIPPED_DIRS or entry.resolve() in skip:
+            continue
+        name = entry.stem if entry.is_file() and entry.suffix.lower() == ".zip" else entry.name
+        result[name if name not in result else entry.name] = entry  # alice/ and alice.zip both kept
+    return result
+
+
+def grade_one(name, entry, lesson_ids, isolated, timeout=None):
+    """Grade one student's entry; never raises: a problem becomes the result's "error"."""
+    max_score = float(sum(item.points for item in lessons() if item.id in lesson_ids))
+    start = time.perf_counter()
+    try:
+        # messages name alice/exercises/loss.py, not a temporary folder
+        result = grade(str(entry), lesson_ids=lesson_ids, isolated=isolated, timeout=timeout, name=entry.name)
+        result.update(student=name, submission=str(entry), error="")
+    except Exception as error:  # any failure of one submission must leave the others graded
+        message = str(error) if isinstance(error, SubmissionError) else f"{type(error).__name__}: {error}"
+        result = {"student": name, "submission": str(entry), "error": message, "notes": [],
+                  "score": 0.0, "max_score": max_score, "isolated": isolated,
+                  "execution_time": round(time.perf_counter() - start, 2), "lessons": []}
+    return result
+
+
+def row(result, lesson_ids):
+    """One CSV row: student, a score per lesson, total, max_score, status ('ok' or the error)."""
+    scores = {lesson["id"]: lesson["score"] for lesson in result["lessons"]}
+    line = {"student": result["student"]}
+    line.update({i: round(float(scores.get(i, 0.0)), 4) for i in lesson_ids})
+    line.update(total=round(float(result["score"]), 4), max_score=round(float(result["max_score"]), 4),
+                status=" ".join(result["error"].split()) or "ok")
+    return line
+
+
+def batch(folder, out_dir, isolated=False, workers=None, lesson_ids=None, timeout=None):
+    """Grade every submission in folder; write out_dir/<student>.json and out_dir/grades.csv.
+
+    Returns the CSV rows (dicts), sorted by student.
+    """
+    ids = lesson_ids_of(lesson_ids)
+    out_dir = Path(out_dir)
+    entries = students(folder, skip=[out_dir])  # out_dir may sit inside folder
+    if not entries:
+        raise ValueError(f"{folder} holds no submission; expected one sub-folder or .zip per student")
+    workers = DEFAULT_WORKERS if workers is None else max(1, int(workers))
+    rows, start = [], time.perf_counter()
+    # threads are enough: each grade() runs the tests in subprocesses of its own
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(grade_one, name, entry, ids, isolated, timeout): name
+                   for name, entry in entries.items()}
+        for done, future in enumerate(as_completed(futures), start=1):
+            result = future.result()
+            write_json(out_dir / f"{result['student']}.json", result)
+            rows.append(row(result, ids))
+            outcome = f"ERROR {rows[-1]['status']}" if result["error"] else \
+                f"{result['score']:g}/{result['max_score']:g} points"
+            print(f"[{done}/{len(entries)}] {result['student']}: {outcome} "
+                  f"({result['execution_time']:.1f} s)", flush=True)
+    rows.sort(key=lambda line: line["student"])
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=["student", *ids, "total", "max_score", "status"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(out_dir / "grades.csv", text.getvalue())
+    seconds = time.perf_counter() - start
+    print(f"graded {len(rows)} submissions in {seconds:.1f} s: {out_dir / 'grades.csv'}", flush=True)
+    return rows

@@ -1,0 +1,95 @@
+"""Hints in three levels per exercise (lessons/hints.toml), one level further each time, remembered in .kata/.
+
+    next_hint("03")                   the next level for the lesson's first unfinished exercise
+    next_hint("03", "LayerNorm.backward")
+"""
+
+import json
+import textwrap
+import tomllib
+from pathlib import Path
+
+from ..course.exercises import unfinished
+from ..course.files import write_json
+from ..course.manifest import lesson, lessons, reread
+from ..course.repository import ROOT, STATE, STUDENT, python, shown
+
+HINTS = ROOT / "lessons" / "hints.toml"
+LEVELS = 3
+
+
+def load_hints(path=HINTS):
+    """{(lesson id, symbol): [level 1, level 2, level 3]} from hints.toml, checked against the manifest."""
+    try:
+        entries = tomllib.loads(Path(path).read_text()).get("hint", [])
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"cannot read the hints file {path}: {error}") from error
+    known = {(item.id, e.symbol) for item in lessons() for e in item.exercises}
+    hints = {}
+    for number, entry in enumerate(entries, start=1):
+        key, levels = (entry.get("lesson"), entry.get("symbol")), entry.get("levels")
+        if key not in known:
+            raise ValueError(f"{path}: hint {number} is for {key}, which manifest.toml does not list as an exercise")
+        if key in hints:
+            raise ValueError(f"{path}: two hints for lesson {key[0]} {key[1]}")
+        if not (isinstance(levels, list) and len(levels) == LEVELS
+                and all(isinstance(level, str) and level.strip() for level in levels)):
+            raise ValueError(f"{path}: the hint for lesson {key[0]} {key[1]} needs exactly {LEVELS} non-empty levels")
+        hints[key] = levels
+    return hints
+
+
+def _exercise(item, symbol, todo):
+    """The exercise named by symbol (any case), else the lesson's first unfinished one, else its first to write."""
+    if symbol is None:
+        left = {stub.symbol for stub in todo}
+        to_write = [e for e in item.exercises if not e.worked] or list(item.exercises)
+        return next((e for e in item.exercises if e.symbol in left), to_write[0])
+    for exercise in item.exercises:
+        if exercise.symbol.lower() == str(symbol).strip().lower():
+            return exercise
+    raise ValueError(f"lesson {item.id} has no exercise {symbol!r}: expected one of "
+                     f"{', '.join(e.symbol for e in item.exercises)}")
+
+
+def next_hint(lesson_id, symbol=None, state_dir=STATE, folder=STUDENT):
+    """The next hint level (1, 2, then 3 for good) for one exercise, as text to print.
+
+    Without symbol: the lesson's first unfinished exercise in folder, or its first exercise when all are done.
+    The level reached per exercise is kept in state_dir/hints.json. ValueError for an unknown lesson or symbol.
+    """
+    item = lesson(lesson_id)
+    if not item.exercises:
+        raise ValueError(f"lesson {item.id} ({item.title}) has no exercise of its own, so no hints: it runs your "
+                         f"code from the lessons before it; {reread(item.id, item.sections[0])}")
+    todo = [stub for stub in unfinished(folder) if stub.lesson == item.id] if Path(folder).is_dir() else []
+    exercise = _exercise(item, symbol, todo)
+    hints = load_hints()
+    if (item.id, exercise.symbol) not in hints:
+        raise ValueError(f"{shown(HINTS)} has no hint for lesson {item.id} {exercise.symbol}")
+    state_file = Path(state_dir) / "hints.json"
+    try:
+        state = json.loads(state_file.read_text())
+        state = state if isinstance(state, dict) else {}
+    except (OSError, ValueError):  # no state yet, or a damaged one: start again from level 1
+        state = {}
+    key = f"{item.id} {exercise.symbol}"
+    previous = state.get(key, 0)
+    valid = isinstance(previous, int) and not isinstance(previous, bool) and 0 <= previous <= LEVELS
+    level = min(previous + 1, LEVELS) if valid else 1  # a hand-edited state starts again at level 1
+    state[key] = level
+    write_json(state_file, state, indent=1, sort_keys=True)
+
+    where = next((f"{shown(Path(folder) / stub.file)}:{stub.line}" for stub in todo if stub.symbol == exercise.symbol),
+                 shown(Path(folder) / exercise.file))
+    body = textwrap.fill(hints[(item.id, exercise.symbol)][level - 1], width=100,
+                         initial_indent="  ", subsequent_indent="  ")
+    if level < LEVELS:
+        after = (f"For level {level + 1}, run the same command again: "
+                 f"{python()} grader.py hint {item.id} {exercise.symbol}")
+    else:
+        after = (f"That was the last level: there are no more hints for {exercise.symbol}. "
+                 f"Now {reread(item.id, exercise.section)}, and compare with the failing test's message.")
+    where += ", given complete as a worked example" if exercise.worked else ""
+    return (f"Hint for {exercise.symbol} (lesson {item.id}, {where}), level {level} of {LEVELS}:\n"
+            f"{body}\n{after}")

@@ -1,0 +1,133 @@
+"""What the lesson notebooks call: the student's implementation, kept fresh, and the lesson's checks inline.
+
+    from kata import notebook
+    impl = notebook.load()   # exercises/ (or $KATA_IMPL); re-imported whenever one of its files is saved
+    notebook.check("03")     # lesson 03's tests on that implementation, printed as a table
+
+    python -m kata.student.notebook lessons/03_layers.md [--impl solutions]   # a lesson's experiments, no Jupyter
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..course.implementation import ImplementationError, folder_of, load as load_implementation, resolve
+from ..authoring.lessontext import SETUP, blocks, headings
+from ..course.manifest import lesson
+from ..grading import grade as grading
+
+
+class LiveImplementation:
+    """An implementation whose attributes are looked up in a fresh import after any of its files changed."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.folder = folder_of(spec)
+        self._stamp = None
+        self._module = None
+
+    def _files_stamp(self):
+        return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in self.folder.glob("*.py")))
+
+    def module(self):
+        """The package module, re-imported when a file of it changed since the last import."""
+        stamp = self._files_stamp()
+        if stamp != self._stamp:
+            name, _ = resolve(self.spec)
+            for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+                del sys.modules[key]
+            self._module = load_implementation(self.spec)
+            self._stamp = stamp
+        return self._module
+
+    def __getattr__(self, attribute):
+        if attribute.startswith("_"):
+            raise AttributeError(attribute)
+        return getattr(self.module(), attribute)
+
+    def __dir__(self):
+        return dir(self.module())
+
+    def __repr__(self):
+        return f"<implementation {self.spec!r} from {self.folder}, re-imported after each save>"
+
+
+def default_spec():
+    """The implementation the notebooks use: $KATA_IMPL, or exercises/."""
+    return os.environ.get("KATA_IMPL", "exercises")
+
+
+def load(spec=None):
+    """The implementation (default: $KATA_IMPL or 'exercises') as a LiveImplementation.
+
+    An import error is printed as one line naming the file and line, and raised again."""
+    live = LiveImplementation(spec or default_spec())
+    try:
+        live.module()
+    except ImplementationError as error:
+        print(error)
+        raise
+    return live
+
+
+def check(lesson_id, spec=None, timeout=grading.DEFAULT_TIMEOUT):
+    """Run one lesson's tests on the implementation (without --isolated) and print a table of the results."""
+    spec = spec or default_spec()
+    # the student's own run: in-process, whatever folder it names (the sandbox is for grading others' code)
+    report = grading.grade(_folder_arg(spec), [lesson_id], timeout=timeout, sandbox=False)
+    entry = report["lessons"][0]
+    item = lesson(lesson_id)
+    passed = sum(test["status"] == "passed" for test in entry["tests"])
+    print(f"Lesson {item.id} ({item.title}): {passed}/{len(entry['tests'])} tests passed, "
+          f"{entry['score']:g}/{entry['max_score']:g} points")
+    for test in entry["tests"]:
+        mark = "ok" if test["status"] == "passed" else test["status"].upper()
+        print(f"  {mark:8} {_short_name(test['name'])}")
+    failing = [test for test in entry["tests"] if test["status"] != "passed"]
+    if failing:
+        print(f"\nFirst failure, {_short_name(failing[0]['name'])}:\n{failing[0]['message']}")
+    for note in [entry.get("note")] + list(report.get("notes", [])):
+        if note:
+            print(note)
+
+
+def _short_name(test_id):
+    """tests/test_lesson03_layers.py::test_linear_shapes[2-3] -> test_linear_shapes[2-3]"""
+    return test_id.split("::", 1)[-1]
+
+
+def _folder_arg(spec):
+    name, folder = resolve(spec)
+    return name if folder is None else str(folder)
+
+
+def run_experiments(path, impl="solutions", out=sys.stdout):
+    """Execute the run blocks of a lesson text in one namespace (matplotlib without a display)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    code_blocks = [block.text for block in blocks(Path(path).read_text()) if block.kind == "code"]
+    setup = "\n".join(line for line in SETUP.splitlines() if not line.startswith("%"))
+    namespace = {"__name__": "__lesson__"}
+    exec(compile(setup.replace("notebook.load()", f"notebook.load({impl!r})"), "<setup>", "exec"), namespace)
+    for index, code in enumerate(code_blocks, 1):
+        start = time.perf_counter()
+        exec(compile(code, f"<{Path(path).name}: run block {index}>", "exec"), namespace)
+        print(f"run block {index}/{len(code_blocks)}: {time.perf_counter() - start:.2f} s", file=out)
+        import matplotlib.pyplot as plt
+        plt.close("all")
+    return len(code_blocks)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Run the experiments (```python run blocks) of a lesson text.")
+    parser.add_argument("path")
+    parser.add_argument("--impl", default="solutions")
+    args = parser.parse_args(argv)
+    count = run_experiments(args.path, args.impl)
+    print(f"{args.path}: {count} run blocks, all ran; sections: {headings(Path(args.path).read_text())}")
+
+
+if __name__ == "__main__":
+    main()

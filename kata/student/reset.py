@@ -1,0 +1,54 @@
+"""Reset a lesson: its files of exercises/ back to the generated stubs, the student's version kept in a backup.
+
+    reset("03")     -> the backups made (nothing is written over without one)
+"""
+
+import datetime
+import shutil
+from pathlib import Path
+
+from ..course.exercises import generate, holds_reference
+from ..course.files import write_atomic
+from ..course.manifest import lesson
+from ..course.repository import existing_folder, REFERENCE, STATE, STUDENT, shown
+
+
+def reset(lesson_id, folder=STUDENT, backup_root=STATE / "backup"):
+    """Put the lesson's files of folder back to the generated stubs; returns the backups of what was replaced.
+
+    A file that differs from its stub is first copied to backup_root/<timestamp>/<file>. Prints nothing.
+    """
+    item = lesson(lesson_id)
+    folder = existing_folder(folder)
+    if folder == REFERENCE.resolve() or holds_reference(folder, item.files):
+        raise ValueError(f"refusing to reset {shown(folder)}: it holds the reference (solution regions) the stubs "
+                         f"are generated from; reset works on exercises/ or on a folder laid out like it")
+    if not (folder / "__init__.py").is_file():
+        raise ValueError(f"{folder} has no __init__.py: expected a folder laid out like exercises/")
+    if not item.files:
+        raise ValueError(f"lesson {item.id} ({item.title}) has no files of its own to reset")
+    generated = generate()
+    backups, backup_dir = [], None
+    for name in item.files:
+        target = folder / name
+        if target.is_file() and target.read_bytes() != generated[name].encode():
+            if backup_dir is None:
+                backup_dir = _new_backup_dir(Path(backup_root))
+            shutil.copy2(target, backup_dir / name)
+            backups.append(backup_dir / name)
+        write_atomic(target, generated[name])
+    return backups
+
+
+def _new_backup_dir(root):
+    """A fresh backup_root/<timestamp> folder (with a -2, -3... suffix when two resets share a second)."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000):
+        path = root / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise ValueError(f"cannot create a backup folder in {root}: too many backups named {stamp}")

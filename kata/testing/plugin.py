@@ -1,0 +1,187 @@
+"""The kata's pytest plugin: selects the implementation under test (--impl) and gives it to tests as `impl`.
+
+Registered as a pytest11 entry point (pyproject.toml), so it loads before pytest reads the command line.
+
+Tests reach the implementation only through `impl`: constructing objects, calling functions and methods
+with arrays, numbers, strings and lists, and reading or assigning attributes the contract names.
+Expected values come from hand-computed cases or from `ref`, the reference solution.
+"""
+
+import re
+
+import numpy as np
+import pytest
+
+from ..course import implementation
+from ..course.exercises import pointer_for
+from ..course.manifest import lessons
+
+
+def pytest_addoption(parser):
+    parser.addoption("--impl", default="exercises",
+                     help="implementation to test: solutions, exercises, or a folder laid out like exercises/")
+    parser.addoption("--sandbox", action="store_true",
+                     help="run the implementation in a child process (kata/sandbox.py): the tests reach it through "
+                          "plain data only, as the grader does for submissions")
+    parser.addoption("--sandbox-test-seconds", type=float, default=60.0,
+                     help="with --sandbox: the wall-clock time the implementation may use in one test")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "meta: tests of the tests and tools (the catalogue of wrong "
+                                       "implementations, the stubs)")
+    for item in lessons():
+        config.addinivalue_line("markers", f"{item.marker}: lesson {item.id}, {item.title}")
+
+
+class Contract:
+    """The implementation's package; a missing public name fails the test with a clear message."""
+
+    def __init__(self, module, spec):
+        self._module, self._spec = module, spec
+
+    def __getattr__(self, name):
+        module = self._module() if callable(self._module) else self._module
+        try:
+            return getattr(module, name)
+        except AttributeError:
+            pytest.fail(f"the implementation {self._spec!r} has no public name {name!r}: the contract "
+                        f"(SPEC section 3) asks its __init__.py to export it", pytrace=False)
+
+
+class Sandboxed:
+    """The implementation in a child process (kata.sandbox), started again after it dies or times out."""
+
+    def __init__(self, spec, test_seconds):
+        self.folder = implementation.folder_of(spec)
+        self.test_seconds = test_seconds
+        self.box = None
+        self.import_error = None  # why the implementation could not be imported, once it failed to
+
+    def start(self):
+        from kata.sandbox import Sandbox, SandboxError
+        if self.import_error is not None:  # the same code fails the same way: no second wait
+            raise self.import_error
+        if self.box is None or not self.box.alive():
+            if self.box is not None:
+                self.box.stop()
+            try:
+                self.box = Sandbox(self.folder, startup_seconds=max(5.0, self.test_seconds)).start()
+            except SandboxError as error:
+                self.box, self.import_error = None, error
+                raise
+        return self.box
+
+    def module(self):
+        return self.start().implementation()
+
+    def before_test(self):
+        box = self.start()
+        if box.broken:
+            pytest.fail(box.broken, pytrace=False)
+        box.set_deadline(self.test_seconds)
+        box.seed(0)  # as the _seed fixture does here: the same submission always gets the same result
+
+    def after_test(self):
+        from kata.sandbox import SandboxError
+        try:
+            if self.box is None or not self.box.alive():
+                raise SandboxError("gone")
+            self.box.set_deadline(10.0)
+            self.box.reset()
+            self.box.set_deadline(None)
+        except SandboxError:  # timed out or died during the test: a fresh child for the next one
+            if self.box is not None:
+                self.box.stop()
+            self.box = None
+        if self.box is None:
+            try:
+                self.start()
+            except SandboxError:
+                pass  # the next test's fixture says why
+
+    def stop(self):
+        if self.box is not None:
+            self.box.stop()
+            self.box = None
+
+
+def pytest_sessionstart(session):
+    """With --sandbox, the child starts before the first test, so its start-up counts against no test's time."""
+    config = session.config
+    if config.getoption("--sandbox"):
+        config._kata_sandboxed = Sandboxed(config.getoption("--impl"), config.getoption("sandbox_test_seconds"))
+        try:
+            config._kata_sandboxed.start()
+        except Exception:  # noqa: BLE001 - the impl fixture reports it, in the tests
+            pass
+
+
+def pytest_sessionfinish(session):
+    sandboxed = getattr(session.config, "_kata_sandboxed", None)
+    if sandboxed is not None:
+        sandboxed.stop()
+
+
+@pytest.fixture(scope="session")
+def impl(request):
+    spec = request.config.getoption("--impl")
+    if request.config.getoption("--sandbox"):
+        sandboxed = request.config._kata_sandboxed
+        from kata.sandbox import SandboxError
+        try:
+            sandboxed.start()
+        except SandboxError as error:
+            pytest.fail(f"the implementation {spec!r} could not be started: {error}", pytrace=False)
+        if sandboxed.box.broken:
+            pytest.fail(sandboxed.box.broken, pytrace=False)
+        return Contract(sandboxed.module, spec)
+    try:
+        return Contract(implementation.load(spec), spec)
+    except implementation.ImplementationError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_per_test(request):
+    """With --sandbox: a deadline for each test, and the child's objects forgotten after it."""
+    sandboxed = getattr(request.config, "_kata_sandboxed", None)
+    if sandboxed is None or "impl" not in request.fixturenames:
+        yield
+        return
+    sandboxed.before_test()
+    yield
+    sandboxed.after_test()
+
+
+@pytest.fixture(scope="session")
+def ref():
+    """The reference solution, for expected values."""
+    return implementation.load("solutions")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """The same submission gets the same result: every test starts from the same random state."""
+    np.random.seed(0)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """An unfinished stub fails with its own message and location, not a long traceback."""
+    report = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(NotImplementedError):
+        entry = call.excinfo.traceback[-1]
+        message = str(call.excinfo.value)
+        remote = re.search(r" \(raised at (.+?):(\d+)\)$", message)  # from a sandboxed implementation
+        place = f"{remote[1]}:{remote[2]}" if remote else f"{entry.path}:{entry.lineno + 1}"
+        report.longrepr = f"{place}: NotImplementedError: {message[:remote.start()] if remote else message}"
+    elif call.excinfo is not None and not call.excinfo.errisinstance((AssertionError, pytest.fail.Exception,
+                                                                     pytest.skip.Exception)):
+        # an error inside the student's code (a NumPy shape error, a TypeError): say which exercise and section
+        for entry in reversed(call.excinfo.traceback):
+            pointer = pointer_for(entry.path, entry.lineno + 1)
+            if pointer:
+                report.sections.append(("where to look", f"{entry.path}:{entry.lineno + 1}: {pointer}"))
+                break
+    return report

@@ -1,0 +1,158 @@
+"""Checkpoints: a model's parameters as named arrays in an .npz file, with a small JSON header.
+
+    save("model.npz", model, config={...}, metrics={...})    # atomic: a temporary file, then a rename
+    model, header = restore(impl, "model.npz")               # builds impl.Transformer(**header["config"])
+
+The arrays are named by the contract's parameter paths ('embedding.W', 'blocks.0.norm1.gamma', ...); the
+header is UTF-8 JSON stored as a uint8 array, so loading never needs pickle (np.load(allow_pickle=False)).
+Every way a file can be wrong raises CheckpointError with a message naming the file and what is wrong.
+"""
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..course.contract import get_path, transformer_params
+from ..course.files import write_atomic
+
+FORMAT = "transformer-kata checkpoint"
+VERSION = 1
+HEADER = "__header__"
+ZIP_MAGIC = b"PK\x03\x04"
+MAX_SEQ_LEN = 100_000  # a header may not ask for a larger positional table
+CONFIG_KEYS = ("vocab_size", "embed_dim", "num_heads", "num_layers", "ffn_dim", "max_seq_len")
+
+
+class CheckpointError(Exception):
+    """The checkpoint is missing, unreadable, foreign or does not fit the model; the message says which."""
+
+
+def save(path, model, config, metrics=None, extra=None):
+    """Write model's parameters and a header {format, version, config, metrics, ...extra} to path, atomically.
+
+    config: the Transformer(...) keyword arguments (CONFIG_KEYS); it is stored so restore can rebuild the model.
+    """
+    missing = [key for key in CONFIG_KEYS if key not in config]
+    if missing:
+        raise ValueError(f"config lacks {missing}: expected the Transformer arguments {list(CONFIG_KEYS)}")
+    header = {"format": FORMAT, "version": VERSION, "config": {k: config[k] for k in CONFIG_KEYS},
+              "metrics": metrics or {}, **(extra or {})}
+    arrays = {name: np.asarray(get_path(model, name)) for name in transformer_params(config["num_layers"])}
+    arrays[HEADER] = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_atomic(path, buffer.getvalue())
+
+
+def load(path):
+    """(header, {name: array}) of a checkpoint file, every array checked against the header's configuration."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}" + (" (it is a folder)" if path.is_dir() else ""))
+    with open(path, "rb") as stream:
+        start = stream.read(4)
+    if start != ZIP_MAGIC:
+        kind = "empty" if not start else "a single .npy array" if start.startswith(b"\x93NUM") else "another kind of file"
+        raise CheckpointError(f"{path} is not an .npz checkpoint: it is {kind} (an .npz file is a zip archive, "
+                              f"written by train.py --checkpoint)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            if HEADER not in names:
+                raise CheckpointError(f"{path} is an .npz archive but not a checkpoint of this project "
+                                      f"(it has no {HEADER} entry; its arrays: {', '.join(names[:6]) or 'none'})")
+            raw = archive[HEADER]
+            arrays = {name: archive[name] for name in names if name != HEADER}
+        not_arrays = [name for name, value in [(HEADER, raw), *arrays.items()] if not isinstance(value, np.ndarray)]
+        if not_arrays:
+            raise CheckpointError(f"{path}: the entries {not_arrays[:5]} are not .npy arrays: it is a zip archive "
+                                  f"but not a checkpoint of this project")
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        raise CheckpointError(f"{path} is not a readable .npz checkpoint: it is truncated or corrupt "
+                              f"({type(error).__name__}: {error})") from None
+    except ValueError as error:  # an object array needs pickle, which is never allowed
+        raise CheckpointError(f"{path} holds arrays that need pickle to load ({error}); checkpoints of this "
+                              f"project never do: it is not one of them") from None
+    header = _header(path, raw)
+    _check_arrays(path, header["config"], arrays)
+    return header, arrays
+
+
+def _header(path, raw):
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise CheckpointError(f"{path}: its header is a {raw.dtype} array of shape {raw.shape}, expected UTF-8 bytes")
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: its header is not valid JSON ({error})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise CheckpointError(f"{path}: header format {found!r}, expected {FORMAT!r}: not a checkpoint of this project")
+    if header.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {header.get('version')!r}; this code reads "
+                              f"version {VERSION}")
+    config = header.get("config")
+    if not isinstance(config, dict) or any(not isinstance(config.get(k), int) or isinstance(config.get(k), bool)
+                                           or config[k] < 1 for k in CONFIG_KEYS):
+        raise CheckpointError(f"{path}: its header's config {config!r} does not give the positive integers "
+                              f"{list(CONFIG_KEYS)}")
+    if config["embed_dim"] % config["num_heads"]:
+        raise CheckpointError(f"{path}: its header's config has embed_dim {config['embed_dim']} and num_heads "
+                              f"{config['num_heads']}, but the heads must divide the embedding")
+    if config["max_seq_len"] > MAX_SEQ_LEN:
+        raise CheckpointError(f"{path}: its header's config has max_seq_len {config['max_seq_len']}, more than "
+                              f"{MAX_SEQ_LEN} (the positional table would not fit in memory)")
+    return header
+
+
+def expected_shapes(config):
+    """{parameter path: shape} of a Transformer built with config."""
+    D, F, V = config["embed_dim"], config["ffn_dim"], config["vocab_size"]
+    per_block = {"attention.W_q": (D, D), "attention.W_k": (D, D), "attention.W_v": (D, D), "attention.W_o": (D, D),
+                 "norm1.gamma": (D,), "norm1.beta": (D,), "feed_forward.linear1.W": (D, F),
+                 "feed_forward.linear1.b": (F,), "feed_forward.linear2.W": (F, D), "feed_forward.linear2.b": (D,),
+                 "norm2.gamma": (D,), "norm2.beta": (D,)}
+    shapes = {"embedding.W": (V, D)}
+    for i in range(config["num_layers"]):
+        shapes.update({f"blocks.{i}.{name}": shape for name, shape in per_block.items()})
+    shapes.update({"output.W": (D, V), "output.b": (V,)})
+    return shapes
+
+
+def _check_arrays(path, config, arrays):
+    shapes = expected_shapes(config)
+    missing = [name for name in shapes if name not in arrays]
+    extra = [name for name in arrays if name not in shapes]
+    if missing or extra:
+        raise CheckpointError(f"{path}: for the configuration in its header it lacks {missing or 'nothing'} "
+                              f"and has unexpected arrays {extra or 'none'}")
+    for name, shape in shapes.items():
+        array = arrays[name]
+        if array.shape != shape:
+            raise CheckpointError(f"{path}: {name} has shape {array.shape}, expected {shape} for {config}")
+        if array.dtype.kind != "f":
+            raise CheckpointError(f"{path}: {name} is {array.dtype}, expected floating-point numbers")
+        if not np.isfinite(array).all():
+            raise CheckpointError(f"{path}: {name} holds NaN or infinite values: the run that saved it diverged")
+
+
+def restore(impl, path):
+    """(model, header): impl.Transformer built from the header's config, with the checkpoint's parameters."""
+    header, arrays = load(path)
+    try:
+        model = impl.Transformer(**header["config"])
+    except (ValueError, TypeError, MemoryError) as error:
+        raise CheckpointError(f"{path}: the implementation cannot build a Transformer with the configuration in its "
+                              f"header, {header['config']}: {type(error).__name__}: {error}") from None
+    for name, array in arrays.items():
+        target = get_path(model, name)
+        if target.shape != array.shape:
+            raise CheckpointError(f"{path}: {name} has shape {array.shape} but the model built from its header "
+                                  f"has {target.shape}")
+        target[...] = array  # in place: the layers and any optimizer keep the same arrays
+    return model, header

@@ -1,0 +1,177 @@
+"""play.py: ask a trained model questions such as Max ( 5 3 9 ) and see its answer and where it looked.
+
+    python play.py [--checkpoint FILE] [--impl IMPL] [EXPRESSION ...]
+
+Without expressions it reads one per line until Ctrl-D. `Max ( 5 3 9 )`, `Max(5,3,9)` and `max 5 3 9` are the
+same question.
+"""
+
+import argparse
+import re
+import sys
+
+import numpy as np
+
+from . import analysis, checkpoint
+from ..course.places import raised_at
+from ..course.implementation import ImplementationError, folder_of, load
+from ..course.repository import ROOT, STUDENT, python
+from ..course.exercises import unfinished
+from .terminal import bar, heatmap
+
+PRETRAINED = ROOT / "checkpoints" / "pretrained.npz"
+OPERATIONS = ("First", "Second", "Last", "Max", "Min")  # SPEC section 3
+ANSWERS = {"First": lambda a: a[0], "Second": lambda a: a[1], "Last": lambda a: a[-1], "Max": max, "Min": min}
+MIN_ARGS = 2  # every example the model ever saw has at least two arguments
+MODEL_LESSONS = ("00", "01", "02", "03", "04", "05")  # what answering a question runs
+
+
+class ParseError(ValueError):
+    """The line is not a question the model can answer; the message says why and what would be."""
+
+
+def parse(line, max_args):
+    """'Max(5, 3,9)' -> ('Max', [5, 3, 9]). Raises ParseError with a message a player can act on."""
+    text = line.strip()
+    if not text:
+        raise ParseError("an empty line: type a question such as Max ( 5 3 9 ), or press Ctrl-D to quit")
+    match = re.fullmatch(r"([A-Za-z]+)\s*(.*)", text, flags=re.DOTALL)
+    if not match:
+        raise ParseError(f"{text!r} does not start with an operation: begin with one of {', '.join(OPERATIONS)}, "
+                         f"as in Max ( 5 3 9 )")
+    word, rest = match.groups()
+    operation = next((op for op in OPERATIONS if op.lower() == word.lower()), None)
+    if operation is None:
+        raise ParseError(f"{word!r} is not an operation: use one of {', '.join(OPERATIONS)}")
+    rest = rest.strip()
+    if rest.startswith("(") or rest.endswith(")"):
+        if not (rest.startswith("(") and rest.endswith(")")) or rest.count("(") != 1 or rest.count(")") != 1:
+            raise ParseError(f"unbalanced parentheses in {text!r}: write {operation} ( 5 3 9 ) or {operation} 5 3 9")
+        rest = rest[1:-1]
+    items = [item for item in re.split(r"[\s,]+", rest) if item]
+    arguments = []
+    for item in items:
+        if not re.fullmatch(r"[+-]?\d+", item):
+            raise ParseError(f"{item!r} is not a number: each argument is one digit from 0 to 9")
+        value = int(item)
+        if not 0 <= value <= 9:
+            raise ParseError(f"{item} is {'above 9' if value > 9 else 'negative'}: each argument is one digit from "
+                             f"0 to 9 (the vocabulary has the tokens '0' to '9' only)")
+        arguments.append(value)
+    if len(arguments) < MIN_ARGS:
+        raise ParseError(f"{operation} needs at least {MIN_ARGS} arguments, got {len(arguments)}: "
+                         f"for example {operation} ( 5 3 9 )")
+    if len(arguments) > max_args:
+        raise ParseError(f"{len(arguments)} arguments are too many for this model: its positions go up to "
+                         f"{max_args + 3} tokens, so at most {max_args} arguments")
+    return operation, arguments
+
+
+def canonical(operation, arguments):
+    return f"{operation} ( {' '.join(str(a) for a in arguments)} )"
+
+
+class Player:
+    """A model loaded from a checkpoint, answering questions."""
+
+    def __init__(self, impl, model, header):
+        self.impl, self.model, self.header = impl, model, header
+        self.max_args = header["config"]["max_seq_len"] - 3
+        trained = header.get("trained_with", {}).get("num_args")
+        self.trained_args = tuple(trained) if isinstance(trained, list) else (trained, trained) if trained else None
+
+    def answer(self, line):
+        """The text printed for one line of input (a ParseError's message for a line that is not a question)."""
+        try:
+            operation, arguments = parse(line, self.max_args)
+        except ParseError as error:
+            return f"? {error}"
+        question = canonical(operation, arguments)
+        lines = []
+        if " ".join(line.split()) != question:
+            lines.append(f"read as: {question}")
+        if self.trained_args and not self.trained_args[0] <= len(arguments) <= self.trained_args[1]:
+            low, high = self.trained_args
+            lines.append(f"note: this model was trained on {low if low == high else f'{low} to {high}'} arguments; "
+                         f"with {len(arguments)} its answer is a guess")
+        ids = self.impl.tokenize(question)
+        tokens = np.array([ids], dtype=np.int64)
+        probs = analysis.probabilities(self.model.forward(tokens, tokens != self.impl.PAD_TOKEN))[0]
+        top = np.argsort(-probs)[:3]
+        guess = self.impl.detokenize([int(top[0])])
+        truth = str(ANSWERS[operation](arguments))
+        verdict = "right" if guess == truth else f"wrong: the answer is {truth}"
+        lines.append(f"answer: {guess}  (probability {probs[top[0]]:.3f}; {verdict})")
+        lines.append("top 3:  " + "   ".join(f"{self.impl.detokenize([int(v)]) or '[PAD]'} {probs[v]:.3f} "
+                                             f"{bar(probs[v], 1.0, 10)}" for v in top))
+        weights = analysis.first_token_attention(self.model)[-1][0]  # (H, T)
+        names = analysis.position_names(ids, self.impl)
+        lines.append(heatmap(weights, [f"head {h}" for h in range(weights.shape[0])], names,
+                             title=f"where {operation} (the first token) looked in the last layer, per head:"))
+        return "\n".join(lines)
+
+
+def choose_impl(spec):
+    """(impl, note): the implementation asked for; by default the student's when lessons 00-05 are finished."""
+    if spec is not None:
+        try:
+            todo = [stub for stub in unfinished(folder_of(spec)) if stub.lesson in MODEL_LESSONS]
+            if todo:
+                raise SystemExit(f"play.py: {spec} is not finished: {todo[0].symbol} (lesson {todo[0].lesson}) and "
+                                 f"{len(todo) - 1} more still raise NotImplementedError; `{python()} grader.py` shows "
+                                 f"your progress")
+            return load(spec), None
+        except ImplementationError as error:
+            raise SystemExit(f"play.py: {error}") from None
+    if not [stub for stub in unfinished(STUDENT) if stub.lesson in MODEL_LESSONS]:
+        try:
+            return load("exercises"), "using your model's code (exercises/)"
+        except ImplementationError as error:
+            return load("solutions"), f"your exercises/ do not import ({error}); using the reference code"
+    return load("solutions"), ("using the reference code: your exercises/ do not yet have lessons 00-05 "
+                               "finished (then play.py runs your own code)")
+
+
+def main(argv=None, stdin=sys.stdin, out=sys.stdout):
+    parser = argparse.ArgumentParser(prog="play.py", description="Ask the trained model questions such as "
+                                     "Max ( 5 3 9 ).")
+    parser.add_argument("--checkpoint", default=str(PRETRAINED), metavar="FILE",
+                        help="a checkpoint written by train.py --checkpoint (default: the pretrained model, "
+                             "checkpoints/pretrained.npz)")
+    parser.add_argument("--impl", default=None, help="the code to run the model with: solutions, exercises or a "
+                        "folder (default: exercises/ once lessons 00-05 are finished, else the reference)")
+    parser.add_argument("expression", nargs="*", help="questions to answer (without them: read lines until Ctrl-D)")
+    args = parser.parse_args(argv)
+    impl, note = choose_impl(args.impl)
+    try:
+        model, header = checkpoint.restore(impl, args.checkpoint)
+    except checkpoint.CheckpointError as error:
+        print(f"play.py: {error}", file=sys.stderr)
+        return 1
+    player = Player(impl, model, header)
+    if args.expression:
+        for expression in args.expression:
+            print(player.answer(expression), file=out)
+        return 0
+    metrics = header.get("metrics", {})
+    accuracy = f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else ""
+    print(f"Loaded {args.checkpoint}{accuracy}" + (f"; {note}" if note else "") + ".\n"
+          f"Ask a question such as Max ( 5 3 9 ), Max(5,3,9) or min 4 1 7 (operations: {', '.join(OPERATIONS)}; "
+          f"digits 0-9). Ctrl-D quits.", file=out)
+    while True:
+        print("> ", end="", file=out, flush=True)
+        try:
+            line = stdin.readline()
+        except KeyboardInterrupt:
+            line = ""
+        if not line:  # Ctrl-D (end of input)
+            print("\nbye", file=out)
+            return 0
+        try:
+            print(player.answer(line), file=out)
+        except KeyboardInterrupt:
+            print("\nbye", file=out)
+            return 0
+        except Exception as error:  # the implementation's own code failed on this question; the loop goes on
+            print(f"! the model's code raised {type(error).__name__}: {error} (at {raised_at(error) or '?'})", file=out)
+

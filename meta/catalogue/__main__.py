@@ -1,0 +1,5 @@
+import sys
+
+from meta.catalogue import main
+
+sys.exit(main())

@@ -1,0 +1,284 @@
+"""Broken and hostile submissions: each is graded (lesson 06, sandboxed) and must get exactly its expected score,
+within the deadline, with a report that says what happened. A correct submission still gets full marks.
+
+Every attack is a small edit of the reference (or of the stubs) in a copy: code appended to loss.py, code put
+first in CrossEntropyLoss.backward (so the tests of forward alone still pass: an attack must neither cost them nor
+gain the others), or an extra file. `honest` names the plain mistake the attack amounts to once it is contained
+(backward raising, backward returning 0.0, the stubs): its score is the attack's score. Attacks on the
+repository's files name them by their absolute paths, as a student who knows the grader's layout would (the
+child's own `kata` may live elsewhere: tests/test_sandbox_modes.py).
+"""
+
+import functools
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pytest
+
+from kata.grading.grade import grade
+from kata.course.repository import ROOT
+from meta.test_grader import insert_first
+
+pytestmark = pytest.mark.meta
+LESSON = "06"
+TIMEOUT = 8.0  # seconds for the lesson; each test may use a quarter
+DEADLINE = TIMEOUT + 30  # the whole grading of one submission, start-up included
+MARK = "KATA_ATTACK_DAEMON_3f9c"
+CANARY = "adversarial-canary.txt"  # a file of the repository an attack tries to destroy
+
+
+@dataclass(frozen=True)
+class Attack:
+    id: str
+    what: str  # what it tries
+    base: str = "solutions"  # the folder it starts from
+    append: str = ""  # code appended to loss.py
+    backward: tuple = ()  # lines put first in CrossEntropyLoss.backward
+    files: dict = field(default_factory=dict)  # extra files of the submission
+    honest: str = ""  # the plain submission that must score the same ("" : the score below)
+    score: float = None  # the expected score when honest is ""
+    says: str = ""  # a phrase the report (messages and notes) must contain
+    needs_isolation: bool = False  # holds only where the sandbox has namespaces (run as root)
+    needs_process_cap: bool = False  # holds only where something caps the child's processes (cgroup or NPROC)
+
+
+HONEST = {  # plain submissions to compare with
+    "correct": Attack("correct", "the reference, unchanged", score=6.0),
+    "stubs": Attack("stubs", "the stubs, unchanged", base="exercises", score=0.0),
+    "backward-raises": Attack("backward-raises", "backward raises an ordinary exception",
+                              backward=("raise RuntimeError('plain failure')",)),
+    "backward-returns-zero": Attack("backward-returns-zero", "backward returns 0.0", backward=("return 0.0",)),
+    "backward-raises-on-6x20": Attack("backward-raises-on-6x20", "backward raises for logits of shape (6, 20) only",
+                                      backward=("if self.cache[0].shape == (6, 20): raise RuntimeError('plain')",)),
+}
+
+SIGNALS_OFF = ("import signal as _s; [_s.signal(n, _s.SIG_IGN) for n in (_s.SIGTERM, _s.SIGALRM, _s.SIGINT, "
+               "_s.SIGUSR1, _s.SIGHUP)]")
+
+ATTACKS = [
+    Attack("syntax-error", "a syntax error in loss.py", append="def broken(:\n", score=0.0,
+           says="loss.py line"),
+    Attack("import-error", "importing a module that does not exist", append="import no_such_module_kata\n",
+           score=0.0, says="ModuleNotFoundError"),
+    Attack("exception-at-import", "raising at import", append="raise RuntimeError('boom at import')\n", score=0.0,
+           says="boom at import"),
+    Attack("loop-at-import", "an infinite loop at import that ignores SIGTERM and SIGALRM",
+           append=f"{SIGNALS_OFF}\nwhile True:\n    pass\n", score=0.0, says="did not finish"),
+    Attack("loop-in-backward", "an infinite loop in backward (for logits of shape (6, 20)) that ignores SIGTERM, "
+           "SIGALRM, SIGINT, SIGHUP and SIGUSR1", backward=(SIGNALS_OFF, "while self.cache[0].shape == (6, 20): pass"),
+           honest="backward-raises-on-6x20", says="did not finish"),
+    Attack("memory-bomb", "allocating 16 GB in backward", backward=("_bomb = bytearray(16 * 2**30)",),
+           honest="backward-raises", says="MemoryError"),
+    Attack("output-flood", "printing 40 MB to stdout and stderr in backward, then answering right",
+           backward=("[(print('x' * 1000), print('y' * 1000, file=__import__('sys').stderr)) for _ in range(20000)]",),
+           honest="correct"),
+    Attack("fork-bomb", "forking without end in backward",
+           backward=("[__import__('os').fork() for _ in iter(int, 1)]",), honest="backward-raises",
+           needs_process_cap=True),
+    Attack("daemon", "a daemonised grandchild (double fork, setsid) that outlives its parent, then a right answer",
+           backward=(f"__import__('os').environ['{MARK}'] = '1'",
+                    "_pid = None if getattr(type(self), '_spawned', False) else (setattr(type(self), '_spawned', "
+                    "True) or __import__('os').fork())",
+                    "if _pid == 0: __import__('os').setsid(); _pid2 = __import__('os').fork(); "
+                    "__import__('time').sleep(600) if _pid2 == 0 else None; __import__('os')._exit(0)",
+                    "if _pid: __import__('os').waitpid(_pid, 0)"),  # one daemon per child process, so the
+           # pids cgroup (32) never runs out and every answer stays right
+           honest="correct"),
+    Attack("sys-exit-at-import", "sys.exit(0) at import", append="import sys\nsys.exit(0)\n", score=0.0,
+           says="SystemExit"),
+    Attack("os-exit-at-import", "os._exit(0) at import", append="import os\nos._exit(0)\n", score=0.0,
+           says="ended while importing"),
+    Attack("sys-exit-in-backward", "sys.exit(0) in backward", backward=("raise SystemExit(0)",),
+           honest="backward-raises", says="SystemExit"),
+    Attack("os-exit-in-backward", "os._exit(0) in backward", backward=("__import__('os')._exit(0)",),
+           honest="backward-raises"),
+    Attack("pytest-exit", "pytest.exit in backward", backward=("__import__('pytest').exit('all done', returncode=0)",),
+           honest="backward-raises", says="all done"),
+    Attack("pytest-skip", "pytest.skip in backward", backward=("__import__('pytest').skip('nothing to see')",),
+           honest="backward-raises", says="nothing to see"),
+    Attack("keyboard-interrupt", "KeyboardInterrupt in backward", backward=("raise KeyboardInterrupt",),
+           honest="backward-raises", says="KeyboardInterrupt"),
+    Attack("conftest", "a conftest.py that makes every test pass", base="exercises",
+           files={"conftest.py": "import pytest\n\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport"
+                                 "(item, call):\n    outcome = yield\n    outcome.get_result().outcome = 'passed'\n"},
+           honest="stubs", says="ignored: conftest.py"),
+    Attack("pytest-ini", "a pytest.ini that turns the grader's plugin off", base="exercises",
+           files={"pytest.ini": "[pytest]\naddopts = -p no:kata -p no:kata.grading.grade\n"}, honest="stubs",
+           says="ignored: pytest.ini"),
+    Attack("sitecustomize", "a sitecustomize.py that patches builtins", base="exercises",
+           files={"sitecustomize.py": "import builtins\nbuiltins.isinstance = lambda *a: True\n"}, honest="stubs",
+           says="ignored: sitecustomize.py"),
+    Attack("numpy-monkeypatch", "numpy.allclose and numpy.testing patched to always agree, at import",
+           base="exercises", append="import numpy, numpy.testing\nnumpy.allclose = lambda *a, **k: True\n"
+                                    "numpy.isclose = lambda a, b, **k: numpy.ones(numpy.shape(a), bool)\n"
+                                    "numpy.testing.assert_allclose = lambda *a, **k: None\n", honest="stubs"),
+    Attack("replace-code", "replacing the __code__ of the grader's gradient check and message functions",
+           base="exercises", append="import kata.testing.gradcheck, kata.grading.grade\n"
+                                    "kata.testing.gradcheck.check_gradients.__code__ = (lambda *a, **k: []).__code__\n"
+                                    "kata.grading.grade._message.__code__ = (lambda *a, **k: 'passed').__code__\n",
+           honest="stubs"),
+    Attack("always-equal", "backward returns an object equal to everything", backward=(
+        "return type('AlwaysEqual', (float,), {'__eq__': lambda s, o: True, '__ne__': lambda s, o: False, "
+        "'__lt__': lambda s, o: True, '__gt__': lambda s, o: True, '__abs__': lambda s: 0.0})(0.0)",),
+        honest="backward-returns-zero"),
+    Attack("ndarray-subclass", "backward returns an ndarray subclass whose comparisons always agree", backward=(
+        "import numpy as _np; _L = type('Liar', (_np.ndarray,), {'__eq__': lambda s, o: True, "
+        "'__array_ufunc__': lambda s, *a, **k: True}); return _np.zeros(()).view(_L)",),
+        honest="backward-returns-zero"),
+    Attack("array-function", "backward returns an object with __array_function__ and __array_ufunc__", backward=(
+        "return type('Fake', (), {'__array_function__': lambda *a: True, '__array_ufunc__': lambda *a, **k: True, "
+        "'__float__': lambda s: 0.0})()",), honest="backward-raises"),
+    Attack("caller-frame", "backward looks up the callers' frames for expected values", backward=(
+        "import sys as _sys; _f = _sys._getframe(1); _found = []",
+        "while _f is not None: _found += [v for k, v in _f.f_locals.items() if k in ('expected', 'want', 'ref', "
+        "'reference')]; _f = _f.f_back",
+        "return float(_found[0]) if _found and isinstance(_found[0], float) else 0.0"),
+        honest="backward-returns-zero"),
+    Attack("read-reference", "loss.py replaced by the reference read from disk at import", base="exercises",
+           append=f"exec(open({str(ROOT / 'solutions' / 'loss.py')!r}).read())\n",
+           score=0.0, says="FileNotFoundError", needs_isolation=True),
+    Attack("read-tests", "reading the tests from disk at import", base="exercises",
+           append=f"_t = open({str(ROOT / 'tests' / 'test_lesson06_loss.py')!r}).read()\n",
+           score=0.0, says="FileNotFoundError", needs_isolation=True),
+    Attack("import-reference", "importing the reference package from the submission", base="exercises",
+           append="from kata.course.implementation import load as _load\nCrossEntropyLoss = _load('solutions')"
+                  ".CrossEntropyLoss\n", score=0.0, says="importing the implementation 'solutions' failed",
+           needs_isolation=True),
+    Attack("unmount-hidden", "unmounting what hides the reference, then reading it", base="exercises",
+           append=f"import ctypes\nctypes.CDLL(None).umount2({str(ROOT / 'solutions')!r}.encode(), 2)\n"
+                  f"exec(open({str(ROOT / 'solutions' / 'loss.py')!r}).read())\n", score=0.0, says="FileNotFoundError",
+           needs_isolation=True),
+    Attack("nested-namespace-unmount", "entering a user and mount namespace of its own (where it has every "
+           "capability) to unmount what hides the reference, then reading it", base="exercises",
+           append="import ctypes\n_libc = ctypes.CDLL(None)\n_libc.unshare(0x10000000 | 0x00020000)\n"
+                  f"_libc.umount2({str(ROOT / 'solutions')!r}.encode(), 2)\n"
+                  f"exec(open({str(ROOT / 'solutions' / 'loss.py')!r}).read())\n", score=0.0, says="FileNotFoundError",
+           needs_isolation=True),
+    Attack("damage-repository", "truncating and deleting a file of the grader's repository at import",
+           base="exercises", append=f"import os\nfor _f in [{str(ROOT / '.kata' / CANARY)!r}, "
+                                    f"{str(ROOT / 'manifest.toml')!r}]:\n"
+                                    "    try:\n        os.truncate(_f, 0)\n    except OSError:\n        pass\n"
+                                    "    try:\n        os.unlink(_f)\n    except OSError:\n        pass\n",
+           honest="stubs", needs_isolation=True),
+    Attack("grader-memory", "writing into the memory of every other process through /proc at import (on the "
+           "reference: it scores full marks only if no other process was visible)",
+           append="import os\n_seen = [p for p in os.listdir('/proc') if p.isdigit() and "
+                                    "int(p) != os.getpid()]\nfor _p in _seen:\n"
+                                    "    try:\n        open(f'/proc/{_p}/mem', 'r+b').write(b'x')\n"
+                                    "    except OSError:\n        pass\n"
+                                    "assert not _seen, f'other processes are visible: {_seen}'\n",
+           honest="correct", needs_isolation=True),
+    Attack("fake-results-file", "writing a fake results file where the grader keeps its logs", base="exercises",
+           append="import glob, json\nfor _p in glob.glob('/tmp/kata-grade-*/**/*.log', recursive=True):\n"
+                  "    open(_p, 'a').write(json.dumps({'id': 'x', 'status': 'passed', 'message': ''}) + '\\n')\n",
+           honest="stubs"),
+    Attack("print-fake-results", "printing fake results", base="exercises",
+           append="print('{\"id\": \"tests/test_lesson06_loss.py::test_loss_by_hand\", \"status\": \"passed\"}')\n"
+                  "print('06  Softmax and cross-entropy loss  18/18  6/6  done')\n", honest="stubs"),
+    Attack("kill-the-grader", "backward kills its parent and every process it can see",
+           backward=("import os as _os, ctypes as _ct; _kill = _ct.CDLL(None).kill  # (returns -1, never raises)",
+                    "[_kill(int(p), 9) for p in _os.listdir('/proc') if p.isdigit() and int(p) != _os.getpid()]",
+                    "_kill(_os.getppid(), 9)", "raise RuntimeError('still here')"),
+           honest="backward-raises", needs_isolation=True),
+]
+
+
+def build(attack, folder):
+    shutil.copytree(ROOT / attack.base, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    loss = folder / "loss.py"
+    for line in reversed(attack.backward):
+        insert_first(loss, "CrossEntropyLoss.backward", line)
+    if attack.append:
+        loss.write_text(loss.read_text() + "\n" + attack.append)
+    for name, text in attack.files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def survivors(mark):
+    """Processes whose environment holds mark (daemons left behind by a submission)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as stream:
+                if mark.encode() in stream.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+@functools.cache
+def sandbox_powers():
+    """(namespaces, a cap on processes) the sandbox gets on this machine: namespaces need root; the cap is a pids
+    cgroup, or RLIMIT_NPROC, which the kernel does not apply to root."""
+    from kata.sandbox import Sandbox
+    with Sandbox(ROOT / "solutions") as box:
+        return box.isolated, box.cgroup is not None or os.geteuid() != 0
+
+
+def runnable(attack):
+    """Whether the attack is contained here; one that is not would do real damage, so it is not run at all."""
+    isolated, capped = sandbox_powers()
+    return (isolated or not attack.needs_isolation) and (capped or not attack.needs_process_cap)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Every attack and honest twin graded, two at a time: {id: (result, seconds)}."""
+    base = tmp_path_factory.mktemp("attacks")
+    (ROOT / ".kata").mkdir(exist_ok=True)
+    (ROOT / ".kata" / CANARY).write_text("still here\n")
+
+    everything = list(HONEST.values()) + [a for a in ATTACKS if runnable(a)]
+    return grade_all(everything, base)
+
+
+def grade_all(attacks, base):
+    """Build each attack under base and grade it (lesson 06, two at a time): {id: (result, seconds)}."""
+    def run(attack):
+        folder = build(attack, base / attack.id / "submission")
+        start = time.monotonic()
+        result = grade(str(folder), [LESSON], timeout=TIMEOUT, name=attack.id)
+        return attack.id, (result, time.monotonic() - start)
+
+    with ThreadPoolExecutor(2) as pool:
+        return dict(pool.map(run, attacks))
+
+
+def report_text(result):
+    entry = result["lessons"][0]
+    return "\n".join([*result.get("notes", []), entry["note"], *(t["message"] for t in entry["tests"])])
+
+
+@pytest.mark.parametrize("attack", list(HONEST.values()), ids=list(HONEST))
+def test_honest_submissions_score_as_expected(attack, graded):
+    result, seconds = graded[attack.id]
+    assert result["sandbox"] is True
+    if attack.score is not None:
+        assert result["score"] == attack.score, report_text(result)
+    if attack.id == "backward-raises":
+        assert 0 < result["score"] < 6, "some tests of lesson 06 do not run backward: the twin must show it"
+    assert seconds < DEADLINE
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.id for a in ATTACKS])
+def test_attack_is_contained(attack, graded):
+    if not runnable(attack):
+        pytest.skip("the sandbox has no namespaces or no process cap here: this attack is a documented limit "
+                    "(README, Grading untrusted code)")
+    result, seconds = graded[attack.id]
+    expected = attack.score if not attack.honest else graded[attack.honest][0]["score"]
+    assert result["score"] == expected, (f"{attack.id} ({attack.what}): scored {result['score']}, expected "
+                                         f"{expected}\n{report_text(result)[:3000]}")
+    assert seconds < DEADLINE, f"{attack.id}: grading took {seconds:.1f} s"
+    if attack.says:
+        assert attack.says in report_text(result), report_text(result)[:3000]
+    if attack.id == "daemon":
+        assert not survivors(MARK), "a daemon of the submission survived grading"
+    if attack.id == "damage-repository":
+        assert (ROOT / ".kata" / CANARY).read_text() == "still here\n", "the submission changed a file of the grader"
+        assert (ROOT / "manifest.toml").stat().st_size > 1000

@@ -1,0 +1,35 @@
+"""Tests of the tests: every known-wrong implementation is rejected by its own lesson's tests."""
+
+import pytest
+
+from kata.course.manifest import lessons
+from meta.catalogue import catalogue, mutated_source, run_all
+
+pytestmark = pytest.mark.meta
+
+MUTANTS = catalogue()
+
+
+def test_catalogue_is_large_and_covers_lessons_00_to_09():
+    ids = [m.id for m in MUTANTS]
+    assert len(ids) == len(set(ids)), "mutant ids must be unique"
+    assert len(MUTANTS) >= 40, f"the catalogue holds {len(MUTANTS)} mutants, expected at least 40"
+    covered = {m.lesson for m in MUTANTS}
+    missing = [item.id for item in lessons() if item.exercises and item.id not in covered]
+    assert not missing, f"lessons without a wrong implementation in the catalogue: {missing}"
+
+
+@pytest.fixture(scope="session")
+def verdicts(request):
+    """Run every selected mutant once, in one worker process per core."""
+    selected = [item.callspec.params["mutant"] for item in request.session.items
+                if item.originalname == "test_mutant_is_rejected"]
+    selected = [m for m in selected if mutated_source(m)]  # fails early if an edit no longer applies
+    return run_all(selected)
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.id for m in MUTANTS])
+def test_mutant_is_rejected(mutant, verdicts):
+    rejected, detail = verdicts[mutant.id]
+    assert rejected, (f"the wrong implementation {mutant.id!r} ({mutant.description}) passes every test of "
+                      f"lesson {mutant.lesson}: add a test that catches it ({detail})")

@@ -1,0 +1,117 @@
+"""Tests of kata/sandbox.py's protocol: what may cross between the tests and a sandboxed implementation, and
+the semantics the lesson tests rely on (the whole lesson suite through it: meta/test_grader.py)."""
+
+import io
+
+import numpy as np
+import pytest
+
+from kata.course.repository import ROOT
+from kata.sandbox import RemoteError, Sandbox, SandboxError, array_bytes, read_array
+
+pytestmark = pytest.mark.meta
+
+
+@pytest.mark.parametrize("array", [
+    np.zeros(()), np.arange(6.0).reshape(2, 3), np.arange(6).reshape(2, 3).T, np.asfortranarray(np.ones((3, 4))),
+    np.array([True, False]), np.zeros((0, 5)), np.arange(3, dtype=np.uint8), np.ones(2, np.float32),
+    np.ones(1, ">f8"), np.arange(12, dtype=np.int16).reshape(2, 2, 3)[:, :, ::2]],
+    ids=["0-d", "2-d", "transposed", "fortran", "bool", "empty", "uint8", "float32", "big-endian", "strided"])
+def test_arrays_cross_whole_and_writable(array):
+    back = read_array(array_bytes(array))
+    assert type(back) is np.ndarray and back.dtype == array.dtype and back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
+    assert back.flags.writeable
+
+
+def npy(header, data=b"", version=b"\x01\x00"):
+    text = header.encode()
+    text += b" " * (-(10 + len(text) + 1) % 64) + b"\n"
+    return b"\x93NUMPY" + version + len(text).to_bytes(2, "little") + text + data
+
+
+@pytest.mark.parametrize("blob, says", [
+    (npy("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", b"\0" * 8), "dtype"),
+    (npy("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,), }", b"\0" * 8), "dtype"),
+    (npy("{'descr': '<U3', 'fortran_order': False, 'shape': (1,), }", b"\0" * 12), "dtype"),
+    (npy("{'descr': '<f1', 'fortran_order': False, 'shape': (1,), }", b"\0"), "dtype"),
+    (npy("{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000), }"), "larger than allowed"),
+    (npy("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", b"\0" * 16), "malformed"),
+    (npy("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", b"\0" * 32), "malformed"),
+    (npy("__import__('os').system('true')"), "malformed"),
+    (b"\x93NUMPY\x01", "malformed"),
+    (b"not an array at all", "malformed"),
+], ids=["object", "structured", "unicode", "no-such-type", "huge", "short", "long", "code", "truncated", "junk"])
+def test_anything_but_plain_numbers_is_refused_with_a_message(blob, says):
+    with pytest.raises(SandboxError, match=says):
+        read_array(blob)
+
+
+def test_the_fast_reading_agrees_with_numpys():
+    array = np.random.default_rng(0).normal(size=(4, 5))
+    blob = array_bytes(array)
+    assert blob[6:8] == b"\x01\x00", "numpy writes version 1.0 headers: the fast path must see them"
+    np.testing.assert_array_equal(read_array(blob), np.lib.format.read_array(io.BytesIO(blob)))
+
+
+@pytest.fixture(scope="module")
+def box():
+    with Sandbox(ROOT / "solutions") as sandbox:
+        yield sandbox
+
+
+def test_objects_keep_identity_and_in_place_writes_cross_both_ways(box):
+    impl = box.implementation()
+    layer = impl.Linear(3, 2)
+    weight = layer.W
+    assert layer.get_parameters()[0][0] is weight, "the same array of the child must arrive as the same object"
+    weight[0, 0] = 5.0  # the tests write into a parameter in place
+    x = np.ones((1, 3))
+    expected = x @ weight + layer.b
+    np.testing.assert_allclose(layer.forward(x), expected)
+    optimizer = impl.SGD(layer.get_parameters(), learning_rate=1.0)
+    for _, grad in layer.get_parameters():
+        grad[...] = 1.0
+    before = weight.copy()
+    optimizer.step()  # the child updates the parameter in place: the parent's array follows
+    np.testing.assert_allclose(weight, before - 1.0)
+
+
+def test_callbacks_and_errors_cross_as_data(box):
+    impl = box.implementation()
+    calls = []
+
+    def square_sum(x):
+        calls.append(1)
+        return float(np.sum(x ** 2))
+
+    x = np.array([1.0, -2.0])
+    np.testing.assert_allclose(impl.numerical_gradient(square_sum, x), 2 * x, rtol=1e-6)
+    assert calls, "numerical_gradient must have called the parent's function back"
+    with pytest.raises(ValueError):
+        impl.tokenize("Avg ( 1 2 )")
+    with pytest.raises(RemoteError):
+        impl.numerical_gradient(lambda x: (_ for _ in ()).throw(SystemExit(3)), x)
+    np.testing.assert_allclose(impl.numerical_gradient(square_sum, x), 2 * x, rtol=1e-6)  # still serving
+
+
+def test_arrays_the_tests_let_go_of_stop_crossing_and_come_back_current(box):
+    impl = box.implementation()
+    layer = impl.Linear(4, 3)
+    optimizer = impl.SGD(layer.get_parameters(), learning_rate=1.0)  # the list is let go of at once
+    layer.forward(np.ones((2, 4)))  # its result is let go of at once too
+    layer.zero_grad()  # the next message says so
+    held = set(box.endpoint.mirrors.entries)
+    assert not [key for key in held if key.startswith("c")], f"the child's arrays are still held here: {held}"
+    weight = layer.W  # held from here on: it follows the child's in-place updates
+    for _ in range(3):
+        layer.backward(np.ones((2, 3)))
+        optimizer.step()
+        layer.zero_grad()
+    np.testing.assert_allclose(layer.W, weight)  # the same values, whether the array is the same object or not
+    assert layer.W is weight, "an array the tests hold must arrive as the same object"
+    before = weight.copy()
+    del weight
+    layer.backward(np.ones((2, 3)))
+    optimizer.step()
+    np.testing.assert_allclose(layer.W, before - 2.0)  # shared anew after being let go: current values

@@ -1,0 +1,53 @@
+"""Tests of the stubs: exercises/ is generated from solutions/, and no stub earns a point."""
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from kata.course.manifest import lessons
+from kata.course.repository import ROOT
+from kata.authoring.stubs import stale_files
+
+pytestmark = pytest.mark.meta
+
+
+def test_exercises_are_generated_from_solutions():
+    stale = stale_files()
+    assert not stale, f"exercises/ is out of date with solutions/ ({', '.join(stale)}): run `make exercises`"
+
+
+def test_every_test_fails_on_the_stubs_with_a_message_pointing_to_the_stub(tmp_path):
+    report = tmp_path / "stubs.xml"
+    markers = " or ".join(item.marker for item in lessons())
+    proc = subprocess.run(
+        # (--tb=native: the messages checked below are the same; pytest's long tracebacks took 4 s more to format)
+        [sys.executable, "-m", "pytest", "-q", "--tb=native", "--impl", "exercises", "-m", markers, f"--junitxml={report}",
+         str(ROOT / "tests")], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    assert proc.returncode == 1, f"pytest on the stubs should end with failures (exit 1), got {proc.returncode}:\n{proc.stdout[-3000:]}"
+    cases = list(ET.parse(report).getroot().iter("testcase"))
+    passed, unclear, per_lesson = [], [], {item.id: 0 for item in lessons()}
+    for case in cases:
+        name = f"{case.get('classname')}::{case.get('name')}"
+        problems = case.findall("failure") + case.findall("error")
+        if not problems:
+            passed.append(name)
+            continue
+        text = " ".join((p.get("message") or "") + (p.text or "") for p in problems)
+        if "is not implemented yet" not in text:
+            unclear.append(f"{name}: {text[:200]}")
+        lesson_id = case.get("classname").split("test_lesson")[1][:2]
+        per_lesson[lesson_id] += 1
+    assert not passed, f"{len(passed)} tests pass on the pristine stubs (a stub must earn nothing): {passed[:10]}"
+    assert not unclear, f"{len(unclear)} tests fail on the stubs without pointing to a stub:\n" + "\n".join(unclear[:10])
+    assert all(per_lesson.values()), f"lessons without a failing test on the stubs: {per_lesson}"
+
+
+def test_readme_lesson_table_matches_the_manifest():
+    from kata.authoring.docs import render
+
+    text = (ROOT / "README.md").read_text()
+    assert render(text) == text, "README.md's lesson table is out of date with manifest.toml: run `make exercises`"

@@ -1,0 +1,277 @@
+"""Tests of train.py (kata/train_tool.py, kata/walkthrough.py, kata/plots.py): unfinished implementations, the metrics,
+the checkpoint and the summary of a short run, the pictures, --interactive, failures during training, bad options."""
+
+import ast
+import io
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import kata.tools.plots
+from kata.tools import checkpoint
+from kata.course.contract import transformer_params
+from kata.course.implementation import load
+from kata.course.repository import ROOT
+from kata.course.exercises import unfinished
+from kata.tools.train import CONFIG, parse_args, run
+
+pytestmark = pytest.mark.meta
+
+REF = load("solutions")
+OPERATIONS = ["First", "Second", "Last", "Max", "Min"]
+SMALL_RUN = ["--impl", "solutions", "--size", "small", "--seed", "0", "--no-progress"]
+
+
+def copy_of_solutions(target):
+    shutil.copytree(ROOT / "solutions", target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target.resolve()
+
+
+def insert_first(path, qualname, line):
+    """Insert line as the first statement of the function or method qualname ("name" or "Class.name") in path;
+    return its line number."""
+    source = path.read_text()
+    *owner, name = qualname.split(".")
+    body = ast.parse(source).body
+    if owner:
+        body = next(c for c in body if isinstance(c, ast.ClassDef) and c.name == owner[0]).body
+    node = next(n for n in body if isinstance(n, ast.FunctionDef) and n.name == name)
+    first = node.body[1] if isinstance(node.body[0], ast.Expr) else node.body[0]  # after the docstring
+    lines = source.splitlines(keepends=True)
+    lines.insert(first.lineno - 1, " " * first.col_offset + line + "\n")
+    path.write_text("".join(lines))
+    return first.lineno
+
+
+# ---------------------------------------------------------------- an unfinished implementation
+
+def test_an_unfinished_implementation_is_refused_at_once():
+    first = unfinished(ROOT / "exercises")
+    assert first, "this test expects exercises/ to hold the pristine stubs"
+    lesson_id, symbol, file, line, section = first[0]
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "train.py", "--impl", "exercises"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    seconds = time.perf_counter() - start
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert seconds < 10, f"refusing an unfinished implementation took {seconds:.1f} s"
+    assert "is not finished" in output, output
+    assert f"The first: {symbol} in exercises/{file}, line {line} (lesson {lesson_id}" in output, output
+    assert "python grader.py" in output
+    assert "Traceback" not in output, output
+    assert "Training" not in proc.stdout, "nothing may be trained"
+
+
+# ---------------------------------------------------------------- a short run of the reference
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """run() on the reference: --size small --epochs 2 with --metrics-json, --checkpoint and --plots."""
+    folder = tmp_path_factory.mktemp("run")
+    files = {"metrics": folder / "metrics.json", "checkpoint": folder / "model.npz", "plots": folder / "plots"}
+    args = parse_args(SMALL_RUN + ["--epochs", "2", "--metrics-json", str(files["metrics"]),
+                                   "--checkpoint", str(files["checkpoint"]), "--plots", str(files["plots"])])
+    out = io.StringIO()
+    metrics = run(args, out=out)
+    return metrics, out.getvalue(), files
+
+
+def test_the_metrics_json_has_the_spec_keys(short_run):
+    metrics, _, files = short_run
+    written = json.loads(files["metrics"].read_text())
+    assert written == json.loads(json.dumps(metrics)), "run() returns what it writes"
+    assert isinstance(written["test_accuracy"], float) and 0.0 <= written["test_accuracy"] <= 1.0
+    per_op = written["per_operation_accuracy"]
+    assert list(per_op) == OPERATIONS, per_op
+    assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in per_op.values()), per_op
+    assert isinstance(written["train_seconds"], float) and 0.0 < written["train_seconds"] < 60
+    assert written["epochs"] == 2 and isinstance(written["epochs"], int)
+    assert written["seed"] == 0 and isinstance(written["seed"], int)
+    assert (written["train_examples"], written["validation_examples"], written["test_examples"]) == (800, 100, 100)
+    assert written["epochs_run"] == 2 and len(written["history"]) == 2
+    assert written["best_epoch"] in (1, 2)
+    counts = np.array(written["confusion_matrix"]["counts"])
+    assert counts.sum() == 100 and math.isclose(np.trace(counts) / 100, written["test_accuracy"])
+
+
+def test_the_checkpoint_restores_the_reported_model(short_run):
+    metrics, _, files = short_run
+    model, header = checkpoint.restore(REF, files["checkpoint"])
+    assert header["config"] == CONFIG
+    data = REF.generate_tokenized_dataset(1000, num_args=3, seed=0)
+    _, _, test_set = REF.split_dataset(data, 0.8, 0.1, seed=0)
+    tokens, targets, mask = REF.create_batch(test_set)
+    _, accuracy = REF.evaluate(model, tokens, targets, REF.CrossEntropyLoss())
+    assert float(accuracy) == metrics["test_accuracy"], (
+        f"the checkpoint gives {accuracy} on the test split, the metrics say {metrics['test_accuracy']}")
+    assert header["metrics"]["test_accuracy"] == metrics["test_accuracy"]
+    assert header["metrics"]["best_epoch"] == metrics["best_epoch"]
+    assert header["trained_with"]["seed"] == 0 and header["trained_with"]["size"] == "small"
+
+
+def test_the_summary_shows_table_confusion_and_attention(short_run):
+    metrics, text, files = short_run
+    assert "epoch 1/2: train loss" in text and "epoch 2/2: train loss" in text
+    table = text.split("Test accuracy per operation:")[1]
+    for op in OPERATIONS:
+        assert re.search(rf"^{op}\s+{metrics['per_operation_accuracy'][op]:.4f}$", table, flags=re.MULTILINE), (
+            f"no row for {op} in the per-operation table:\n{table[:400]}")
+    assert "Confusion matrix on the test set" in text
+    assert len(re.findall(r"^true \d ", text, flags=re.MULTILINE)) >= 2, text
+    for layer in (1, 2):
+        assert f"Attention of the first token in layer {layer}" in text
+    assert len(re.findall(r"head [0-3]: (focused|spread )", text)) == 2 * 5 * 4, "a line per layer, operation, head"
+    assert f"test accuracy {metrics['test_accuracy']:.4f}" in text
+    assert f"saved the model of epoch {metrics['best_epoch']} to {files['checkpoint']}" in text
+    assert f"wrote {files['metrics']}" in text
+
+
+def test_plots_writes_the_pictures(short_run):
+    _, text, files = short_run
+    names = ["curves.png", "confusion.png"] + [f"attention_{op}.png" for op in OPERATIONS]
+    assert sorted(p.name for p in files["plots"].iterdir()) == sorted(names)
+    for name in names:
+        data = (files["plots"] / name).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000, f"{name} is not a PNG picture"
+    assert f"wrote 7 pictures to {files['plots']}" in text
+
+
+def test_plots_without_matplotlib_says_so_and_the_run_succeeds(tmp_path, monkeypatch):
+    monkeypatch.setattr(kata.tools.plots, "_pyplot", lambda: None)
+    out = io.StringIO()
+    metrics = run(parse_args(SMALL_RUN + ["--epochs", "1", "--plots", str(tmp_path / "plots")]), out=out)
+    assert "matplotlib is not installed" in out.getvalue(), out.getvalue()[-500:]
+    assert not (tmp_path / "plots").exists()
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["epochs_run"] == 1
+
+
+# ---------------------------------------------------------------- --interactive
+
+STAGES = (["Walking one example through the model: Max (", "1. Tokens", "2. Embedding", "3. Positions added"]
+          + [heading for block in (1, 2) for heading in
+             [f"4.{block} Block {block}, attention"] + [f"block {block}, head {h}" for h in range(4)]
+             + [f"5.{block} Block {block}, feed-forward"]]
+          + ["6. Pooling", "7. Logits", "8. Probabilities", "9. Loss: -ln p(right answer", "10. Backward"]
+          + [f"\n{path}  " for path in transformer_params(CONFIG["num_layers"])])
+PAUSES_IN_WALK = 3 + 2 * CONFIG["num_layers"] + 2  # tokens, embedding, positions; 2 per block; loss; before training
+
+
+class Keys:
+    """A stdin that counts how often it is read."""
+
+    def __init__(self, text):
+        self.stream, self.reads = io.StringIO(text), 0
+
+    def readline(self):
+        self.reads += 1
+        return self.stream.readline()
+
+
+def interactive(keys, epochs):
+    out = io.StringIO()
+    metrics = run(parse_args(SMALL_RUN + ["--epochs", str(epochs), "--interactive"]), out=out, stdin=keys)
+    return metrics, out.getvalue()
+
+
+def assert_every_stage_in_order(text):
+    positions = []
+    for heading in STAGES:
+        assert heading in text, f"--interactive should show {heading!r}:\n{text[:3000]}"
+        positions.append(text.index(heading))
+    assert positions == sorted(positions), "the stages must come in the order of the forward and backward pass"
+    assert text.index("10. Backward") < text.index("epoch 1/"), "the walk comes before training"
+
+
+def test_interactive_pauses_at_every_stage_and_epoch():
+    keys = Keys("\n" * 30)
+    metrics, text = interactive(keys, epochs=2)
+    assert_every_stage_in_order(text)
+    assert keys.reads == PAUSES_IN_WALK + 2, f"one key press per stage and per epoch, got {keys.reads} reads"
+    assert text.count("\n[press Enter") == keys.reads
+    assert text.count("[press Enter for the next epoch") == 2
+    assert "end of input" not in text
+    reports = re.findall(r"^  Max \( .*: predicts \S+, p\(right answer\) = \d\.\d{3}(.*)$", text, flags=re.MULTILINE)
+    assert len(reports) == 2, f"a report after each epoch:\n{text[-3000:]}"
+    assert reports[0] == "" and re.fullmatch(r" \(was \d\.\d{3}\)", reports[1]), reports
+    assert text.count("where the first token looks in the last layer, per head:") == 2
+    assert "Best epoch" in text and metrics["epochs_run"] == 2
+
+
+@pytest.mark.parametrize("keys_text, note", [("q\n", None), ("", "(end of input: running on without pausing)")])
+def test_interactive_stops_pausing_after_q_or_end_of_input(keys_text, note):
+    keys = Keys(keys_text)
+    metrics, text = interactive(keys, epochs=1)
+    assert keys.reads == 1, f"after {keys_text!r} nothing more may be read, got {keys.reads} reads"
+    assert text.count("\n[press Enter") == 1
+    if note:
+        assert note in text
+    assert_every_stage_in_order(text)
+    assert "p(right answer) =" in text and "Best epoch" in text and metrics["epochs_run"] == 1
+
+
+# ---------------------------------------------------------------- failures during training
+
+def test_a_nan_loss_stops_training_with_a_message(monkeypatch):
+    real_step = REF.train_step
+    calls = []
+
+    def diverging(*args, **kwargs):
+        calls.append(1)
+        loss, accuracy = real_step(*args, **kwargs)
+        return (float("nan") if len(calls) == 3 else loss), accuracy
+
+    monkeypatch.setattr(REF, "train_step", diverging)
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as info:
+        run(parse_args(SMALL_RUN + ["--epochs", "1"]), out=out)
+    message = str(info.value.code)
+    assert message.startswith("Training stopped: the loss became nan at step 2"), message
+    assert "learning rate" in message and "python grader.py" in message
+    assert len(calls) == 3, "training stops at the first NaN"
+    assert "Best epoch" not in out.getvalue()
+
+
+def test_an_exception_in_train_step_names_the_file_and_line(tmp_path):
+    folder = copy_of_solutions(tmp_path / "broken")
+    line = insert_first(folder / "training.py", "train_step", 'raise RuntimeError("boom in train_step")')
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as info:
+        run(parse_args(SMALL_RUN[2:] + [f"--impl={folder}", "--epochs", "1"]), out=out)
+    message = str(info.value.code)
+    assert "train.py stopped: your code raised RuntimeError: boom in train_step" in message, message
+    assert f"at {folder / 'training.py'}:{line}" in message, message
+    assert "Traceback" not in message and "python grader.py" in message
+
+
+@pytest.mark.parametrize("qualname, extra", [
+    pytest.param("per_operation_accuracy", [], id="in the summary after training"),
+    pytest.param("MultiHeadAttention.forward", ["--interactive"], id="in the interactive walk before training"),
+])
+def test_an_exception_outside_the_training_loop_names_the_file_and_line(tmp_path, qualname, extra):
+    folder = copy_of_solutions(tmp_path / "broken")
+    file = "dynamics.py" if qualname == "per_operation_accuracy" else "attention.py"
+    line = insert_first(folder / file, qualname, 'raise RuntimeError("boom")')
+    with pytest.raises(SystemExit) as info:
+        run(parse_args(SMALL_RUN[2:] + [f"--impl={folder}", "--epochs", "1"] + extra), out=io.StringIO(),
+            stdin=io.StringIO(""))
+    assert "RuntimeError: boom" in str(info.value.code) and f"{file}:{line}" in str(info.value.code)
+
+
+# ---------------------------------------------------------------- bad options
+
+@pytest.mark.parametrize("option", [["--epochs", "0"], ["--lr", "-1"], ["--lr", "nan"], ["--size", "huge"],
+                                    ["--batch-size", "0"], ["--epochs", "two"]])
+def test_invalid_options_are_usage_errors(option, capsys):
+    with pytest.raises(SystemExit) as info:
+        parse_args(["--impl", "solutions"] + option)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: train.py") and option[0] in err, err

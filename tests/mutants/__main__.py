@@ -1,5 +1,0 @@
-import sys
-
-from tests.mutants import main
-
-sys.exit(main())
