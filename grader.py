@@ -1,4 +1,4 @@
-"""Grade the transformer kata, lesson by lesson (SPEC section 5).
+"""Grade the transformer kata, lesson by lesson (CONTRACT.md section 5).
 
     python grader.py                         your progress and the next step
     python grader.py --lesson 02             one lesson (repeat --lesson, or 02,03)
@@ -13,14 +13,15 @@ Exit status: 0 once grading ran (a low score is not an error), 2 for a bad comma
 
 import argparse
 import sys
-import textwrap
-from pathlib import Path
 
 from kata.course import files
-from kata.course.manifest import lesson, lessons
-from kata.course.repository import ROOT, python, shown
-from kata.course.exercises import unfinished
-from kata.grading import batch as batch_tools, gradescope, grade as grading
+from kata.course.manifest import lesson, lesson_ids
+from kata.course.repository import shown
+from kata.grading import batch as batch_tools, gradescope
+from kata.grading.grade import grade
+from kata.grading.report import is_student, report, student_folder, table
+from kata.grading.settings import DEFAULT_SECONDS
+from kata.grading.submission import SubmissionError
 from kata.student import hints, reset, watch
 
 
@@ -41,8 +42,8 @@ def _common(parser, defaults):
                         help="grade only this lesson (repeat it, or give a comma list: 02,03)")
     parser.add_argument("--isolated", action="store_true", default=value(False),
                         help="grade each lesson with the reference code for every other lesson")
-    parser.add_argument("--timeout", type=_seconds, default=value(grading.DEFAULT_TIMEOUT), metavar="SECONDS",
-                        help=f"time allowed per lesson (default {grading.DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--timeout", type=_seconds, default=value(DEFAULT_SECONDS), metavar="SECONDS",
+                        help=f"time allowed per lesson (default {DEFAULT_SECONDS:g})")
     parser.add_argument("--sandbox", action=argparse.BooleanOptionalAction, default=value(None),
                         help="run the submission's code only in sandboxed child processes and take only the kata's "
                              "files from it (default: yes for a folder or zip, no for solutions and exercises)")
@@ -53,7 +54,7 @@ def parser():
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="\n".join(__doc__.splitlines()[2:]))
     _common(main, True)
-    main.add_argument("--json", metavar="FILE", help="write the result as JSON (SPEC section 5)")
+    main.add_argument("--json", metavar="FILE", help="write the result as JSON (CONTRACT.md section 5)")
     main.add_argument("--gradescope", metavar="FILE", help="write Gradescope's results.json")
     commands = main.add_subparsers(dest="command", metavar="[COMMAND]")
     _common(commands.add_parser("status", help="the progress table only"), False)
@@ -79,102 +80,18 @@ def parser():
     return main
 
 
-def _student_folder(impl):
-    """The folder a student works in, or None when impl is not one (the reference, a zip)."""
-    path = grading.impl_folder(impl).expanduser()
-    if not path.is_dir() or path.resolve() == (ROOT / "solutions").resolve():
-        return None
-    return path
-
-
-# ---------------------------------------------------------------- printing
-
-def _points(entry):
-    return f"{entry['score']:g}/{entry['max_score']:g}"
-
-
-def table(result, details=False):
-    """The progress table; with details, each unfinished lesson's first failure and note under its row."""
-    entries = result["lessons"]
-    width = max(len(e["title"]) for e in entries)
-    rows = [f"lesson  {'title':<{width}}  {'tests':>7}  {'points':>11}"]
-    for entry in entries:
-        done = "  done" if entry["score"] == entry["max_score"] else ""
-        tests = f"{entry['passed']}/{entry['total']}"
-        rows.append(f"{entry['id']:<6}  {entry['title']:<{width}}  {tests:>7}  {_points(entry):>11}{done}")
-        if details and entry["score"] < entry["max_score"]:
-            failure = next(t for t in entry["tests"] if t["status"] != "passed")
-            if not entry["note"].startswith("could not run"):  # else the note says it all
-                rows.append(_indent(f"{failure['status']}: {failure['name']}\n  {failure['message']}", 8))
-            if entry["note"]:
-                rows.append(_indent(f"note: {entry['note']}", 8))
-    passed, total = sum(e["passed"] for e in entries), sum(e["total"] for e in entries)
-    rows.append(f"{'':<6}  {'total':<{width}}  {f'{passed}/{total}':>7}  {_points(result):>11}")
-    return "\n".join(rows)
-
-
-def _indent(text, spaces):
-    lines = [textwrap.fill(line, 110, subsequent_indent="    ") for line in text.splitlines()]
-    return textwrap.indent("\n".join(lines), " " * spaces)
-
-
-def next_step(result, impl, folder):
-    """What a student should do next: the first failure of the first unfinished lesson, and one step."""
-    option = "" if impl == "exercises" else f" --impl {impl}"
-    current = next((e for e in result["lessons"] if e["score"] < e["max_score"]), None)
-    if current is None:
-        if len(result["lessons"]) < len(lessons()):
-            return f"Every lesson graded here passes. Run `{python()} grader.py{option}` to see what comes next."
-        train = "\nNext: train your own model with `{python()} train.py`." if (ROOT / "train.py").exists() else ""
-        return f"Every lesson passes: {_points(result)} points.{train}"
-    failure = next(t for t in current["tests"] if t["status"] != "passed")
-    lines = [f"Lesson {current['id']} ({current['title']}) is the next to finish. Its first failing test:",
-             _indent(f"{failure['name']}\n{failure['message']}", 2), ""]
-    todo = [stub for stub in unfinished(folder) if stub.lesson == current["id"]] if folder else []
-    item = next(i for i in lessons() if i.id == current["id"])
-    if current["note"].startswith("could not run"):
-        lines.append(f"Next step: fix this first, {current['note'][len('could not run: '):]}")
-    elif todo:
-        _, symbol, file, line, section = todo[0]
-        path = Path(folder) / Path(file).name
-        marker = path.read_text(errors="replace").splitlines()[line - 1].strip() if path.is_file() else ""
-        lines.append(f"Next step: open {shown(path)}, implement {symbol} (line {line}: `{marker}`),\n"
-                     f"then read {item.text}, section \"{section}\".")
-    elif current["note"]:
-        lines.append(f"Next step: {current['note']}.")
-    else:
-        lines.append(f"Next step: lesson {current['id']} has no stub left, but {current['total'] - current['passed']} "
-                     f"of its tests fail: fix the failure above (its message says what to reread).")
-    lines.append(f"Check it with: {python()} grader.py --lesson {current['id']}{option}")
-    return "\n".join(lines)
-
-
-def report(result, impl, student):
-    """The whole printout of a grading run."""
-    head = f"{impl}{' (--isolated)' if result['isolated'] else ''}: {_points(result)} points " \
-           f"(graded in {result['execution_time']:.1f} s)" + "".join(f"\nnote: {n}" for n in result.get("notes", []))
-    if not student:
-        return f"{head}\n\n{table(result, details=True)}"
-    return f"{head}\n\n{table(result)}\n\n{next_step(result, impl, _student_folder(impl))}"
-
-
 # ---------------------------------------------------------------- commands
 
 def _grade(args):
     print(f"Grading {args.impl}...", file=sys.stderr, flush=True)
-    return grading.grade(args.impl, args.lesson, isolated=args.isolated, timeout=args.timeout, sandbox=args.sandbox)
-
-
-def _is_student(impl):
-    folder = _student_folder(impl)
-    return folder is not None and folder.resolve() == (ROOT / "exercises").resolve()
+    return grade(args.impl, args.lesson, isolated=args.isolated, timeout=args.timeout, sandbox=args.sandbox)
 
 
 def run_grade(args):
     result = _grade(args)
-    print(report(result, args.impl, _is_student(args.impl)))
+    print(report(result, args.impl, is_student(args.impl)))
     if args.json:
-        files.write_json(args.json, result)
+        files.write_json(args.json, result.to_json())
         print(f"wrote {args.json}")
     if args.gradescope:
         gradescope.write_results(result, args.gradescope)
@@ -189,7 +106,7 @@ def run_status(args):
 
 
 def run_watch(args):
-    folder = _student_folder(args.impl)
+    folder = student_folder(args.impl)
     if folder is None:
         raise ValueError(f"watch needs a folder to watch: {args.impl} is not one")
     chosen, current = args.lesson, {"lesson": None}
@@ -200,8 +117,7 @@ def run_watch(args):
         args.lesson = chosen or ([current["lesson"]] if current["lesson"] else None)
         result = _grade(args)
         print(report(result, args.impl, True))
-        unfinished = [e["id"] for e in result["lessons"] if e["score"] < e["max_score"]]
-        current["lesson"] = unfinished[0] if unfinished else None
+        current["lesson"] = result.current.id if result.current else None
 
     watch.watch(run, folder)
     return 0
@@ -238,9 +154,9 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         if args.lesson:
-            args.lesson = grading.lesson_ids_of(args.lesson)
+            args.lesson = lesson_ids(args.lesson)
         return COMMANDS[args.command](args)
-    except (grading.SubmissionError, ValueError) as error:
+    except (SubmissionError, ValueError) as error:
         print(f"grader.py: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -37,10 +37,10 @@ def main(argv=None):
                 start = time.perf_counter()
                 result = grade(str(folder), args.lessons, sandbox=sandbox)
                 walls[mode].append(time.perf_counter() - start)
-                if result["score"] != result["max_score"]:
-                    raise SystemExit(f"{mode} run {run}: the reference scored {result['score']}/{result['max_score']}")
-                for entry in result["lessons"]:
-                    per_lesson[mode].setdefault(entry["id"], []).append(entry["seconds"])
+                if not result.done:
+                    raise SystemExit(f"{mode} run {run}: the reference scored {result.score}/{result.max_score}")
+                for entry in result.lessons:
+                    per_lesson[mode].setdefault(entry.id, []).append(entry.seconds)
                 print(f"run {run + 1}/{args.runs} {mode:10s} {walls[mode][-1]:6.1f} s", flush=True)
     print()
     print(f"{'mode':12s} {'median':>8s} {'lowest':>8s} {'highest':>8s}   (seconds for the whole grading, "

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ONE_BLAS_THREAD
+from .course.places import Place, in_dump, inside
 
 MAX_MESSAGE_BYTES = 1 << 30
 MAX_ARRAY_ELEMENTS = 50_000_000
@@ -64,7 +65,15 @@ class ChildDied(SandboxError):
 
 
 class CallTimeout(SandboxError):
-    pass
+    """The child did not answer in time; place: where it was then (a Place), or None."""
+
+    def __init__(self, message, place=None):
+        super().__init__(message)
+        self.place = place
+
+
+def stuck_text(place):
+    return f": it was running {place.file} line {place.line} ({place.function})" if place else ""
 
 
 class RemoteError(Exception):
@@ -75,19 +84,20 @@ class RemoteError(Exception):
 # ---------------------------------------------------------------- framing
 
 def _read_exactly(sock, size, deadline, on_timeout=None):
+    def timeout():
+        place = on_timeout() if on_timeout else None
+        return CallTimeout("the implementation did not answer before the deadline" + stuck_text(place), place)
     chunks, left = [], size
     while left:
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise CallTimeout("the implementation did not answer before the deadline"
-                                  + (on_timeout() if on_timeout else ""))
+                raise timeout()
             sock.settimeout(remaining)
         try:
             chunk = sock.recv(min(left, 1 << 20))
         except socket.timeout:
-            raise CallTimeout("the implementation did not answer before the deadline"
-                              + (on_timeout() if on_timeout else "")) from None
+            raise timeout() from None
         except OSError as error:
             raise ChildDied(f"the connection to the implementation broke: {error}") from None
         if not chunk:
@@ -152,7 +162,7 @@ class Channel:
     def __init__(self, sock):
         self.sock = sock
         self.deadline = None  # time.monotonic() by which each read must be done; None: wait for ever
-        self.on_timeout = None  # returns text to add to a CallTimeout's message (where the child was)
+        self.on_timeout = None  # returns where the child was (a Place or None) when a read times out
 
     def send(self, header, arrays):
         blobs = [array_bytes(a) for a in arrays]
@@ -495,7 +505,7 @@ class Endpoint:
     @staticmethod
     def describe(error):
         frames = traceback.extract_tb(error.__traceback__)
-        where = next((f"{f.filename}:{f.lineno}" for f in reversed(frames)
+        where = next(([f.filename, f.lineno, f.name] for f in reversed(frames)
                       if "/kata/" not in f.filename.replace(os.sep, "/")), None)
         try:
             message = str(error)
@@ -508,15 +518,17 @@ class Endpoint:
             return SandboxError("a malformed error")
         name = str(description.get("type", "Exception"))[:100]
         message = self.outside(str(description.get("message", ""))[:4000])
-        where = self.outside(description.get("where"))
-        text = f"{message} (raised at {where})" if where else message
+        place = Place.from_json(description.get("where"))
+        if place is not None:
+            place = Place(self.outside(place.file), place.line, place.function)
+        text = f"{message} (raised at {place})" if place else message
         cls = ERRORS.get(name)
-        if cls is None:
-            return RemoteError(f"{name}: {text}")
         try:
-            return cls(text) if cls is not KeyError else KeyError(text)
+            error = RemoteError(f"{name}: {text}") if cls is None else cls(text) if cls is not KeyError else KeyError(text)
         except Exception:
-            return RemoteError(f"{name}: {text}")
+            error = RemoteError(f"{name}: {text}")
+        error.remote_message, error.remote_place = message, place
+        return error
 
 
 # ---------------------------------------------------------------- the parent's side
@@ -1105,9 +1117,8 @@ class Sandbox:
                             f"code call exit() or os._exit() at import?") from None
         except CallTimeout as error:
             self.stop()
-            where = str(error).partition("deadline")[2]
             raise CallTimeout(f"importing the implementation did not finish within {self.startup_seconds:g} s"
-                              f"{where}: an infinite loop at import?") from None
+                              f"{stuck_text(error.place)}: an infinite loop at import?", error.place) from None
         except SandboxError:
             self.stop()
             raise
@@ -1154,17 +1165,17 @@ class Sandbox:
             del tail[:-keep]
 
     def _where_stuck(self):
-        """': it was running FILE line N (function)' from a traceback the child dumps on SIGUSR1 (or has dumped
-        by itself, when its import outlived the start-up deadline), or ''."""
+        """Where the child is (a Place in the implementation's folder), from a traceback it dumps on SIGUSR1 (or
+        has dumped by itself, when its import outlived the start-up deadline), or None."""
         if not self.alive():
-            return ""
+            return None
         mark = len(self.stderr_tail)
         # in a PID namespace the server is the child of the process we started (which only waits for it)
         server = (_children_of(self.process.pid) or [None])[0] if self.isolated else self.process.pid
         try:
             os.kill(server, signal.SIGUSR1)
         except (OSError, TypeError):
-            return ""
+            return None
         for _ in range(30):
             time.sleep(0.01)
             text = bytes(self.stderr_tail[mark:]).decode(errors="replace")
@@ -1174,9 +1185,8 @@ class Sandbox:
         # the last dump: on SIGUSR1 ("Stack ..." or "Current thread ..."), or the child's own before its deadline
         starts = [text.rfind(mark) for mark in ("Stack (most recent", "Current thread", "Timeout (")]
         text = text[max(0, *starts):]
-        from .grading.grade import _trace_location  # the same reading of a faulthandler dump as the grader's watchdog
-        spot = _trace_location(text, self.folder)
-        return f": it was running {Path(self.folder) / spot[0]} line {spot[1]} ({spot[2]})" if spot else ""
+        spot = in_dump(text, self.folder)
+        return Place(str(Path(self.folder) / Path(spot.file).name), spot.line, spot.function) if spot else None
 
     def _timed_out(self):
         """Where the child was when its time ran out; then it is killed (a child past its deadline is useless)."""
@@ -1319,10 +1329,10 @@ def probe(folder, seconds):
     try:
         box.start()
     except SandboxError as error:
-        stuck = re.search(r"it was running (\S+) line (\d+)", str(error))
+        stuck = getattr(error, "place", None)
         verdict = None
-        if stuck and Path(stuck[1]).resolve().parent == Path(folder).resolve():
-            verdict = {"inside": [[Path(stuck[1]).name, int(stuck[2])]], "missing": None, "error": str(error)}
+        if stuck and inside(stuck.file, folder):
+            verdict = {"inside": [[Path(stuck.file).name, stuck.line]], "missing": None, "error": str(error)}
         return {"broken": str(error), "verdict": verdict, "isolated": box.isolated, "note": box.isolation_note}
     finally:
         box.stop()

@@ -242,7 +242,7 @@ def grade_all(attacks, base):
     def run(attack):
         folder = build(attack, base / attack.id / "submission")
         start = time.monotonic()
-        result = grade(str(folder), [LESSON], timeout=TIMEOUT, name=attack.id)
+        result = grade(str(folder), [LESSON], timeout=TIMEOUT, name=attack.id).to_json()
         return attack.id, (result, time.monotonic() - start)
 
     with ThreadPoolExecutor(2) as pool:

@@ -10,7 +10,8 @@ import pytest
 
 from kata.grading import batch
 from kata.course.files import write_atomic
-from kata.grading.grade import SubmissionError
+from kata.grading.results import GradeResult, LessonResult, TestOutcome
+from kata.grading.submission import SubmissionError
 from kata.course.manifest import lesson
 from kata.course.repository import ROOT
 from kata.grading.submission import prepare, rename
@@ -133,9 +134,8 @@ def test_one_crashing_grade_does_not_stop_the_batch(tmp_path, monkeypatch):
     def fake_grade(impl, lesson_ids=None, isolated=False, **options):
         if "boom" in (ROOT / impl / "loss.py").read_text():
             raise RuntimeError("the grader fell over")
-        return {"implementation": impl, "isolated": isolated, "score": 6.0, "max_score": 6.0, "execution_time": 0.1,
-                "lessons": [{"id": "06", "title": "t", "score": 6.0, "max_score": 6.0, "passed": 1, "total": 1,
-                             "note": "", "tests": [{"name": "test_x", "status": "passed", "message": ""}]}]}
+        return GradeResult(impl, isolated, False, (LessonResult("06", "t", 6, (TestOutcome("test_x", "passed"),)),),
+                           execution_time=0.1)
 
     monkeypatch.setattr(batch, "grade", fake_grade)
     for name in ("ann", "ben", "cid"):

@@ -12,6 +12,7 @@ import zipfile
 
 import pytest
 
+from kata.grading.results import GradeResult, LessonResult, TestOutcome
 from kata.grading.gradescope import FAILURES_SHOWN, main, package, results_json, write_results
 from kata.course.manifest import lesson
 from kata.course.repository import ROOT
@@ -21,17 +22,16 @@ pytestmark = pytest.mark.meta
 VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
 
 
-def synthetic_result():
-    """A result of kata.grading.grade: lesson 03 complete, lesson 06 with five failures and a note."""
-    failures = [{"name": f"test_loss_{i}", "status": "failed", "message": f"loss {i} is wrong"} for i in range(5)]
-    return {"implementation": "/tmp/sub", "isolated": False, "score": 14.0, "max_score": 18.0, "execution_time": 3.2,
-            "lessons": [
-                {"id": "03", "title": lesson("03").title, "score": 12.0, "max_score": 12.0, "passed": 2, "total": 2,
-                 "note": "", "tests": [{"name": "test_linear", "status": "passed", "message": ""},
-                                       {"name": "test_relu", "status": "passed", "message": ""}]},
-                {"id": "06", "title": lesson("06").title, "score": 2.0, "max_score": 6.0, "passed": 3, "total": 8,
-                 "note": "loss.py: see the section on softmax", "tests": [
-                     {"name": "test_ok", "status": "passed", "message": ""}, *failures]}]}
+def synthetic_result(message=None):
+    """A GradeResult: lesson 03 complete, lesson 06 with five failures (their message, if given) and a note."""
+    failures = [TestOutcome(f"test_loss_{i}", "failed", message or f"loss {i} is wrong") for i in range(5)]
+    return GradeResult("/tmp/sub", False, False, execution_time=3.2, lessons=(
+        LessonResult("03", lesson("03").title, 12, (TestOutcome("test_linear", "passed"),
+                                                    TestOutcome("test_relu", "passed"))),
+        LessonResult("06", lesson("06").title, 6, (TestOutcome("test_ok", "passed"), *failures[:2],
+                                                   TestOutcome("test_other", "passed"),
+                                                   TestOutcome("test_more", "passed"), *failures[2:]),
+                     run_note="loss.py: see the section on softmax")))
 
 
 def check_spec(data):
@@ -52,24 +52,22 @@ def check_spec(data):
 def test_results_json_follows_gradescopes_specification():
     data = results_json(synthetic_result())
     check_spec(data)
-    assert data["score"] == 14.0 and data["execution_time"] == 4
+    assert data["score"] == 14.25 and data["execution_time"] == 4
     assert [t["number"] for t in data["tests"]] == ["03", "06"]
     assert [(t["score"], t["max_score"], t["status"]) for t in data["tests"]] == [(12.0, 12.0, "passed"),
-                                                                               (2.0, 6.0, "failed")]
+                                                                               (2.25, 6.0, "failed")]
     assert data["tests"][0]["name"] == "Lesson 03: Residual connections, layer norm, feed-forward"
     six = data["tests"][1]["output"]
-    assert six.startswith("3/8 tests passed, 2/6 points.") and "loss.py: see the section on softmax" in six
+    assert six.startswith("3/8 tests passed, 2.25/6 points.") and "loss.py: see the section on softmax" in six
     shown = [f"loss {i} is wrong" in six for i in range(5)]
     assert shown == [i < FAILURES_SHOWN for i in range(5)], f"only the first {FAILURES_SHOWN} failures: {six}"
     assert "Failing tests (5, the first 3 distinct messages)" in six
-    assert "Score: 14/18" in data["output"] and "Next: lesson 06" in data["output"]
+    assert "Score: 14.25/18" in data["output"] and "Next: lesson 06" in data["output"]
     assert "test_loss_0: loss 0 is wrong" in data["output"], "the summary names the first failure"
 
 
 def test_identical_failures_are_shown_once():
-    result = synthetic_result()
-    for test in result["lessons"][1]["tests"][1:]:
-        test["message"] = "CrossEntropyLoss.forward (lesson 06) is not implemented yet"
+    result = synthetic_result("CrossEntropyLoss.forward (lesson 06) is not implemented yet")
     six = results_json(result)["tests"][1]["output"]
     assert six.count("is not implemented yet") == 1, six
     assert "- test_loss_0 [failed] and 4 more with the same message" in six, six

@@ -10,12 +10,14 @@ becomes a row with zero points and the reason; it never stops the batch.
 import csv
 import io
 import time
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from ..course.files import write_atomic, write_json
 from ..course.manifest import lesson_ids as lesson_ids_of, lessons
 from .grade import grade
+from .results import GradeResult
 from .submission import SKIPPED_DIRS, SubmissionError
 
 DEFAULT_WORKERS = 2
@@ -36,29 +38,51 @@ def students(folder, skip=()):
     return result
 
 
+@dataclass(frozen=True)
+class Graded:
+    """One student's line of a batch: their result, or why they could not be graded."""
+    student: str
+    submission: str
+    result: GradeResult = None  # None when error says why there is none
+    error: str = ""
+    max_score: float = 0.0  # of the lessons graded (for a row without a result)
+    isolated: bool = False
+    seconds: float = 0.0
+
+    @property
+    def score(self):
+        return self.result.score if self.result else 0.0
+
+    def to_json(self):
+        """The student's JSON file: the grader's JSON with student, submission and error; or zero and why."""
+        if self.result is not None:
+            return {**self.result.to_json(), "student": self.student, "submission": self.submission, "error": ""}
+        return {"student": self.student, "submission": self.submission, "error": self.error, "notes": [],
+                "score": 0.0, "max_score": self.max_score, "isolated": self.isolated,
+                "execution_time": self.seconds, "lessons": []}
+
+
 def grade_one(name, entry, lesson_ids, isolated, timeout=None):
-    """Grade one student's entry; never raises: a problem becomes the result's "error"."""
+    """Grade one student's entry; never raises: a problem becomes the Graded's error."""
     max_score = float(sum(item.points for item in lessons() if item.id in lesson_ids))
     start = time.perf_counter()
     try:
         # messages name alice/exercises/loss.py, not a temporary folder
         result = grade(str(entry), lesson_ids=lesson_ids, isolated=isolated, timeout=timeout, name=entry.name)
-        result.update(student=name, submission=str(entry), error="")
+        return Graded(name, str(entry), result, isolated=isolated)
     except Exception as error:  # any failure of one submission must leave the others graded
         message = str(error) if isinstance(error, SubmissionError) else f"{type(error).__name__}: {error}"
-        result = {"student": name, "submission": str(entry), "error": message, "notes": [],
-                  "score": 0.0, "max_score": max_score, "isolated": isolated,
-                  "execution_time": round(time.perf_counter() - start, 2), "lessons": []}
-    return result
+        return Graded(name, str(entry), None, message, max_score, isolated, round(time.perf_counter() - start, 2))
 
 
-def row(result, lesson_ids):
+def row(graded, lesson_ids):
     """One CSV row: student, a score per lesson, total, max_score, status ('ok' or the error)."""
-    scores = {lesson["id"]: lesson["score"] for lesson in result["lessons"]}
-    line = {"student": result["student"]}
+    scores = {entry.id: entry.score for entry in graded.result.lessons} if graded.result else {}
+    line = {"student": graded.student}
     line.update({i: round(float(scores.get(i, 0.0)), 4) for i in lesson_ids})
-    line.update(total=round(float(result["score"]), 4), max_score=round(float(result["max_score"]), 4),
-                status=" ".join(result["error"].split()) or "ok")
+    max_score = graded.result.max_score if graded.result else graded.max_score
+    line.update(total=round(float(graded.score), 4), max_score=round(float(max_score), 4),
+                status=" ".join(graded.error.split()) or "ok")
     return line
 
 
@@ -79,13 +103,13 @@ def batch(folder, out_dir, isolated=False, workers=None, lesson_ids=None, timeou
         futures = {pool.submit(grade_one, name, entry, ids, isolated, timeout): name
                    for name, entry in entries.items()}
         for done, future in enumerate(as_completed(futures), start=1):
-            result = future.result()
-            write_json(out_dir / f"{result['student']}.json", result)
-            rows.append(row(result, ids))
-            outcome = f"ERROR {rows[-1]['status']}" if result["error"] else \
-                f"{result['score']:g}/{result['max_score']:g} points"
-            print(f"[{done}/{len(entries)}] {result['student']}: {outcome} "
-                  f"({result['execution_time']:.1f} s)", flush=True)
+            graded = future.result()
+            write_json(out_dir / f"{graded.student}.json", graded.to_json())
+            rows.append(row(graded, ids))
+            outcome = f"ERROR {rows[-1]['status']}" if graded.error else \
+                f"{graded.result.score:g}/{graded.result.max_score:g} points"
+            seconds = graded.result.execution_time if graded.result else graded.seconds
+            print(f"[{done}/{len(entries)}] {graded.student}: {outcome} ({seconds:.1f} s)", flush=True)
     rows.sort(key=lambda line: line["student"])
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=["student", *ids, "total", "max_score", "status"], lineterminator="\n")

@@ -12,7 +12,7 @@ run_autograder (run for each submission). run_autograder reads these environment
     KATA_LESSONS     comma-separated lesson ids to grade, e.g. "03,06"; set but empty: all lessons
                      (default: the lessons given to package(), else all)
     KATA_ISOLATED    1 to grade each lesson with the reference for the others (default: package()'s choice)
-    KATA_TIMEOUT     seconds allowed per lesson (default: kata.grading's)
+    KATA_TIMEOUT     seconds allowed per lesson (default: kata/grading/settings.py's)
 
 so a Gradescope run can be simulated in any folder without setup.sh:
 
@@ -53,19 +53,15 @@ def _clip(text, limit=MESSAGE_CHARS):
     return text[:limit] + f"\n[... {len(text) - limit} more characters; run grader.py locally for the whole message]"
 
 
-def _full_marks(score, max_score):
-    return math.isclose(score, max_score, rel_tol=1e-9, abs_tol=1e-9)
-
-
 def lesson_output(entry):
     """The text under a lesson on Gradescope: tests passed, the lesson's note, the first distinct failures."""
-    lines = [f"{entry['passed']}/{entry['total']} tests passed, {entry['score']:g}/{entry['max_score']:g} points."]
-    if entry.get("note"):
-        lines.append(entry["note"])
+    lines = [f"{entry.passed}/{entry.total} tests passed, {entry.score:g}/{entry.max_score:g} points."]
+    if entry.note:
+        lines.append(entry.note)
     groups = {}  # one stub fails many tests with the same message: show it once
-    for test in entry["tests"]:
-        if test["status"] != "passed":
-            groups.setdefault((test["status"], test["message"]), []).append(test["name"])
+    for test in entry.tests:
+        if not test.passed:
+            groups.setdefault((test.status, test.message), []).append(test.name)
     if groups:
         failing = sum(len(names) for names in groups.values())
         shown = list(groups.items())[:FAILURES_SHOWN]
@@ -77,40 +73,34 @@ def lesson_output(entry):
     return "\n".join(lines)
 
 
-def summary(result, tests):
+def summary(result):
     """The top-level text: the notes on the submission, score, what is complete, and where to go next."""
-    done = [test["number"] for test in tests if test["status"] == "passed"]
-    todo = [entry for entry in result["lessons"] if not _full_marks(entry["score"], entry["max_score"])]
-    mode = ("each lesson graded with the reference code for the other lessons" if result.get("isolated")
+    mode = ("each lesson graded with the reference code for the other lessons" if result.isolated
             else "your own code used for every lesson, as when your model trains")
-    notes = result.get("notes") or []
-    lines = [*notes, ""] if notes else []
-    lines += [f"Score: {sum(t['score'] for t in tests):g}/{sum(t['max_score'] for t in tests):g} ({mode}).",
+    lines = [*result.notes, ""] if result.notes else []
+    done = [entry.id for entry in result.lessons if entry.done]
+    lines += [f"Score: {result.score:g}/{result.max_score:g} ({mode}).",
               f"Lessons at full marks: {', '.join(done) if done else 'none yet'}."]
-    if todo:
-        first = todo[0]
-        lines.append(f"Next: lesson {first['id']} ({first['title']}), {first['passed']}/{first['total']} tests pass.")
-        failure = next((t for t in first["tests"] if t["status"] != "passed"), None)
+    first = result.current
+    if first is not None:
+        lines.append(f"Next: lesson {first.id} ({first.title}), {first.passed}/{first.total} tests pass.")
+        failure = first.first_failure
         if failure:
-            lines.append(f"First failure: {failure['name']}: {_clip(failure['message'], 500)}")
-        elif first.get("note"):
-            lines.append(first["note"])
+            lines.append(f"First failure: {failure.name}: {_clip(failure.message, 500)}")
+        elif first.note:
+            lines.append(first.note)
     lines.append("`python grader.py` on your machine runs the same tests.")
     return "\n".join(lines)
 
 
 def results_json(result):
-    """Gradescope's results.json (as a dict) for a result of kata.grading.grade."""
-    tests = []
-    for entry in result["lessons"]:
-        score, max_score = float(entry["score"]), float(entry["max_score"])
-        tests.append({"name": f"Lesson {entry['id']}: {entry['title']}", "number": entry["id"],
-                      "score": score, "max_score": max_score,
-                      "status": "passed" if _full_marks(score, max_score) else "failed",
-                      "output": lesson_output(entry), "visibility": VISIBLE})
-    return {"score": float(round(sum(test["score"] for test in tests), 4)),  # = result["score"], as students see it
-            "execution_time": math.ceil(float(result.get("execution_time", 0.0))),
-            "output": summary(result, tests), "visibility": VISIBLE, "stdout_visibility": VISIBLE, "tests": tests}
+    """Gradescope's results.json (as a dict) for a GradeResult."""
+    tests = [{"name": f"Lesson {entry.id}: {entry.title}", "number": entry.id, "score": float(entry.score),
+              "max_score": entry.max_score, "status": "passed" if entry.done else "failed",
+              "output": lesson_output(entry), "visibility": VISIBLE} for entry in result.lessons]
+    return {"score": float(round(sum(test["score"] for test in tests), 4)),  # = result.score, as students see it
+            "execution_time": math.ceil(float(result.execution_time)),
+            "output": summary(result), "visibility": VISIBLE, "stdout_visibility": VISIBLE, "tests": tests}
 
 
 def error_json(message):
@@ -231,8 +221,7 @@ def run(submission, results, lesson_ids=None, isolated=False, timeout=None):
         write_json(results, error_json("\n".join(trace.strip().splitlines()[-20:])))
         return
     write_results(result, results)
-    print(f"graded {submission}: {result['score']:g}/{result['max_score']:g} points "
-          f"in {result['execution_time']:.1f} s")
+    print(f"graded {submission}: {result.score:g}/{result.max_score:g} points in {result.execution_time:.1f} s")
 
 
 def main(argv=None):

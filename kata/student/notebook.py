@@ -13,10 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from ..course.implementation import ImplementationError, folder_of, load as load_implementation, resolve
+from ..course.implementation import ImplementationError, folder_of, forget, load as load_implementation, resolve
 from ..authoring.lessontext import SETUP, blocks, headings
 from ..course.manifest import lesson
-from ..grading import grade as grading
+from ..grading.grade import grade
+from ..grading.settings import DEFAULT_SECONDS
 
 
 class LiveImplementation:
@@ -35,9 +36,7 @@ class LiveImplementation:
         """The package module, re-imported when a file of it changed since the last import."""
         stamp = self._files_stamp()
         if stamp != self._stamp:
-            name, _ = resolve(self.spec)
-            for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-                del sys.modules[key]
+            forget(self.spec)
             self._module = load_implementation(self.spec)
             self._stamp = stamp
         return self._module
@@ -72,23 +71,20 @@ def load(spec=None):
     return live
 
 
-def check(lesson_id, spec=None, timeout=grading.DEFAULT_TIMEOUT):
+def check(lesson_id, spec=None, timeout=DEFAULT_SECONDS):
     """Run one lesson's tests on the implementation (without --isolated) and print a table of the results."""
     spec = spec or default_spec()
     # the student's own run: in-process, whatever folder it names (the sandbox is for grading others' code)
-    report = grading.grade(_folder_arg(spec), [lesson_id], timeout=timeout, sandbox=False)
-    entry = report["lessons"][0]
-    item = lesson(lesson_id)
-    passed = sum(test["status"] == "passed" for test in entry["tests"])
-    print(f"Lesson {item.id} ({item.title}): {passed}/{len(entry['tests'])} tests passed, "
-          f"{entry['score']:g}/{entry['max_score']:g} points")
-    for test in entry["tests"]:
-        mark = "ok" if test["status"] == "passed" else test["status"].upper()
-        print(f"  {mark:8} {_short_name(test['name'])}")
-    failing = [test for test in entry["tests"] if test["status"] != "passed"]
-    if failing:
-        print(f"\nFirst failure, {_short_name(failing[0]['name'])}:\n{failing[0]['message']}")
-    for note in [entry.get("note")] + list(report.get("notes", [])):
+    report = grade(_folder_arg(spec), [lesson_id], timeout=timeout, sandbox=False)
+    entry, item = report.lessons[0], lesson(lesson_id)
+    print(f"Lesson {item.id} ({item.title}): {entry.passed}/{entry.total} tests passed, "
+          f"{entry.score:g}/{entry.max_score:g} points")
+    for test in entry.tests:
+        mark = "ok" if test.passed else test.status.upper()
+        print(f"  {mark:8} {_short_name(test.name)}")
+    if entry.first_failure:
+        print(f"\nFirst failure, {_short_name(entry.first_failure.name)}:\n{entry.first_failure.message}")
+    for note in [entry.note, *report.notes]:
         if note:
             print(note)
 

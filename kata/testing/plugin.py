@@ -7,8 +7,6 @@ with arrays, numbers, strings and lists, and reading or assigning attributes the
 Expected values come from hand-computed cases or from `ref`, the reference solution.
 """
 
-import re
-
 import numpy as np
 import pytest
 
@@ -46,7 +44,7 @@ class Contract:
             return getattr(module, name)
         except AttributeError:
             pytest.fail(f"the implementation {self._spec!r} has no public name {name!r}: the contract "
-                        f"(SPEC section 3) asks its __init__.py to export it", pytrace=False)
+                        f"(CONTRACT.md section 3) asks its __init__.py to export it", pytrace=False)
 
 
 class Sandboxed:
@@ -171,11 +169,10 @@ def pytest_runtest_makereport(item, call):
     """An unfinished stub fails with its own message and location, not a long traceback."""
     report = yield
     if call.excinfo is not None and call.excinfo.errisinstance(NotImplementedError):
-        entry = call.excinfo.traceback[-1]
-        message = str(call.excinfo.value)
-        remote = re.search(r" \(raised at (.+?):(\d+)\)$", message)  # from a sandboxed implementation
-        place = f"{remote[1]}:{remote[2]}" if remote else f"{entry.path}:{entry.lineno + 1}"
-        report.longrepr = f"{place}: NotImplementedError: {message[:remote.start()] if remote else message}"
+        entry, error = call.excinfo.traceback[-1], call.excinfo.value
+        remote = getattr(error, "remote_place", None)  # raised by a sandboxed implementation: its place in the child
+        place = remote if remote is not None else f"{entry.path}:{entry.lineno + 1}"
+        report.longrepr = f"{place}: NotImplementedError: {error.remote_message if remote else error}"
     elif call.excinfo is not None and not call.excinfo.errisinstance((AssertionError, pytest.fail.Exception,
                                                                      pytest.skip.Exception)):
         # an error inside the student's code (a NumPy shape error, a TypeError): say which exercise and section

@@ -20,7 +20,7 @@ from ..course.exercises import unfinished
 from .terminal import bar, heatmap
 
 PRETRAINED = ROOT / "checkpoints" / "pretrained.npz"
-OPERATIONS = ("First", "Second", "Last", "Max", "Min")  # SPEC section 3
+OPERATIONS = ("First", "Second", "Last", "Max", "Min")  # CONTRACT.md section 3
 ANSWERS = {"First": lambda a: a[0], "Second": lambda a: a[1], "Last": lambda a: a[-1], "Max": max, "Min": min}
 MIN_ARGS = 2  # every example the model ever saw has at least two arguments
 MODEL_LESSONS = ("00", "01", "02", "03", "04", "05")  # what answering a question runs

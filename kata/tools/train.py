@@ -221,7 +221,7 @@ def _progress_factory(quiet, out):
 
 
 def summarise(impl, model, args, state, splits, out):
-    """Print the summary and return the metrics (SPEC section 5's keys and more)."""
+    """Print the summary and return the metrics (CONTRACT.md section 5's keys and more)."""
     train_set, val_set, test_set = splits
     tokens, targets, mask = impl.create_batch(test_set)
     test_loss, test_acc = impl.evaluate(model, tokens, targets, impl.CrossEntropyLoss())

@@ -1,0 +1,135 @@
+"""The grader's half of a test process: loaded with `-p kata.grading.reporter --kata-run FILE` (FILE: a
+kata.grading.settings.TestRun), it logs each test's outcome as it finishes (so a killed run keeps what it did),
+stops a test that runs too long, starts no test once the lesson's time is up, and writes each failure's message
+the way a report shows it. Collecting (TestRun.collect) writes the test ids of each lesson instead."""
+
+import faulthandler
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from ..course.exercises import pointer_for
+from ..course.implementation import folder_of
+from ..course.manifest import lessons
+from ..course.places import inside
+from ..sandbox import CallTimeout
+from .messages import MESSAGE_CHARS, short
+from .settings import TestRun
+
+_state = {"run": None, "outcome": {}, "trace": None, "folder": None}
+PLAIN_FAILURES = (AssertionError, NotImplementedError, pytest.fail.Exception)  # their message says it all
+
+
+def pytest_addoption(parser):
+    parser.addoption("--kata-run", default=None, help="(the grader's) a TestRun as JSON: settings, time, log")
+
+
+def _log(entry):
+    with open(_state["run"].log, "a") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
+def _logging():
+    return _state["run"] is not None and bool(_state["run"].log)
+
+
+def pytest_configure(config):
+    if not config.getoption("--kata-run"):
+        return
+    run = _state["run"] = TestRun.read(config.getoption("--kata-run"))
+    if run.settings.sandbox:  # the options of kata.testing.plugin, read when the session starts
+        config.option.sandbox = True
+        config.option.sandbox_test_seconds = run.test_seconds
+    if run.log:
+        _state["folder"] = folder_of(config.getoption("--impl"))
+        _state["trace"] = open(run.trace, "w")  # kept open: faulthandler writes to its descriptor
+
+
+def pytest_collection_finish(session):
+    if _state["run"] is not None and _state["run"].collect:
+        markers = {item.marker: item.id for item in lessons()}
+        found = {}
+        for test in session.items:
+            for lesson_id in dict.fromkeys(markers[m.name] for m in test.iter_markers() if m.name in markers):
+                found.setdefault(lesson_id, []).append(test.nodeid)
+        Path(_state["run"].collect).write_text(json.dumps(found))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """No test starts once the lesson's time is up (its tests that time out, one after another, would otherwise
+    keep the run going past it): the grader reports the rest as not run."""
+    if _logging() and time.time() > _state["run"].stop_at:
+        item.session.shouldstop = "the lesson's time is up"
+        return True
+    return None
+
+
+def pytest_runtest_logstart(nodeid, location):
+    if _logging():
+        _log({"start": nodeid})
+        _state["outcome"][nodeid] = ("passed", "")
+        _state["trace"].seek(0)
+        _state["trace"].truncate()
+        faulthandler.dump_traceback_later(_state["run"].watchdog_seconds, exit=True, file=_state["trace"])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if _logging() and not report.passed:
+        report.kata_message = _message(report, call.excinfo)
+        if call.excinfo is not None and call.excinfo.errisinstance(CallTimeout):  # the sandbox's deadline
+            report.kata_timeout = True
+            place = call.excinfo.value.place
+            where = f": it was running {place.file} line {place.line} ({place.function})" if place else ""
+            report.kata_message = (f"did not finish within {_state['run'].test_seconds:.0f} s{where}; an infinite "
+                                   f"loop, or much slower code than needed? (each test may use a share of --timeout)")
+    return report
+
+
+def pytest_runtest_logreport(report):
+    outcome = _state["outcome"]
+    if not _logging() or report.passed or outcome.get(report.nodeid, ("passed",))[0] != "passed":
+        return  # the first problem of a test is the one to report
+    status = "failed" if report.when == "call" or report.skipped else "error"
+    if getattr(report, "kata_timeout", False):
+        status = "timeout"
+    outcome[report.nodeid] = (status, getattr(report, "kata_message", None) or short(str(report.longrepr)))
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    if _logging():
+        faulthandler.cancel_dump_traceback_later()
+        status, message = _state["outcome"].pop(nodeid, ("error", "no outcome recorded"))
+        _log({"id": nodeid, "status": status, "message": message})
+
+
+def _with_pointer(text, file, line):
+    """text shortened to leave room for the pointer to the exercise holding file:line, then that pointer."""
+    pointer = pointer_for(file, line)
+    return short(text, MESSAGE_CHARS - len(pointer) - 2) + (f"; {pointer}" if pointer else "")
+
+
+def _message(report, excinfo):
+    """The exception line(s) of a failure, after file:line of the innermost frame in the implementation."""
+    if report.skipped:
+        return f"skipped: {report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr}"
+    if excinfo is None:
+        return short(str(report.longrepr))
+    error = excinfo.value
+    text = str(error) if excinfo.errisinstance(pytest.fail.Exception) else excinfo.exconly()
+    spots = [entry for entry in excinfo.traceback if inside(entry.path, _state["folder"])]
+    remote = getattr(error, "remote_place", None)  # raised by a sandboxed implementation: its place in the child
+    if not spots and remote is not None and inside(remote.file, _state["folder"]):
+        text = f"{remote.file}:{remote.line}: " + text.replace(f" (raised at {remote})", "", 1)
+        if not excinfo.errisinstance(PLAIN_FAILURES):
+            return _with_pointer(text, remote.file, remote.line)
+        return short(text)
+    if spots:
+        text = f"{spots[-1].path}:{spots[-1].lineno + 1}: {text}"
+        if not excinfo.errisinstance(PLAIN_FAILURES):
+            return _with_pointer(text, spots[-1].path, spots[-1].lineno + 1)
+    return short(text)

@@ -1,0 +1,112 @@
+"""What a grading found, typed: a test's outcome, a lesson's result, the whole result. `to_json()` gives the JSON
+of CONTRACT.md section 5 (the grader's --json, the batch's files), field for field."""
+
+from dataclasses import dataclass, field
+
+STATUSES = ("passed", "failed", "error", "timeout")
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    __test__ = False  # not a test class, for pytest
+    name: str  # the test's id, e.g. tests/test_lesson06_loss.py::test_loss_by_hand
+    status: str  # one of STATUSES
+    message: str = ""  # why it did not pass ("" when it passed)
+
+    @property
+    def passed(self):
+        return self.status == "passed"
+
+    def to_json(self):
+        return {"name": self.name, "status": self.status, "message": "" if self.passed else self.message}
+
+
+@dataclass(frozen=True)
+class LessonResult:
+    id: str
+    title: str
+    points: int  # the lesson's points at full marks
+    tests: tuple  # TestOutcome, in the order of the reference's test ids
+    could_not_run: str = ""  # why none of its tests could run (a broken file it runs), or ""
+    run_note: str = ""  # what happened while its tests ran (timeouts, time used up), or ""
+    dependency_note: str = ""  # which unfinished lessons it runs the code of, when it is not done, or ""
+    seconds: float = 0.0
+
+    @property
+    def total(self):
+        return len(self.tests)
+
+    @property
+    def passed(self):
+        return sum(test.passed for test in self.tests)
+
+    @property
+    def done(self):
+        """Full marks: every test of the lesson passed (the one definition every tool uses)."""
+        return self.total > 0 and self.passed == self.total
+
+    @property
+    def score(self):
+        return round(self.points * self.passed / self.total, 2) if self.total else 0.0
+
+    @property
+    def max_score(self):
+        return float(self.points)
+
+    @property
+    def first_failure(self):
+        return next((test for test in self.tests if not test.passed), None)
+
+    @property
+    def note(self):
+        """The note of the JSON: why it could not run or what happened, then what it depends on."""
+        first = f"could not run: {self.could_not_run}" if self.could_not_run else self.run_note
+        return "; ".join(part for part in (first, self.dependency_note) if part)
+
+    def to_json(self):
+        return {"id": self.id, "title": self.title, "score": self.score, "max_score": self.max_score,
+                "passed": self.passed, "total": self.total, "note": self.note, "seconds": self.seconds,
+                "tests": [test.to_json() for test in self.tests]}
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    implementation: str  # as given to grade()
+    isolated: bool
+    sandbox: bool
+    lessons: tuple  # LessonResult, in manifest order
+    notes: list = field(default_factory=list)  # about the submission as a whole (files ignored or added, ...)
+    execution_time: float = 0.0
+
+    @property
+    def score(self):
+        return round(sum(entry.score for entry in self.lessons), 2)
+
+    @property
+    def max_score(self):
+        return float(sum(entry.max_score for entry in self.lessons))
+
+    @property
+    def passed(self):
+        return sum(entry.passed for entry in self.lessons)
+
+    @property
+    def total(self):
+        return sum(entry.total for entry in self.lessons)
+
+    @property
+    def done(self):
+        return all(entry.done for entry in self.lessons)
+
+    @property
+    def current(self):
+        """The first lesson that is not done, or None."""
+        return next((entry for entry in self.lessons if not entry.done), None)
+
+    def lesson(self, lesson_id):
+        return next(entry for entry in self.lessons if entry.id == lesson_id)
+
+    def to_json(self):
+        return {"implementation": self.implementation, "isolated": self.isolated, "sandbox": self.sandbox,
+                "score": self.score, "max_score": self.max_score, "execution_time": self.execution_time,
+                "notes": list(self.notes), "lessons": [entry.to_json() for entry in self.lessons]}

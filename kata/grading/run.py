@@ -1,0 +1,155 @@
+"""Running a lesson's tests: pytest in a process of its own (with kata.grading.reporter), killed at its deadline,
+started again without the tests already done when one test used up its share of the time."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from functools import cache
+from pathlib import Path
+
+from .. import ONE_BLAS_THREAD
+from ..course.files import write_json
+from ..course.implementation import folder_of
+from ..course.manifest import lesson
+from ..course.places import in_dump
+from ..course.repository import ROOT, STATE
+from .messages import MESSAGE_CHARS
+from .settings import Settings, TestRun
+
+TESTS = ROOT / "tests"  # the graded lesson suites, and nothing else
+# pytest as the grader runs it: no cache; (no:unraisableexception: its clean-up collects garbage five times per run,
+# for warnings the grader does not use; --tb=native: the messages are the reporter's, pytest's own tracebacks
+# would cost ~0.1 s per failure)
+PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:unraisableexception",
+          "-p", "kata.grading.reporter", "-q", "--tb=native"]
+
+
+def run_process(command, limit, extra_env=None):
+    """Run command in a process group of its own, killed after limit seconds. -> (returncode or None, output)"""
+    with tempfile.TemporaryFile("w+") as output:
+        proc = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+                                env=dict(_environment(), **(extra_env or {})))
+        try:
+            proc.wait(timeout=limit)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole group: with anything the submission started
+        except OSError:
+            pass  # nothing left in it
+        proc.wait()
+        output.seek(0)
+        return (None if timed_out else proc.returncode), output.read()[-4000:]
+
+
+def _environment():
+    # single-threaded BLAS: lessons run side by side, and sums come out the same on every run
+    return dict(os.environ, **ONE_BLAS_THREAD, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
+
+
+def lesson_test_files():
+    return sorted(TESTS.glob("test_*.py"))
+
+
+@cache
+def reference_tests():
+    """{lesson id: [test ids]} collected from the reference: the denominator of every lesson.
+
+    Collected once per content of the lesson test files (and of what decides their ids), and kept in
+    .kata/ so the next run of the grader need not collect again."""
+    sources = [*lesson_test_files(), TESTS / "helpers.py", ROOT / "manifest.toml",
+               ROOT / "kata" / "testing" / "plugin.py", Path(__file__).with_name("reporter.py")]
+    digest = hashlib.sha1(b"".join(path.name.encode() + path.read_bytes() for path in sources if path.exists()))
+    cached = STATE / f"reference-tests-{digest.hexdigest()[:16]}.json"
+    try:
+        return json.loads(cached.read_text())
+    except (OSError, ValueError):
+        pass
+    with tempfile.TemporaryDirectory(prefix="kata-collect-") as tmp:
+        out = Path(tmp) / "tests.json"
+        run = TestRun(Settings(), collect=str(out)).write(Path(tmp) / "run.json")
+        command = [*PYTEST, f"--kata-run={run}", "--collect-only", "--continue-on-collection-errors",
+                   "--impl=solutions", *map(str, lesson_test_files())]
+        code, output = run_process(command, 120)
+        if not out.exists():
+            raise RuntimeError(f"collecting the tests of the reference failed (exit {code}):\n{output}")
+        found = json.loads(out.read_text())
+    try:
+        write_json(cached, found)
+    except OSError:  # a read-only checkout grades all the same, collecting each time
+        pass
+    return found
+
+
+def _read_log(path):
+    """(finished {test id: (status, message)}, id of the test that started but did not finish, or None)."""
+    done, started = {}, None
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill
+        if "start" in entry:
+            started = entry["start"]
+        else:
+            done[entry["id"]] = (entry["status"], entry["message"])
+            started = None if started == entry["id"] else started
+    return done, started
+
+
+def run_lesson(lesson_id, impl_arg, tests, settings, work, clean=lambda text: text):
+    """Run a lesson's tests on impl_arg within settings.lesson_seconds. -> ({test id: (status, message)}, note)
+
+    One test may use at most a share of the time (all of it when it is alone), so one infinite loop leaves
+    time for the others: the run starts again without the tests already done.
+    """
+    item, timeout = lesson(lesson_id), settings.lesson_seconds
+    share = settings.share(len(tests))
+    results, deadline, attempt, note = {}, time.monotonic() + timeout, 0, ""
+    while len(results) < len(tests) and deadline - time.monotonic() > settings.min_attempt:
+        left, attempt = deadline - time.monotonic(), attempt + 1
+        run = TestRun(settings, test_seconds=min(timeout / share, left), stop_at=time.time() + left,
+                      log=str(work / f"{lesson_id}-{attempt}.log"), trace=str(work / f"{lesson_id}-{attempt}.trace"))
+        remaining = [t for t in tests if t not in results]
+        # the lesson's own test files: a broken module of another lesson cannot stop it
+        targets = dict.fromkeys(t.split("::")[0] for t in tests) if attempt == 1 else remaining
+        command = [*PYTEST, f"--kata-run={run.write(work / f'{lesson_id}-{attempt}.json')}", f"--impl={impl_arg}",
+                   "-m", item.marker, *[str(ROOT / t) for t in targets]]
+        code, output = run_process(command, left + run.kill_margin)
+        done, hung = _read_log(Path(run.log))
+        results.update({t: (s, clean(m)) for t, (s, m) in done.items() if t in tests})
+        if hung is None:
+            if code is not None and not done:
+                note = clean(f"the tests did not start (pytest exit code {code}): {output.strip()[-MESSAGE_CHARS:]}")
+                results.update({t: ("error", note) for t in remaining})
+            break
+        trace = Path(run.trace)
+        trace_text = trace.read_text(errors="replace") if trace.exists() else ""
+        if code is None or trace_text:
+            folder = folder_of(impl_arg)
+            spot = in_dump(trace_text, folder)
+            where = f": it was running {clean(str(folder / Path(spot.file).name))} line {spot.line} " \
+                    f"({spot.function})" if spot else ""
+            results[hung] = ("timeout", f"did not finish within {run.test_seconds:.0f} s{where}; an infinite loop, "
+                                        f"or much slower code than needed? (each test may use 1/{share} of --timeout)")
+        else:
+            message = f"the test process stopped during this test (exit code {code}): does the code call exit()?"
+            results[hung] = ("error", message)
+            if not done:  # it stops at once: every remaining test would do the same
+                results.update({t: ("error", message) for t in remaining})
+    skipped = [t for t in tests if t not in results]
+    results.update({t: ("timeout", f"not run: lesson {lesson_id} used up its {timeout:g} s (--timeout)")
+                    for t in skipped})
+    hung = [t for t in tests if results[t][0] == "timeout" and t not in skipped]
+    if hung:
+        note = f"{len(hung)} test{'s' if len(hung) > 1 else ''} did not finish in time (the first: {hung[0]})"
+    if skipped:
+        note += f"{'; ' if note else ''}{len(skipped)} not run: the lesson's {timeout:g} s ran out (--timeout)"
+    return results, note
