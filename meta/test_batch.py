@@ -95,10 +95,10 @@ def test_unknown_lesson_and_missing_folder_are_clear_errors(tmp_path):
         batch.batch(tmp_path, tmp_path / "out")
 
 
-def test_batch_grades_a_folder_of_submissions(tmp_path, capsys):
+def test_batch_grades_a_folder_of_submissions(tmp_path, capsys, stubs):
     submissions = tmp_path / "submissions"
     shutil.copytree(ROOT / "solutions", submissions / "alice")  # complete
-    zip_folder(ROOT / "exercises", submissions / "bob.zip", prefix="exercises/")  # the pristine stubs
+    zip_folder(stubs, submissions / "bob.zip", prefix="exercises/")  # the pristine stubs
     (submissions / "carol").mkdir()  # submitted nothing
     (submissions / "dave.zip").write_bytes(b"PK but not really a zip")
     (submissions / ".DS_Store").write_text("")  # hidden files are not students

@@ -16,6 +16,7 @@ from kata.grading.results import STATUSES
 from kata.grading.submission import SubmissionError
 from kata.course.manifest import lessons
 from kata.course.repository import ROOT
+from meta.helpers import write_stubs
 
 pytestmark = pytest.mark.meta
 
@@ -27,7 +28,9 @@ def grade(*args, **options):
 
 
 def copy_of(name, target):
-    """A copy of solutions/ or exercises/ at target."""
+    """A copy of solutions/, or of the pristine stubs ("exercises"), at target."""
+    if name == "exercises":
+        return write_stubs(target)
     shutil.copytree(ROOT / name, target, ignore=shutil.ignore_patterns("__pycache__"))
     return target
 
@@ -53,16 +56,17 @@ def statuses(entry):
     return {test["status"] for test in entry["tests"]}
 
 
-def cli(*args, timeout=120):
-    return subprocess.run([sys.executable, str(ROOT / "grader.py"), *args], cwd=ROOT, capture_output=True, text=True,
+def cli(*args, timeout=120, root=ROOT):
+    return subprocess.run([sys.executable, str(root / "grader.py"), *args], cwd=root, capture_output=True, text=True,
                           timeout=timeout)
 
 
 @pytest.fixture(scope="module")
-def stubs_run(tmp_path_factory):
-    """`python grader.py --json FILE` on the pristine stubs, as a student runs it first: (process, result)."""
+def stubs_run(tmp_path_factory, student_copy):
+    """`python grader.py --json FILE` in a student's fresh copy of the repository, as a student runs it first:
+    (process, result)."""
     out = tmp_path_factory.mktemp("cli") / "result.json"
-    proc = cli(f"--json={out}")
+    proc = cli(f"--json={out}", root=student_copy)
     assert proc.returncode == 0, f"grader.py exited with {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
     return proc, json.loads(out.read_text())
 

@@ -12,6 +12,7 @@ import zipfile
 
 import pytest
 
+from kata.course.exercises import generate
 from kata.grading.results import GradeResult, LessonResult, TestOutcome
 from kata.grading.gradescope import FAILURES_SHOWN, main, package, results_json, write_results
 from kata.course.manifest import lesson
@@ -90,8 +91,13 @@ def test_package_holds_what_gradescope_runs_and_nothing_else(tmp_path):
                      "kata/grading/grade.py", "kata/testing/plugin.py", "tests/test_lesson06_loss.py", "solutions/loss.py",
                      "exercises/loss.py"]:
         assert required in names, f"{required} missing from the autograder zip"
-    unwanted = [n for n in names if "__pycache__" in n or n.startswith((".venv", "lessons/", "notebooks/"))]
+    unwanted = [n for n in names if "__pycache__" in n or n.startswith((".venv", "lessons/", "notebooks/", "meta/"))]
     assert not unwanted, f"the zip should not hold {unwanted[:5]}"
+    tests = sorted(n for n in names if n.startswith("tests/"))
+    assert tests == sorted(f"tests/{p.name}" for p in (ROOT / "tests").glob("*.py")), "only the graded lesson suites"
+    with zipfile.ZipFile(first) as archive:
+        shipped = {name: archive.read(f"exercises/{name}").decode() for name in generate()}
+    assert shipped == generate(), "exercises/ in the zip: the stubs as generated, whatever the local copy holds"
     for script in ("setup.sh", "run_autograder"):
         assert (infos[script].external_attr >> 16) & 0o111, f"{script} must be executable"
 
@@ -122,11 +128,11 @@ def gradescope(tmp_path):
     return root, run
 
 
-def test_run_autograder_grades_a_submission_like_gradescope(gradescope):
+def test_run_autograder_grades_a_submission_like_gradescope(gradescope, stubs):
     root, run = gradescope
     for path in (ROOT / "solutions").glob("*.py"):  # uploaded as loose files, lesson 06 left as the stub
         shutil.copy(path, root / "submission")
-    shutil.copy(ROOT / "exercises" / "loss.py", root / "submission" / "loss.py")
+    shutil.copy(stubs / "loss.py", root / "submission" / "loss.py")
     (root / "submission" / "__init__.py").unlink()  # often left out of an upload: taken from exercises/, with a note
     data, proc, seconds = run("03,06")
     check_spec(data)

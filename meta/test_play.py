@@ -191,9 +191,9 @@ def test_main_with_a_bad_checkpoint_says_so_and_returns_1(tmp_path, capsys, make
     assert "answer:" not in out.getvalue()
 
 
-def test_choose_impl_refuses_an_unfinished_implementation():
+def test_choose_impl_refuses_an_unfinished_implementation(stubs):
     with pytest.raises(SystemExit) as info:
-        choose_impl("exercises")
+        choose_impl(str(stubs))
     message = str(info.value.code)
     assert "exercises is not finished" in message and "python grader.py" in message, message
     assert re.search(r"\(lesson 0[0-5]\)", message), message

@@ -25,9 +25,9 @@ def flat(text):
 
 
 @pytest.fixture
-def exercises_copy(tmp_path):
+def exercises_copy(tmp_path, stubs):
     folder = tmp_path / "exercises"
-    shutil.copytree(ROOT / "exercises", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(stubs, folder)
     return folder
 
 
@@ -102,12 +102,12 @@ def test_unknown_lesson_or_symbol_is_a_clear_error(tmp_path):
 
 # ---------------------------------------------------------------- unfinished
 
-def test_unfinished_lists_every_stub_in_manifest_order():
-    found = unfinished(ROOT / "exercises")
+def test_unfinished_lists_every_stub_in_manifest_order(stubs):
+    found = unfinished(stubs)
     expected = [(lesson_id, e.symbol, e.file, e.section) for lesson_id, e in EXERCISES if not e.worked]
     assert [(i, s, f, sec) for i, s, f, _, sec in found] == expected
     for _, symbol, file, line, _ in found:
-        assert f"write {symbol} here" in (ROOT / "exercises" / file).read_text().splitlines()[line - 1]
+        assert f"write {symbol} here" in (stubs / file).read_text().splitlines()[line - 1]
     assert unfinished(ROOT / "solutions") == []
     with pytest.raises(ValueError, match="no folder"):
         unfinished(ROOT / "no-such-folder")

@@ -52,12 +52,11 @@ def insert_first(path, qualname, line):
 
 # ---------------------------------------------------------------- an unfinished implementation
 
-def test_an_unfinished_implementation_is_refused_at_once():
-    first = unfinished(ROOT / "exercises")
-    assert first, "this test expects exercises/ to hold the pristine stubs"
+def test_an_unfinished_implementation_is_refused_at_once(stubs):
+    first = unfinished(stubs)
     lesson_id, symbol, file, line, section = first[0]
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "train.py", "--impl", "exercises"], cwd=ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, "train.py", "--impl", str(stubs)], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     seconds = time.perf_counter() - start
     output = proc.stdout + proc.stderr

@@ -32,6 +32,7 @@ import zipfile
 from pathlib import Path
 
 from ..course.files import write_atomic, write_json
+from ..course.exercises import generate
 from ..course.manifest import lesson_ids as lesson_ids_of
 from ..course.repository import ROOT
 from .grade import grade
@@ -41,7 +42,8 @@ VISIBLE = "visible"
 FAILURES_SHOWN = 3  # the first failures tell a student where to start; the rest is noise in a collapsed box
 MESSAGE_CHARS = 2000
 PACKAGED_FILES = ["grader.py", "manifest.toml", "pyproject.toml", "requirements.txt"]
-PACKAGED_DIRS = ["kata", "tests", "solutions", "exercises"]  # exercises/: stubs stand in for files a student left out
+PACKAGED_DIRS = ["kata", "tests", "solutions"]  # tests/: the graded lesson suites only (meta/ stays out)
+# and exercises/, generated afresh (whatever the instructor's copy holds): stubs stand in for files a student left out
 SKIPPED = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 ZIP_DATE = (2024, 1, 1, 0, 0, 0)  # a fixed date: the same sources always give the same zip
 
@@ -202,6 +204,8 @@ def package(out_path="autograder.zip", lesson_ids=None, isolated=False):
         _add(archive, "run_autograder", run, executable=True)
         for name, path in _sources():
             _add(archive, name, path.read_bytes(), executable=path.stat().st_mode & 0o111 != 0)
+        for name, text in sorted(generate().items()):
+            _add(archive, f"exercises/{name}", text)
     write_atomic(out_path, data.getvalue())
     return Path(out_path)
 

@@ -1,0 +1,33 @@
+"""What the repository's own tests share: the pristine stubs and a student's copy of the repository, made fresh
+in a temporary folder, so that every test holds whatever state a student has left exercises/ in."""
+
+import shutil
+from pathlib import Path
+
+from kata.course.exercises import generate
+from kata.course.repository import ROOT
+
+STUDENT_FILES = ["grader.py", "train.py", "play.py", "manifest.toml", "pyproject.toml"]
+STUDENT_DIRS = ["kata", "tests", "solutions", "lessons", "checkpoints"]
+
+
+def write_stubs(folder):
+    """folder (created) holding exercises/ as it is generated from solutions/: every stub unfinished."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in generate().items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def copy_of_repository(target):
+    """A copy of the repository as a student first has it (exercises/ the pristine stubs), without .git or .venv;
+    its grader.py, run with this Python, grades it with its own kata/ and keeps its state in its own .kata/."""
+    target = Path(target)
+    target.mkdir(parents=True)
+    for name in STUDENT_FILES:
+        shutil.copy2(ROOT / name, target / name)
+    for name in STUDENT_DIRS:
+        shutil.copytree(ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    write_stubs(target / "exercises")
+    return target
