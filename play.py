@@ -1,4 +1,4 @@
-"""Ask the trained model questions such as Max ( 5 3 9 ): python play.py --help (the code is kata/play_tool.py)."""
+"""Ask the trained model questions such as Max ( 5 3 9 ): python play.py --help (the code is kata/tools/play.py)."""
 
 import os
 import sys

@@ -1,4 +1,4 @@
-"""Train the transformer on the digit-operations task: python train.py --help (the code is kata/train_tool.py)."""
+"""Train the transformer on the digit-operations task: python train.py --help (the code is kata/tools/train.py)."""
 
 import os
 import sys

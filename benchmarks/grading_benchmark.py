@@ -2,7 +2,7 @@
 
     python -m benchmarks.grading_benchmark [--runs 3] [--lessons 06 07]
 
-Per mode (sandboxed: kata/sandbox.py, as `grader.py --impl PATH` does by default; in-process: `--no-sandbox`):
+Per mode (sandboxed: kata/sandbox/, as `grader.py --impl PATH` does by default; in-process: `--no-sandbox`):
 the median, lowest and highest wall-clock seconds of a whole grading, and the median seconds of each lesson's
 run (two lessons run at a time, so those overlap). The runs alternate between the modes, so a change in the
 machine's load falls on both. The score must be full in every run; otherwise the benchmark stops.

@@ -1,4 +1,4 @@
-"""Tests of the checkpoint files (kata/checkpoint.py): round trips, every way a file can be bad, atomic saves,
+"""Tests of the checkpoint files (kata/tools/checkpoint.py): round trips, every way a file can be bad, atomic saves,
 and the shipped pretrained model."""
 
 import json

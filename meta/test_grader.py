@@ -1,4 +1,4 @@
-"""Tests of the grader (kata/grading.py and grader.py): scores, broken submissions, timeouts, zips, the CLI."""
+"""Tests of the grader (kata/grading/ and grader.py): scores, broken submissions, timeouts, zips, the CLI."""
 
 import ast
 import json

@@ -1,4 +1,4 @@
-"""Tests of play.py (kata/play_tool.py): reading questions, answering them, the loop, bad checkpoints, the CLI."""
+"""Tests of play.py (kata/tools/play.py): reading questions, answering them, the loop, bad checkpoints, the CLI."""
 
 import io
 import re

@@ -1,4 +1,4 @@
-"""Tests of train.py (kata/train_tool.py, kata/walkthrough.py, kata/plots.py): unfinished implementations, the metrics,
+"""Tests of train.py (kata/tools/train.py, walkthrough.py, plots.py): unfinished implementations, the metrics,
 the checkpoint and the summary of a short run, the pictures, --interactive, failures during training, bad options."""
 
 import ast

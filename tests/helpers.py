@@ -42,7 +42,7 @@ def assert_close(actual, expected, what, see, rtol=1e-7, atol=1e-10):
 
 
 def assert_gradients(what, see, **kwargs):
-    """Run the suite's one gradient check (kata.gradcheck.check_gradients) and fail with every problem."""
+    """Run the suite's one gradient check (kata.testing.gradcheck.check_gradients) and fail with every problem."""
     problems = check_gradients(**kwargs)
     assert not problems, f"{what}: the backward pass is not the exact gradient; {see}\n  " + "\n  ".join(problems)
 
