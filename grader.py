@@ -17,7 +17,8 @@ import sys
 from kata.course import files
 from kata.course.manifest import lesson, lesson_ids
 from kata.course.repository import shown
-from kata.grading import batch as batch_tools, gradescope
+from kata.grading import batch as batch_tools
+from kata.grading import gradescope
 from kata.grading.grade import grade
 from kata.grading.report import is_student, report, student_folder, table
 from kata.grading.settings import DEFAULT_SECONDS

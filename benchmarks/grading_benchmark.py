@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from kata.grading.grade import grade
 from kata.course.manifest import lessons
 from kata.course.repository import ROOT
+from kata.grading.grade import grade
 
 
 def main(argv=None):

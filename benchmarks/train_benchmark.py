@@ -16,7 +16,7 @@ import numpy as np
 
 import solutions as impl
 from kata.course.contract import get_path, grad_path, set_path, transformer_params
-from kata.tools.trainer import batches, Recipe, train
+from kata.tools.trainer import Recipe, batches, train
 
 MEDIUM = 10_000
 

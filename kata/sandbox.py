@@ -886,6 +886,7 @@ def _staged_for(named, folder, workdir):
     other users if need be (chmod go-rwx). (user or None for root, whether the hidden paths are closed to it,
     what was done)."""
     import shutil
+
     from .course.repository import ROOT
     work = Path(workdir)
     shutil.copytree(ROOT / "kata", work / "kata")  # the grader's own package, __pycache__ included (no compiling)

@@ -1,6 +1,7 @@
 """What the repository's own tests share: the pristine stubs and a student's copy of the repository, made fresh
 in a temporary folder, so that every test holds whatever state a student has left exercises/ in."""
 
+import ast
 import shutil
 from pathlib import Path
 
@@ -31,3 +32,19 @@ def copy_of_repository(target):
         shutil.copytree(ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
     write_stubs(target / "exercises")
     return target
+
+
+def insert_first(path, qualname, line):
+    """Insert line as the first statement of the function or method qualname ("name" or "Class.name") in path;
+    return its line number."""
+    source = path.read_text()
+    *owner, name = qualname.split(".")
+    body = ast.parse(source).body
+    if owner:
+        body = next(c for c in body if isinstance(c, ast.ClassDef) and c.name == owner[0]).body
+    node = next(n for n in body if isinstance(n, ast.FunctionDef) and n.name == name)
+    first = node.body[1] if isinstance(node.body[0], ast.Expr) else node.body[0]  # after the docstring
+    lines = source.splitlines(keepends=True)
+    lines.insert(first.lineno - 1, " " * first.col_offset + line + "\n")
+    path.write_text("".join(lines))
+    return first.lineno

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from kata.grading.grade import grade
 from kata.course.repository import ROOT
-from meta.helpers import write_stubs
-from meta.test_grader import insert_first
+from kata.grading.grade import grade
+from meta.helpers import insert_first, write_stubs
 
 pytestmark = pytest.mark.meta
 LESSON = "06"

@@ -6,7 +6,6 @@ module starts by a command string: `python -m MODULE`, `pytest -p PLUGIN`, `pyth
 
 import ast
 import re
-from pathlib import Path
 
 import pytest
 

@@ -8,13 +8,12 @@ import zipfile
 
 import pytest
 
-from kata.grading import batch
 from kata.course.files import write_atomic
-from kata.grading.results import GradeResult, LessonResult, TestOutcome
-from kata.grading.submission import SubmissionError
 from kata.course.manifest import lesson
 from kata.course.repository import ROOT
-from kata.grading.submission import prepare, rename
+from kata.grading import batch
+from kata.grading.results import GradeResult, LessonResult, TestOutcome
+from kata.grading.submission import SubmissionError, prepare, rename
 
 pytestmark = pytest.mark.meta
 

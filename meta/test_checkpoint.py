@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import kata.course.files
-from kata.tools import checkpoint
-from kata.tools.checkpoint import CheckpointError, HEADER
 from kata.course.contract import get_path, transformer_params
 from kata.course.implementation import load
 from kata.course.repository import ROOT
+from kata.tools import checkpoint
+from kata.tools.checkpoint import HEADER, CheckpointError
 
 pytestmark = pytest.mark.meta
 

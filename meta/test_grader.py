@@ -1,6 +1,5 @@
 """Tests of the grader (kata/grading/ and grader.py): scores, broken submissions, timeouts, zips, the CLI."""
 
-import ast
 import json
 import os
 import shutil
@@ -11,12 +10,12 @@ import zipfile
 
 import pytest
 
+from kata.course.manifest import lessons
+from kata.course.repository import ROOT
 from kata.grading import grade as grading
 from kata.grading.results import STATUSES
 from kata.grading.submission import SubmissionError
-from kata.course.manifest import lessons
-from kata.course.repository import ROOT
-from meta.helpers import write_stubs
+from meta.helpers import insert_first, write_stubs
 
 pytestmark = pytest.mark.meta
 
@@ -33,19 +32,6 @@ def copy_of(name, target):
         return write_stubs(target)
     shutil.copytree(ROOT / name, target, ignore=shutil.ignore_patterns("__pycache__"))
     return target
-
-
-def insert_first(path, method, line):
-    """Insert line as the first statement of method ("Class.name") in path; return its line number."""
-    source = path.read_text()
-    cls, name = method.split(".")
-    node = next(n for c in ast.parse(source).body if isinstance(c, ast.ClassDef) and c.name == cls
-                for n in c.body if isinstance(n, ast.FunctionDef) and n.name == name)
-    first = node.body[1] if isinstance(node.body[0], ast.Expr) else node.body[0]  # after the docstring
-    lines = source.splitlines(keepends=True)
-    lines.insert(first.lineno - 1, " " * first.col_offset + line + "\n")
-    path.write_text("".join(lines))
-    return first.lineno
 
 
 def by_id(result):

@@ -13,10 +13,10 @@ import zipfile
 import pytest
 
 from kata.course.exercises import generate
-from kata.grading.results import GradeResult, LessonResult, TestOutcome
-from kata.grading.gradescope import FAILURES_SHOWN, main, package, results_json, write_results
 from kata.course.manifest import lesson
 from kata.course.repository import ROOT
+from kata.grading.gradescope import FAILURES_SHOWN, main, package, results_json, write_results
+from kata.grading.results import GradeResult, LessonResult, TestOutcome
 
 pytestmark = pytest.mark.meta
 

@@ -9,8 +9,8 @@ import nbformat
 import pytest
 
 from kata.authoring import docs, notebooks
-from kata.course.exercises import generate
 from kata.authoring.lessontext import blocks, headings
+from kata.course.exercises import generate
 from kata.course.manifest import lessons
 from kata.course.repository import ROOT
 

@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from kata.tools import checkpoint
 from kata.course.implementation import load
 from kata.course.repository import ROOT
-from kata.tools.play import choose_impl, main, parse, ParseError, Player, PRETRAINED
+from kata.tools import checkpoint
+from kata.tools.play import PRETRAINED, ParseError, Player, choose_impl, main, parse
 
 pytestmark = pytest.mark.meta
 

@@ -7,10 +7,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from kata.course.manifest import lessons
-from kata.course.repository import ROOT
 from kata.authoring.stubs import stale_files
 from kata.course.exercises import generate
+from kata.course.manifest import lessons
+from kata.course.repository import ROOT
 
 pytestmark = pytest.mark.meta
 

@@ -9,10 +9,10 @@ import tomllib
 
 import pytest
 
-from kata.student import hints, reset, watch
+from kata.course.exercises import generate, unfinished
 from kata.course.manifest import lessons, reread
 from kata.course.repository import ROOT
-from kata.course.exercises import generate, unfinished
+from kata.student import hints, reset, watch
 
 pytestmark = pytest.mark.meta
 

@@ -1,7 +1,6 @@
 """Tests of train.py (kata/tools/train.py, walkthrough.py, plots.py): unfinished implementations, the metrics,
 the checkpoint and the summary of a short run, the pictures, --interactive, failures during training, bad options."""
 
-import ast
 import io
 import json
 import math
@@ -15,12 +14,13 @@ import numpy as np
 import pytest
 
 import kata.tools.plots
-from kata.tools import checkpoint
 from kata.course.contract import transformer_params
+from kata.course.exercises import unfinished
 from kata.course.implementation import load
 from kata.course.repository import ROOT
-from kata.course.exercises import unfinished
+from kata.tools import checkpoint
 from kata.tools.train import CONFIG, parse_args, run
+from meta.helpers import insert_first
 
 pytestmark = pytest.mark.meta
 
@@ -32,22 +32,6 @@ SMALL_RUN = ["--impl", "solutions", "--size", "small", "--seed", "0", "--no-prog
 def copy_of_solutions(target):
     shutil.copytree(ROOT / "solutions", target, ignore=shutil.ignore_patterns("__pycache__"))
     return target.resolve()
-
-
-def insert_first(path, qualname, line):
-    """Insert line as the first statement of the function or method qualname ("name" or "Class.name") in path;
-    return its line number."""
-    source = path.read_text()
-    *owner, name = qualname.split(".")
-    body = ast.parse(source).body
-    if owner:
-        body = next(c for c in body if isinstance(c, ast.ClassDef) and c.name == owner[0]).body
-    node = next(n for n in body if isinstance(n, ast.FunctionDef) and n.name == name)
-    first = node.body[1] if isinstance(node.body[0], ast.Expr) else node.body[0]  # after the docstring
-    lines = source.splitlines(keepends=True)
-    lines.insert(first.lineno - 1, " " * first.col_offset + line + "\n")
-    path.write_text("".join(lines))
-    return first.lineno
 
 
 # ---------------------------------------------------------------- an unfinished implementation

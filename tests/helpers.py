@@ -2,8 +2,16 @@
 
 import numpy as np
 
-from kata.course.contract import (ATTENTION, BLOCK, FEED_FORWARD, LAYER_NORM, LINEAR, get_path,  # noqa: F401
-                                  set_path, transformer_params)
+from kata.course.contract import (  # noqa: F401
+    ATTENTION,
+    BLOCK,
+    FEED_FORWARD,
+    LAYER_NORM,
+    LINEAR,
+    get_path,
+    set_path,
+    transformer_params,
+)
 from kata.testing.gradcheck import check_gradients
 
 

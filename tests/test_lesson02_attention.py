@@ -5,8 +5,15 @@ import pytest
 from pytest_check import check
 
 from kata.course.manifest import reread
-from tests.helpers import (ATTENTION, as_array, assert_close, assert_gradients, assert_shape, copy_params,
-                           randomize_params)
+from tests.helpers import (
+    ATTENTION,
+    as_array,
+    assert_close,
+    assert_gradients,
+    assert_shape,
+    copy_params,
+    randomize_params,
+)
 
 pytestmark = pytest.mark.lesson02
 
@@ -193,11 +200,11 @@ def test_attention_is_stable_for_large_scores(impl):
         assert_close(out, expected_out, "output when the scores reach magnitudes near 1000", SEE_SDPA)
 
 
-@pytest.mark.parametrize("kind", ["key padding (B, 1, 1, T_k)", "causal (T_q, T_k)", "per query (B, 1, T_q, T_k)"])
-def test_attention_mask(impl, kind):
-    rng = np.random.default_rng(5)
-    B, H, T, Dh = 3, 2, 4, 4
-    Q, K, V = (rng.standard_normal((B, H, T, Dh)) for _ in range(3))
+def masked_inputs(seed, shape, kind):
+    """Q, K, V of shape (B, H, T, Dh) and a mask of the kind named, drawn in that order from one seed."""
+    rng = np.random.default_rng(seed)
+    B, H, T, Dh = shape
+    Q, K, V = (rng.standard_normal(shape) for _ in range(3))
     if kind.startswith("key"):
         mask = random_key_mask(rng, B, T)[:, None, None, :]
     elif kind.startswith("causal"):
@@ -205,6 +212,13 @@ def test_attention_mask(impl, kind):
     else:
         mask = rng.random((B, 1, T, T)) < 0.6
         mask[..., 0] = True  # callers never mask every key of a row
+    return Q, K, V, mask
+
+
+@pytest.mark.parametrize("kind", ["key padding (B, 1, 1, T_k)", "causal (T_q, T_k)", "per query (B, 1, T_q, T_k)"])
+def test_attention_mask(impl, kind):
+    B, H, T, Dh = 3, 2, 4, 4
+    Q, K, V, mask = masked_inputs(5, (B, H, T, Dh), kind)
     what = f"scaled_dot_product_attention with a {kind} mask"
     out, weights = impl.scaled_dot_product_attention(Q, K, V, mask)
     assert_shape(weights, (B, H, T, T), f"{what}: weights", SEE_SDPA)
@@ -252,13 +266,7 @@ def test_attention_gradients(impl, lead, T_q, T_k, Dh):
 
 @pytest.mark.parametrize("kind", ["key padding (B, 1, 1, T_k)", "causal (T_q, T_k)"])
 def test_attention_gradients_with_mask(impl, kind):
-    rng = np.random.default_rng(7)
-    B, H, T, Dh = 2, 2, 4, 3
-    Q, K, V = (rng.standard_normal((B, H, T, Dh)) for _ in range(3))
-    if kind.startswith("key"):
-        mask = random_key_mask(rng, B, T)[:, None, None, :]
-    else:
-        mask = np.tril(np.ones((T, T), dtype=bool))
+    Q, K, V, mask = masked_inputs(7, (2, 2, 4, 3), kind)
     check_attention_gradients(impl, Q, K, V, mask, f"scaled_dot_product_attention_backward with a {kind} mask")
 
 

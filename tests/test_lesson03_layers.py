@@ -5,8 +5,15 @@ import pytest
 from pytest_check import check
 
 from kata.course.manifest import reread
-from tests.helpers import (FEED_FORWARD, LAYER_NORM, LINEAR, assert_close, assert_gradients, assert_shape,
-                           randomize_params)
+from tests.helpers import (
+    FEED_FORWARD,
+    LAYER_NORM,
+    LINEAR,
+    assert_close,
+    assert_gradients,
+    assert_shape,
+    randomize_params,
+)
 
 pytestmark = pytest.mark.lesson03
 

@@ -6,8 +6,14 @@ from pytest_check import check
 
 from kata.course.contract import get_path, grad_path
 from kata.course.manifest import reread
-from tests.helpers import (assert_close, assert_gradients, assert_shape, copy_params, randomize_params,
-                           transformer_params)
+from tests.helpers import (
+    assert_close,
+    assert_gradients,
+    assert_shape,
+    copy_params,
+    randomize_params,
+    transformer_params,
+)
 
 pytestmark = pytest.mark.lesson07
 

@@ -100,15 +100,22 @@ def test_sgd_learning_rate_may_change_between_steps(impl):
                  "velocity)", SEE_SGD)
 
 
-def test_sgd_accepts_a_callable(impl):
+def one_step_on_linear(impl, optimizer_class, learning_rate, x):
+    """A Linear(2, 1) with W = [[1], [2]] and b = [0.5], after forward([x]), backward([[1]]) and one step of an
+    optimizer given the callable layer.get_parameters: (layer, optimizer)."""
     layer = impl.Linear(2, 1)
     layer.W = np.array([[1.0], [2.0]])
     layer.b = np.array([0.5])
-    optimizer = impl.SGD(layer.get_parameters, learning_rate=0.5)
+    optimizer = optimizer_class(layer.get_parameters, learning_rate=learning_rate)
     layer.zero_grad()
-    layer.forward(np.array([[1.0, -1.0]]))
-    layer.backward(np.array([[1.0]]))  # grad_W = [[1], [-1]], grad_b = [1]
+    layer.forward(np.array([x]))
+    layer.backward(np.array([[1.0]]))
     optimizer.step()
+    return layer, optimizer
+
+
+def test_sgd_accepts_a_callable(impl):
+    layer, _ = one_step_on_linear(impl, impl.SGD, 0.5, [1.0, -1.0])  # grad_W = [[1], [-1]], grad_b = [1]
     with check:
         assert_close(layer.W, [[0.5], [2.5]], "SGD(layer.get_parameters, learning_rate=0.5).step(): Linear.W "
                      "(parameters given as a callable returning the (param, grad) pairs)", SEE_SGD)
@@ -172,14 +179,7 @@ def test_adam_defaults(impl):
 
 
 def test_adam_callable_and_zero_grad(impl):
-    layer = impl.Linear(2, 1)
-    layer.W = np.array([[1.0], [2.0]])
-    layer.b = np.array([0.5])
-    optimizer = impl.Adam(layer.get_parameters, learning_rate=0.1)
-    layer.zero_grad()
-    layer.forward(np.array([[3.0, -1.0]]))
-    layer.backward(np.array([[1.0]]))  # grad_W = [[3], [-1]], grad_b = [1]
-    optimizer.step()
+    layer, optimizer = one_step_on_linear(impl, impl.Adam, 0.1, [3.0, -1.0])  # grad_W = [[3], [-1]], grad_b = [1]
     with check:
         assert_close(layer.W, [[0.9], [2.1]], "Adam(layer.get_parameters, learning_rate=0.1), one step: Linear.W "
                      "(moves by about 0.1 against the sign of its gradient)", SEE_ADAM, rtol=1e-6)

@@ -1,6 +1,6 @@
 """Parts of the documentation generated from the manifest, so the lesson tables never disagree with it.
 
-    python -m kata.authoring.docs          # rewrite the lesson table of README.md and the learning path lessons/README.md
+    python -m kata.authoring.docs          # rewrite README.md's lesson table and the learning path lessons/README.md
     python -m kata.authoring.docs --check  # exit 1 if either is out of date
 """
 
@@ -37,7 +37,8 @@ def learning_path():
     """lessons/README.md: the lessons in order, what each builds on, where its text and notebook are."""
     times = [study_time(item) for item in lessons()]
     lines = ["# The learning path", "",
-             "<!-- generated from manifest.toml and the lesson texts by `python -m kata.authoring.docs`: do not edit -->", "",
+             "<!-- generated from manifest.toml and the lesson texts by `python -m kata.authoring.docs`: "
+             "do not edit -->", "",
              "Work through the lessons in order: each one's tests also run the code of the lessons it builds on. "
              "Read the lesson text, fill in the stubs it names in `exercises/`, then check your work with "
              "`.venv/bin/python grader.py --lesson NN`; `.venv/bin/python grader.py hint NN` gives hints one level at a time. Each "
@@ -71,8 +72,8 @@ def main(argv=None):
     stale = [path for path, text in wanted.items() if not path.exists() or path.read_text() != text]
     if args.check:
         names = ", ".join(str(path.relative_to(ROOT)) for path in stale)
-        print(f"out of date (run `python -m kata.authoring.docs`): {names}" if stale else "README.md and lessons/README.md "
-              "are up to date")
+        print(f"out of date (run `python -m kata.authoring.docs`): {names}" if stale
+              else "README.md and lessons/README.md are up to date")
         return 1 if stale else 0
     for path in stale:
         write_atomic(path, wanted[path])

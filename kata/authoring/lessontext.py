@@ -7,7 +7,6 @@ shown. `python -m kata.student.notebook lessons/03_layers.md` runs a lesson's ex
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 RUN_FENCE = "```python run"
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")

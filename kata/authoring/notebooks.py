@@ -1,7 +1,7 @@
 """Generate one Jupyter notebook per lesson from its lesson text and the manifest; never edit them by hand.
 
     python -m kata.authoring.notebooks          # (re)write notebooks/NN_name.ipynb for every lesson
-    python -m kata.authoring.notebooks --check  # exit 1 if a notebook is missing or differs from what would be generated
+    python -m kata.authoring.notebooks --check  # exit 1 if a notebook is missing or differs from its text
 
 A notebook is the lesson text cut into one cell per `##` section, a setup cell that loads the student's
 implementation, the text's ```python run blocks as code cells, and a cell running the lesson's tests right

@@ -10,12 +10,13 @@ becomes a row with zero points and the reason; it never stops the batch.
 import csv
 import io
 import time
-from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..course.files import write_atomic, write_json
-from ..course.manifest import lesson_ids as lesson_ids_of, lessons
+from ..course.manifest import lesson_ids as lesson_ids_of
+from ..course.manifest import lessons
 from .grade import grade
 from .results import GradeResult
 from .submission import SKIPPED_DIRS, SubmissionError

@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..course.exercises import unfinished
-from ..course.manifest import lesson_ids as chosen_ids, lessons, owners as manifest_owners
+from ..course.manifest import lesson_ids as chosen_ids
+from ..course.manifest import lessons
+from ..course.manifest import owners as manifest_owners
 from ..course.repository import NAMED, REFERENCE, ROOT, python
 from .messages import cleaner
 from .repair import repair

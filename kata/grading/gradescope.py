@@ -31,8 +31,8 @@ import traceback
 import zipfile
 from pathlib import Path
 
-from ..course.files import write_atomic, write_json
 from ..course.exercises import generate
+from ..course.files import write_atomic, write_json
 from ..course.manifest import lesson_ids as lesson_ids_of
 from ..course.repository import ROOT
 from .grade import grade

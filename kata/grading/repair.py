@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from ..course.manifest import lessons
-from ..course.repository import REFERENCE
 from ..course.places import in_dump
+from ..course.repository import REFERENCE
 from .messages import cleaner
 from .run import run_process
 from .submission import kata_files

@@ -13,8 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..course.implementation import ImplementationError, folder_of, forget, load as load_implementation, resolve
 from ..authoring.lessontext import SETUP, blocks, headings
+from ..course.implementation import ImplementationError, folder_of, forget, resolve
+from ..course.implementation import load as load_implementation
 from ..course.manifest import lesson
 from ..grading.grade import grade
 from ..grading.settings import DEFAULT_SECONDS

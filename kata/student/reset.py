@@ -10,7 +10,7 @@ from pathlib import Path
 from ..course.exercises import generate, holds_reference
 from ..course.files import write_atomic
 from ..course.manifest import lesson
-from ..course.repository import existing_folder, REFERENCE, STATE, STUDENT, shown
+from ..course.repository import REFERENCE, STATE, STUDENT, existing_folder, shown
 
 
 def reset(lesson_id, folder=STUDENT, backup_root=STATE / "backup"):

@@ -4,9 +4,8 @@ import queue
 import sys
 import threading
 import traceback
-from pathlib import Path
 
-from ..course.repository import existing_folder, STUDENT, shown
+from ..course.repository import STUDENT, existing_folder, shown
 
 
 def _snapshot(folder):

@@ -12,11 +12,11 @@ import sys
 
 import numpy as np
 
-from . import analysis, checkpoint
-from ..course.places import raised_at
-from ..course.implementation import ImplementationError, folder_of, load
-from ..course.repository import ROOT, STUDENT, python
 from ..course.exercises import unfinished
+from ..course.implementation import ImplementationError, folder_of, load
+from ..course.places import raised_at
+from ..course.repository import ROOT, STUDENT, python
+from . import analysis, checkpoint
 from .terminal import bar, heatmap
 
 PRETRAINED = ROOT / "checkpoints" / "pretrained.npz"

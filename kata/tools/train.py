@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import analysis, checkpoint, plots
 from ..course.contract import get_path, transformer_params
-from ..course.files import write_json
-from ..course.places import raised_at
-from ..course.implementation import ImplementationError, folder_of, load
-from ..course.repository import python
 from ..course.exercises import unfinished
+from ..course.files import write_json
+from ..course.implementation import ImplementationError, folder_of, load
+from ..course.places import raised_at
+from ..course.repository import python
+from . import analysis, checkpoint, plots
 from .terminal import table
 from .trainer import Recipe, train
 

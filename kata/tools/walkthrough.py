@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 
-from .analysis import first_token_attention, position_names, probabilities
 from ..course.contract import get_path, grad_path, transformer_params
+from .analysis import first_token_attention, position_names, probabilities
 from .terminal import bar, heatmap, table
 
 
@@ -60,7 +60,7 @@ def walk(impl, model, example, pause, out=sys.stdout):
     x = model.positional_encoding.forward(embedded)
     say("3. Positions added: the sinusoidal pattern of each position is added, so the same digit at two positions "
         "gives two different vectors.", _vectors(x[0], names),
-        f"change made by the positions (norm per token): "
+        "change made by the positions (norm per token): "
         + ", ".join(f"{n} {np.linalg.norm(d):.2f}" for n, d in zip(names, (x - embedded)[0])))
     pause()
 
