@@ -215,8 +215,9 @@ def survivors(mark):
 def sandbox_powers():
     """(namespaces, a cap on processes) the sandbox gets on this machine: namespaces need root; the cap is a pids
     cgroup, or RLIMIT_NPROC, which the kernel does not apply to root."""
-    from kata.sandbox import Sandbox
-    with Sandbox(ROOT / "solutions") as box:
+    from kata.course.repository import private_paths
+    from kata.sandbox import Policy, Sandbox
+    with Sandbox(ROOT / "solutions", Policy(hidden=tuple(str(p) for p in private_paths()))) as box:
         return box.isolated, box.cgroup is not None or os.geteuid() != 0
 
 

@@ -40,7 +40,6 @@ DEFAULT_TIMEOUT = 120.0  # seconds per lesson
 DEFAULT_WORKERS = 2  # this machine has 2 cores; each lesson runs single-threaded
 SANDBOX_GRACE = 5.0  # seconds a sandboxed test may take beyond its share: restarting the child after a timeout
 MESSAGE_CHARS = 400
-REMOTE_PLACE = re.compile(r" \(raised at (.+?):(\d+)\)")  # kata.sandbox's note on an error of the child
 TRACE_LINE = re.compile(r'\s*(File "|\S+\.py:\d+ in )')
 
 
@@ -179,9 +178,13 @@ def _probe(folder, display, work, limit):
 def _probe_sandboxed(folder, display, work, limit):
     """_probe, with the import done by a sandboxed child (kata/sandbox.py) that reports where it failed."""
     # in a process of its own: the sandbox adopts and reaps orphans, which only a single-purpose process may do
+    from ..course.repository import private_paths
+    from ..sandbox import Policy
     out = work / f"probe-{time.monotonic_ns()}.json"
+    policy = work / f"policy-{time.monotonic_ns()}.json"
+    write_json(policy, Policy(hidden=tuple(str(p) for p in private_paths())).to_json())
     code, output = _run([sys.executable, "-m", "kata.sandbox", "--probe", str(out), "--seconds", str(limit),
-                         str(folder)], limit + 30)
+                         "--policy", str(policy), str(folder)], limit + 30)
     if not out.exists():
         return [], f"importing {display} could not be tried (exit code {code}): {output.strip()[-300:]}"
     report = json.loads(out.read_text())
@@ -539,7 +542,8 @@ def pytest_runtest_makereport(item, call):
         report.kata_message = _message(report, call.excinfo)
         if call.excinfo is not None and type(call.excinfo.value).__name__ == "CallTimeout":
             report.kata_timeout = True
-            where = str(call.excinfo.value).partition("deadline")[2]
+            place = call.excinfo.value.place
+            where = f": it was running {place.file} line {place.line} ({place.function})" if place else ""
             report.kata_message = (f"did not finish within {float(os.environ['KATA_SANDBOX_SECONDS']):.0f} s{where}; an "
                                    f"infinite loop, or much slower code than needed? (each test may use a share of "
                                    f"--timeout)")
@@ -571,10 +575,10 @@ def _message(report, excinfo):
         return _short(str(report.longrepr))
     text = str(excinfo.value) if excinfo.errisinstance(pytest.fail.Exception) else excinfo.exconly()
     spots = [entry for entry in excinfo.traceback if Path(str(entry.path)).resolve().parent == _state["folder"]]
-    remote = REMOTE_PLACE.search(text)
-    if not spots and remote and Path(remote[1]).resolve().parent == _state["folder"]:
-        place, line = remote[1], int(remote[2])
-        text = f"{place}:{line}: " + text[:remote.start()] + text[remote.end():]
+    remote = getattr(excinfo.value, "remote_place", None)  # kata.sandbox's: where an error of the child was raised
+    if not spots and remote and remote.line is not None and Path(remote.file).resolve().parent == _state["folder"]:
+        place, line = remote.file, remote.line
+        text = f"{place}:{line}: " + text.replace(f" (raised at {remote})", "", 1)
         if not excinfo.errisinstance((AssertionError, NotImplementedError, pytest.fail.Exception)):
             pointer = pointer_for(place, line)
             return _short(text, MESSAGE_CHARS - len(pointer) - 2) + (f"; {pointer}" if pointer else "")
