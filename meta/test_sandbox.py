@@ -1,4 +1,4 @@
-"""Tests of kata/sandbox.py's protocol: what may cross between the tests and a sandboxed implementation, and
+"""Tests of kata/sandbox/'s protocol: what may cross between the tests and a sandboxed implementation, and
 the semantics the lesson tests rely on (the whole lesson suite through it: meta/test_grader.py)."""
 
 import dataclasses

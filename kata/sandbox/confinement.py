@@ -105,7 +105,8 @@ def isolate(folder, policy, user=None):
         for name in files:
             os.chmod(os.path.join(root, name), 0o444)
         os.chmod(root, 0o555)
-    mount(policy.inside, policy.inside, None, MS_BIND)  # a mount of its own, made read-only below (its owner cannot chmod it)
+    # a mount of its own, made read-only below (its owner cannot chmod it)
+    mount(policy.inside, policy.inside, None, MS_BIND)
     for path in hide:
         mount("none", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, f"size={policy.hidden_size},mode=555")
     mount("none", "/sys", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
