@@ -219,7 +219,8 @@ def sandbox_powers():
     """(namespaces, a cap on processes) the sandbox gets on this machine: namespaces need root; the cap is a pids
     cgroup, or RLIMIT_NPROC, which the kernel does not apply to root."""
     from kata.sandbox import Sandbox
-    with Sandbox(ROOT / "solutions") as box:
+    from kata.testing.sandboxed import policy
+    with Sandbox(ROOT / "solutions", policy()) as box:
         return box.isolated, box.cgroup is not None or os.geteuid() != 0
 
 

@@ -1,15 +1,21 @@
-"""Tests of kata/sandbox.py's protocol: what may cross between the tests and a sandboxed implementation, and
+"""Tests of kata/sandbox/'s protocol: what may cross between the tests and a sandboxed implementation, and
 the semantics the lesson tests rely on (the whole lesson suite through it: meta/test_grader.py)."""
 
+import dataclasses
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from kata.course.places import Place
 from kata.course.repository import ROOT
-from kata.sandbox import RemoteError, Sandbox, SandboxError, array_bytes, read_array
+from kata.sandbox import CallTimeout, Policy, RemoteError, Sandbox, SandboxError, array_bytes, read_array
+from kata.testing.sandboxed import policy
 
 pytestmark = pytest.mark.meta
+POLICY = policy()
 
 
 @pytest.mark.parametrize("array", [
@@ -56,7 +62,7 @@ def test_the_fast_reading_agrees_with_numpys():
 
 @pytest.fixture(scope="module")
 def box():
-    with Sandbox(ROOT / "solutions") as sandbox:
+    with Sandbox(ROOT / "solutions", POLICY) as sandbox:
         yield sandbox
 
 
@@ -115,3 +121,35 @@ def test_arrays_the_tests_let_go_of_stop_crossing_and_come_back_current(box):
     layer.backward(np.ones((2, 3)))
     optimizer.step()
     np.testing.assert_allclose(layer.W, before - 2.0)  # shared anew after being let go: current values
+
+
+def test_a_policy_crosses_a_process_boundary_as_json():
+    chosen = Policy(hidden=("/somewhere/solutions", "/somewhere/tests"), max_pids=7, namespaces=False)
+    assert Policy.from_json(json.loads(json.dumps(chosen.to_json()))) == chosen
+    assert Policy.from_json(json.loads(json.dumps(POLICY.to_json()))) == POLICY
+
+
+def test_a_test_that_loops_times_out_naming_where_it_was_running(tmp_path):
+    from meta.test_adversarial import ATTACKS, build
+    loop = next(attack for attack in ATTACKS if attack.id == "loop-in-backward")
+    # without its first line, which ignores SIGUSR1: the signal on which the child says where it is
+    folder = build(dataclasses.replace(loop, backward=loop.backward[1:]), tmp_path / "submission")
+    line = next(number for number, text in enumerate((folder / "loss.py").read_text().splitlines(), 1)
+                if loop.backward[1] in text)
+    with Sandbox(folder, POLICY, startup_seconds=30.0) as looping:
+        loss = looping.implementation().CrossEntropyLoss()
+        loss.forward(np.zeros((6, 20)), np.zeros(6, dtype=int))
+        looping.set_deadline(1.0)
+        with pytest.raises(CallTimeout) as timed_out:
+            loss.backward()
+    assert timed_out.value.place == Place(str(folder.resolve() / "loss.py"), line, "backward")
+    assert str(timed_out.value) == (f"the implementation did not answer before the deadline: it was running "
+                                    f"{folder.resolve() / 'loss.py'} line {line} (backward)")
+
+
+def test_an_error_of_the_child_carries_its_message_and_place_as_fields(box):
+    with pytest.raises(ValueError) as raised:
+        box.implementation().tokenize("Avg ( 1 2 )")
+    place = raised.value.remote_place
+    assert Path(place.file).parent == ROOT / "solutions" and place.line > 0
+    assert str(raised.value) == f"{raised.value.remote_message} (raised at {place.file}:{place.line})"

@@ -59,13 +59,14 @@ def _setup(become):
     """(preexec of the worker) A private mount namespace in which every folder this Python needs can be entered
     by anyone (a home only root may enter is replaced by an empty one with those folders bound back); then, if
     become, the worker runs as that user."""
-    from kata.sandbox import CLONE_NEWNS, MS_PRIVATE, MS_REC, _become, _empty_but, _libc_call, _mount
-    _libc_call("unshare", CLONE_NEWNS)
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    from kata.sandbox.confinement import CLONE_NEWNS, MS_PRIVATE, MS_REC, empty_but, libc_call, mount
+    from kata.sandbox.confinement import become as _become
+    libc_call("unshare", CLONE_NEWNS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
     needed = sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)})
     for top in sorted({"/" + Path(path).parts[1] for path in needed}):
         if not os.stat(top).st_mode & 0o001:
-            _empty_but(top, needed, "64k")
+            empty_but(top, needed, "64k")
     if become is not None:
         _become(become)
 
@@ -83,8 +84,9 @@ def run_mode(mode, repository, become):
 
 
 def nobody():
-    from kata.sandbox import sandbox_user
-    return sandbox_user()
+    from kata.sandbox import Policy
+    from kata.sandbox.accounts import sandbox_user
+    return sandbox_user(Policy(hidden=()))
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root can set up another user's view of the machine")

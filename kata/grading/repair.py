@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+from ..course.files import write_json
 from ..course.manifest import lessons
 from ..course.places import in_dump
 from ..course.repository import REFERENCE
+from ..testing.sandboxed import policy
 from .messages import cleaner
 from .run import run_process
 from .submission import kata_files
@@ -89,9 +91,11 @@ def _probe_sandboxed(folder, display, work, settings):
     """(_probe's answer, what the sandbox could not do here ("" if nothing; None if it could not be tried)), with
     the import done by a sandboxed child (kata/sandbox/) that reports where it failed."""
     # in a process of its own: the sandbox adopts and reaps orphans, which only a single-purpose process may do
-    out = work / f"probe-{time.monotonic_ns()}.json"
+    out, rules = work / f"probe-{time.monotonic_ns()}.json", work / "policy.json"
+    write_json(rules, policy().to_json())
     code, output = run_process([sys.executable, "-m", "kata.sandbox", "--probe", str(out), "--seconds",
-                                str(settings.probe_seconds), str(folder)], settings.probe_kill_after)
+                                str(settings.probe_seconds), "--policy", str(rules), str(folder)],
+                               settings.probe_kill_after)
     if not out.exists():
         return ([], f"importing {display} could not be tried (exit code {code}): {output.strip()[-300:]}"), None
     report = json.loads(out.read_text())

@@ -13,13 +13,15 @@ import pytest
 from ..course import implementation
 from ..course.exercises import pointer_for
 from ..course.manifest import lessons
+from ..sandbox import SandboxError
+from .sandboxed import Sandboxed
 
 
 def pytest_addoption(parser):
     parser.addoption("--impl", default="exercises",
                      help="implementation to test: solutions, exercises, or a folder laid out like exercises/")
     parser.addoption("--sandbox", action="store_true",
-                     help="run the implementation in a child process (kata/sandbox.py): the tests reach it through "
+                     help="run the implementation in a child process (kata/sandbox/): the tests reach it through "
                           "plain data only, as the grader does for submissions")
     parser.addoption("--sandbox-test-seconds", type=float, default=60.0,
                      help="with --sandbox: the wall-clock time the implementation may use in one test")
@@ -47,63 +49,6 @@ class Contract:
                         f"(CONTRACT.md section 3) asks its __init__.py to export it", pytrace=False)
 
 
-class Sandboxed:
-    """The implementation in a child process (kata.sandbox), started again after it dies or times out."""
-
-    def __init__(self, spec, test_seconds):
-        self.folder = implementation.folder_of(spec)
-        self.test_seconds = test_seconds
-        self.box = None
-        self.import_error = None  # why the implementation could not be imported, once it failed to
-
-    def start(self):
-        from kata.sandbox import Sandbox, SandboxError
-        if self.import_error is not None:  # the same code fails the same way: no second wait
-            raise self.import_error
-        if self.box is None or not self.box.alive():
-            if self.box is not None:
-                self.box.stop()
-            try:
-                self.box = Sandbox(self.folder, startup_seconds=max(5.0, self.test_seconds)).start()
-            except SandboxError as error:
-                self.box, self.import_error = None, error
-                raise
-        return self.box
-
-    def module(self):
-        return self.start().implementation()
-
-    def before_test(self):
-        box = self.start()
-        if box.broken:
-            pytest.fail(box.broken, pytrace=False)
-        box.set_deadline(self.test_seconds)
-        box.seed(0)  # as the _seed fixture does here: the same submission always gets the same result
-
-    def after_test(self):
-        from kata.sandbox import SandboxError
-        try:
-            if self.box is None or not self.box.alive():
-                raise SandboxError("gone")
-            self.box.set_deadline(10.0)
-            self.box.reset()
-            self.box.set_deadline(None)
-        except SandboxError:  # timed out or died during the test: a fresh child for the next one
-            if self.box is not None:
-                self.box.stop()
-            self.box = None
-        if self.box is None:
-            try:
-                self.start()
-            except SandboxError:
-                pass  # the next test's fixture says why
-
-    def stop(self):
-        if self.box is not None:
-            self.box.stop()
-            self.box = None
-
-
 def pytest_sessionstart(session):
     """With --sandbox, the child starts before the first test, so its start-up counts against no test's time."""
     config = session.config
@@ -126,7 +71,6 @@ def impl(request):
     spec = request.config.getoption("--impl")
     if request.config.getoption("--sandbox"):
         sandboxed = request.config._kata_sandboxed
-        from kata.sandbox import SandboxError
         try:
             sandboxed.start()
         except SandboxError as error:

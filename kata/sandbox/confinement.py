@@ -1,0 +1,200 @@
+"""What the child does to itself before exec: resource limits, a parent-death signal, and, with namespaces, a view
+of the machine in which the implementation can read little and change nothing (isolate)."""
+
+import ctypes
+import os
+import resource
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import kata
+
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWPID = 0x00020000, 0x08000000, 0x40000000, 0x20000000
+CLONE_NEWUSER = 0x10000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+MS_NOEXEC = 8
+KATA_PACKAGE = Path(kata.__file__).resolve().parent  # the grader's own package, which the child runs too
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How one child is confined beyond its resource limits."""
+    folder: str | None = None  # with namespaces: the implementation's folder, shown at Policy.inside; else None
+    user: tuple | None = None  # (uid, gid, name) the child runs as; None: the grader's own user
+    cgroup: Path | None = None  # the pids cgroup the child joins, or None
+
+    @property
+    def uid_only(self):
+        """Root without namespaces: running as another uid is what closes the grader's files to the child."""
+        return self.folder is None and self.user is not None
+
+
+def prctl(option, value):
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def prctl_checked(option, value):
+    if not prctl(option, value):
+        raise OSError(ctypes.get_errno(), f"prctl({option}, {value}) failed")
+
+
+def libc_call(name, *args):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if getattr(libc, name)(*args) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{name}: {os.strerror(error)}")
+
+
+def mount(source, target, fstype, flags, data=None):
+    libc_call("mount", source.encode() if source else None, str(target).encode(),
+               fstype.encode() if fstype else None, ctypes.c_ulong(flags), data.encode() if data else None)
+
+
+def isolate(folder, policy, user=None):
+    """(In the child, before exec.) New mount, PID, network and IPC namespaces, and a view of the machine in which
+    the implementation can read little and change nothing:
+
+    - PID 1 of the new PID namespace runs the implementation (this process forks it and only waits), with a
+      /proc of its own: no other process of the machine can be seen or reached;
+    - /tmp is empty but for the implementation's folder (read-only); the hidden paths (the reference, the tests,
+      .git: Policy.hidden) are empty; /sys is empty; /dev holds Policy.devices only (null, zero, random, urandom);
+    - every other mount is read-only, and every capability is dropped (root without capabilities cannot mount,
+      unmount, trace or load anything, and no program it runs can give them back).
+
+    As root, user (uid, gid, name) is who the implementation then runs as. Not as root (user None), a user
+    namespace of its own gives the capabilities to build that view; it maps only the grader's own uid, so the
+    implementation runs as the grader's user, without any capability once exec'd, in a view it cannot undo (the
+    mounts that hide are locked to it: a user namespace of its own would only get copies it cannot unmount).
+    """
+    hide = policy.hidden_here()
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC
+    if os.geteuid() != 0:
+        uid, gid = os.getuid(), os.getgid()
+        libc_call("unshare", CLONE_NEWUSER | flags)
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as stream:
+                stream.write(text)
+    else:
+        libc_call("unshare", flags)
+    pid = os.fork()
+    if pid:  # the waiter: its exit status is the server's; it keeps no descriptor of the grader open
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        _, status = os.waitpid(pid, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here reaches the grader's mounts
+    keep = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    devices = {name: os.open(f"/dev/{name}", os.O_RDONLY) for name in policy.devices}
+    # the grader's work folders and the homes go; what Python and this package need to run is bound back
+    needed = sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix), str(KATA_PACKAGE.parent)})
+    for top, size in (("/tmp", policy.tmp_size), ("/root", policy.home_size), ("/home", policy.home_size)):
+        if os.path.isdir(top):
+            empty_but(top, needed, size)
+    import shutil  # a copy the sandbox user may read, whoever owns the grader's folder; nothing can write it
+    shutil.copytree(f"/proc/self/fd/{keep}", policy.inside, ignore=shutil.ignore_patterns("__pycache__"))
+    os.close(keep)
+    for root, dirs, files in os.walk(policy.inside):
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o444)
+        os.chmod(root, 0o555)
+    # a mount of its own, made read-only below (its owner cannot chmod it)
+    mount(policy.inside, policy.inside, None, MS_BIND)
+    for path in hide:
+        mount("none", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, f"size={policy.hidden_size},mode=555")
+    mount("none", "/sys", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+           f"size={policy.hidden_size},mode=555")
+    for secret in ("/etc/shadow", "/etc/gshadow"):
+        if os.path.exists(secret):
+            mount("/dev/null", secret, None, MS_BIND)
+    mount("none", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, f"size={policy.dev_size},mode=755")
+    for name, fd in devices.items():
+        open(f"/dev/{name}", "w").close()
+        mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND)
+        os.close(fd)
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # this namespace's processes only
+    with open("/proc/self/mountinfo") as stream:
+        points = [line.split()[4].replace("\\040", " ") for line in stream]
+    for point in points:  # read-only everywhere but /tmp (and /tmp/submission is read-only too)
+        if point in ("/tmp", "/proc") or point.startswith("/proc/"):
+            continue
+        try:
+            _remount_read_only(point)
+        except OSError:
+            if point in ("/", policy.inside) or any(point == str(path) for path in hide):
+                raise
+    mount(None, "/proc", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.chdir("/tmp")
+    with open("/proc/sys/kernel/cap_last_cap") as stream:
+        last = int(stream.read())
+    for capability in range(last + 1):
+        prctl_checked(PR_CAPBSET_DROP, capability)
+    if user is not None:  # an unprivileged user: root's files (0600) and everything not world-readable are closed
+        become(user)
+    prctl_checked(PR_SET_NO_NEW_PRIVS, 1)
+
+
+
+def _remount_read_only(point):
+    """Make the mount at point read-only, keeping its nosuid, nodev and noexec (which a user namespace may not
+    drop: without them the remount would be refused)."""
+    try:
+        kept = os.statvfs(point).f_flag & (MS_NOSUID | MS_NODEV | MS_NOEXEC)  # ST_ and MS_ values agree here
+    except OSError:
+        kept = 0
+    mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | kept)
+
+
+def become(user):
+    """Run as user (uid, gid, name) from now on, in no supplementary group (root only)."""
+    os.setgroups([])
+    os.setgid(user[1])
+    os.setuid(user[0])
+
+
+def empty_but(top, keep, size):
+    """(In isolate.) An empty tmpfs over top, with the paths of keep that lie inside it bound back in place."""
+    kept = []
+    for path in keep:
+        if (path == top or path.startswith(top.rstrip("/") + "/")) and os.path.isdir(path):
+            try:
+                kept.append((path, os.open(path, os.O_RDONLY | os.O_DIRECTORY)))
+            except PermissionError:  # out of this user's reach anyway
+                pass
+    mount("none", top, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777" if top == "/tmp" else
+           f"size={size},mode=755")
+    for path, fd in kept:
+        os.makedirs(path, exist_ok=True)
+        mount(f"/proc/self/fd/{fd}", path, None, MS_BIND)
+        os.close(fd)
+
+
+
+def limit_child(policy, nproc, isolation):
+    """The child's preexec_fn: join the cgroup, isolate (with namespaces), set the resource limits, then (root
+    without namespaces) become the other user."""
+    def apply():
+        if isolation.cgroup is not None:
+            (isolation.cgroup / "cgroup.procs").write_text(str(os.getpid()))
+        if isolation.folder is not None:
+            isolate(isolation.folder, policy, isolation.user)
+        resource.setrlimit(resource.RLIMIT_AS, (policy.memory_bytes, policy.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CPU, (policy.cpu_seconds, policy.cpu_seconds + 5))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # no file can be written (results, fake reports)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (policy.open_files, policy.open_files))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if nproc is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if isolation.uid_only:
+            become(isolation.user)
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # (setuid clears it)
+            prctl_checked(PR_SET_NO_NEW_PRIVS, 1)
+    return apply
