@@ -135,7 +135,7 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 .venv/bin/python -c "import kata.testing.plugin, numpy; print('kata autograder ready, numpy', numpy.__version__)"
-# the sandboxed child runs as another uid where the container forbids namespaces (kata/sandbox.py): it must be
+# the sandboxed child runs as another uid where the container forbids namespaces (kata/sandbox/): it must be
 # able to run this Python, and never to read the reference or the tests
 chmod o+x "${AUTOGRADER_ROOT:-/autograder}" . && chmod -R o+rX .venv && chmod -R go-rwx solutions tests
 """
