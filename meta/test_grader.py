@@ -227,3 +227,12 @@ def test_a_sandbox_without_namespaces_still_grades_and_the_report_says_so(tmp_pa
     if os.geteuid() == 0:
         assert any("sandbox without namespaces" in note and "KATA_SANDBOX_NAMESPACES=0" in note
                    for note in result["notes"]), result["notes"]
+
+
+def test_a_sandboxed_failure_that_quotes_the_implementations_error_names_its_place_first(tmp_path):
+    """pytest-check collects a stub's NotImplementedError into an AssertionError of its own: the report still
+    starts with the stub's file and line (a field of the child's error), never with '(raised at ...)' inside."""
+    entry = grade(str(copy_of("exercises", tmp_path / "stubs")), ["04"], isolated=True, name="stubs")["lessons"][0]
+    messages = [test["message"] for test in entry["tests"]]
+    assert all(message.startswith("stubs/block.py:") for message in messages), messages
+    assert not [message for message in messages if "raised at" in message], messages

@@ -15,6 +15,7 @@ from ..course.implementation import folder_of
 from ..course.manifest import lessons
 from ..course.places import inside
 from ..sandbox import CallTimeout
+from ..testing.plugin import sandboxed
 from .messages import MESSAGE_CHARS, short
 from .settings import TestRun
 
@@ -80,7 +81,8 @@ def pytest_runtest_logstart(nodeid, location):
 def pytest_runtest_makereport(item, call):
     report = yield
     if _logging() and not report.passed:
-        report.kata_message = _message(report, call.excinfo)
+        box = sandboxed(item.config)
+        report.kata_message = _message(report, call.excinfo, box.errors() if box is not None else [])
         if call.excinfo is not None and call.excinfo.errisinstance(CallTimeout):  # the sandbox's deadline
             report.kata_timeout = True
             place = call.excinfo.value.place
@@ -113,8 +115,18 @@ def _with_pointer(text, file, line):
     return short(text, MESSAGE_CHARS - len(pointer) - 2) + (f"; {pointer}" if pointer else "")
 
 
-def _message(report, excinfo):
-    """The exception line(s) of a failure, after file:line of the innermost frame in the implementation."""
+def _quoted(text, errors):
+    """The place of the first of errors (raised by a sandboxed implementation) that text quotes, or None."""
+    found = [(text.find(f" (raised at {error.remote_place})"), index) for index, error in enumerate(errors)
+             if error.remote_place is not None]
+    first = min(((at, index) for at, index in found if at >= 0), default=None)
+    return errors[first[1]].remote_place if first else None
+
+
+def _message(report, excinfo, child_errors=()):
+    """The exception line(s) of a failure, after file:line of the innermost frame in the implementation.
+
+    child_errors: the errors of a sandboxed implementation during the test, whose place a failure may quote."""
     if report.skipped:
         return f"skipped: {report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr}"
     if excinfo is None:
@@ -122,7 +134,8 @@ def _message(report, excinfo):
     error = excinfo.value
     text = str(error) if excinfo.errisinstance(pytest.fail.Exception) else excinfo.exconly()
     spots = [entry for entry in excinfo.traceback if inside(entry.path, _state["folder"])]
-    remote = getattr(error, "remote_place", None)  # raised by a sandboxed implementation: its place in the child
+    # raised by a sandboxed implementation, or a failure of the test quoting one: its place in the child
+    remote = getattr(error, "remote_place", None) or _quoted(text, child_errors)
     if not spots and remote is not None and inside(remote.file, _state["folder"]):
         text = f"{remote.file}:{remote.line}: " + text.replace(f" (raised at {remote})", "", 1)
         if not excinfo.errisinstance(PLAIN_FAILURES):

@@ -47,6 +47,12 @@ class ParentEndpoint(Endpoint):
         self.box = box
         self.proxies = weakref.WeakValueDictionary()  # handle -> RemoteObject
         self.callbacks = {}  # handle -> callable of the parent
+        self.raised = []  # the errors of the child raised here since the last reset
+
+    def error_from(self, description):
+        error = super().error_from(description)
+        self.raised.append(error)
+        return error
 
     def outside(self, text):
         return self.box._inside_to_outside(text) if isinstance(text, str) else None

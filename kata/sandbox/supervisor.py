@@ -213,6 +213,12 @@ class Sandbox:
         self.endpoint.mirrors.clear()
         self.endpoint.callbacks.clear()
         self.endpoint.proxies.clear()
+        self.endpoint.raised.clear()
+
+    def errors(self):
+        """The child's errors raised here since the last reset: a test may quote one in a failure of its own (as
+        pytest-check does), so a report can still say where in the implementation it was raised."""
+        return list(self.endpoint.raised) if self.endpoint is not None else []
 
     def seed(self, value=0):
         """Seed the child's global NumPy generator (what an implementation's initialisation draws from)."""

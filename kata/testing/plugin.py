@@ -49,6 +49,11 @@ class Contract:
                         f"(CONTRACT.md section 3) asks its __init__.py to export it", pytrace=False)
 
 
+def sandboxed(config):
+    """The Sandboxed implementation of a --sandbox session, or None."""
+    return getattr(config, "_kata_sandboxed", None)
+
+
 def pytest_sessionstart(session):
     """With --sandbox, the child starts before the first test, so its start-up counts against no test's time."""
     config = session.config

@@ -66,6 +66,10 @@ class Sandboxed:
             except SandboxError:
                 pass  # the next test's fixture says why
 
+    def errors(self):
+        """The errors of the implementation raised during the current test (Sandbox.errors)."""
+        return self.box.errors() if self.box is not None else []
+
     def stop(self):
         if self.box is not None:
             self.box.stop()
