@@ -7,12 +7,11 @@ passed to the child (the f of numerical_gradient) becomes a handle the child cal
 
 import builtins
 import math
-import os
-import traceback
 
 import numpy as np
 
-from ..course.places import Place
+from ..course.places import Place, raised_at
+from .confinement import KATA_PACKAGE
 from .mirrors import Mirrors
 from .wire import ALLOWED_KINDS, RemoteError, SandboxError
 
@@ -204,9 +203,7 @@ class Endpoint:
     def describe(error):
         """An exception of this side's code as plain data: its type's name, its message and the place of its
         innermost frame outside the kata package (Place.to_json(), or None)."""
-        frames = traceback.extract_tb(error.__traceback__)
-        place = next((Place(f.filename, f.lineno, f.name) for f in reversed(frames)
-                      if "/kata/" not in f.filename.replace(os.sep, "/")), None)
+        place = raised_at(error, skip=KATA_PACKAGE)
         try:
             message = str(error)
         except BaseException:  # noqa: B036 - a __str__ that raises is the student's problem, not ours
