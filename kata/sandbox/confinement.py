@@ -74,7 +74,14 @@ def isolate(folder, policy, user=None):
     implementation runs as the grader's user, without any capability once exec'd, in a view it cannot undo (the
     mounts that hide are locked to it: a user namespace of its own would only get copies it cannot unmount).
     """
-    hide = policy.hidden_here()
+    _enter_namespaces()
+    _build_view(folder, policy)
+    _drop_privileges(user)
+
+
+def _enter_namespaces():
+    """New mount, PID, network and IPC namespaces (and a user namespace of its own when not root). This process
+    forks the one that goes on to run the implementation as PID 1, and only waits for it."""
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC
     if os.geteuid() != 0:
         uid, gid = os.getuid(), os.getgid()
@@ -90,6 +97,11 @@ def isolate(folder, policy, user=None):
         _, status = os.waitpid(pid, 0)
         os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _build_view(folder, policy):
+    """The view of the machine the implementation gets: see isolate(). Ends in the empty /tmp."""
+    hide = policy.hidden_here()
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here reaches the grader's mounts
     keep = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     devices = {name: os.open(f"/dev/{name}", os.O_RDONLY) for name in policy.devices}
@@ -132,6 +144,11 @@ def isolate(folder, policy, user=None):
                 raise
     mount(None, "/proc", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.chdir("/tmp")
+
+
+def _drop_privileges(user):
+    """Every capability dropped for good; as root, the unprivileged user from now on; no way back (no new
+    privileges, whatever the implementation runs)."""
     with open("/proc/sys/kernel/cap_last_cap") as stream:
         last = int(stream.read())
     for capability in range(last + 1):
@@ -139,7 +156,6 @@ def isolate(folder, policy, user=None):
     if user is not None:  # an unprivileged user: root's files (0600) and everything not world-readable are closed
         become(user)
     prctl_checked(PR_SET_NO_NEW_PRIVS, 1)
-
 
 
 def _remount_read_only(point):
@@ -174,7 +190,6 @@ def empty_but(top, keep, size):
         os.makedirs(path, exist_ok=True)
         mount(f"/proc/self/fd/{fd}", path, None, MS_BIND)
         os.close(fd)
-
 
 
 def limit_child(policy, nproc, isolation):
