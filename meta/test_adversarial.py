@@ -6,7 +6,7 @@ first in CrossEntropyLoss.backward (so the tests of forward alone still pass: an
 gain the others), or an extra file. `honest` names the plain mistake the attack amounts to once it is contained
 (backward raising, backward returning 0.0, the stubs): its score is the attack's score. Attacks on the
 repository's files name them by their absolute paths, as a student who knows the grader's layout would (the
-child's own `kata` may live elsewhere: tests/test_sandbox_modes.py).
+child's own `kata` may live elsewhere: meta/test_sandbox_modes.py).
 """
 
 import functools

@@ -12,8 +12,9 @@ from kata.course.files import write_atomic
 from kata.course.manifest import lesson
 from kata.course.repository import ROOT
 from kata.grading import batch
+from kata.grading.messages import rename
 from kata.grading.results import GradeResult, LessonResult, TestOutcome
-from kata.grading.submission import SubmissionError, prepare, rename
+from kata.grading.submission import SubmissionError, prepare
 
 pytestmark = pytest.mark.meta
 

@@ -10,7 +10,6 @@ cell's position, outputs are empty, and the JSON is written with sorted keys.
 """
 
 import argparse
-import re
 import sys
 
 import nbformat
@@ -21,7 +20,6 @@ from ..course.repository import ROOT
 from .lessontext import SETUP, Fences, blocks
 
 CHECK_SECTION = "Check yourself"
-SECTION_START = re.compile(r"^## ", re.MULTILINE)
 METADATA = {
     "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
     "language_info": {"name": "python"},

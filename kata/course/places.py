@@ -31,6 +31,12 @@ class Place:
         return cls(data[0][:1000], data[1], data[2] and data[2][:200])
 
 
+def running(place):
+    """How a timeout's message names the place it was stopped at: ': it was running FILE line N (function)', or ''
+    when it is not known."""
+    return f": it was running {place.file} line {place.line} ({place.function})" if place is not None else ""
+
+
 def inside(path, folder):
     """Whether the file at path lies directly in folder."""
     try:

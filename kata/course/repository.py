@@ -39,3 +39,8 @@ def existing_folder(folder):
     if not path.is_dir():
         raise ValueError(f"no folder {folder}: expected an implementation folder laid out like exercises/")
     return path
+
+
+def kata_files():
+    """The file names an implementation folder holds: those of the reference."""
+    return sorted(path.name for path in REFERENCE.glob("*.py"))

@@ -21,7 +21,7 @@ from .grade import grade
 from .results import GradeResult
 from .submission import SKIPPED_DIRS, SubmissionError
 
-DEFAULT_WORKERS = 2
+DEFAULT_WORKERS = 2  # submissions graded at the same time (each grades two lessons at a time)
 
 
 def students(folder, skip=()):

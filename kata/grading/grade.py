@@ -66,7 +66,7 @@ def _dependency_note(item, by_id, unfinished_ids, broken_lessons):
 
 def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SECONDS, *, workers=DEFAULT_WORKERS,
           name=None, sandbox=None):
-    """Grade impl and return a GradeResult (its to_json() is CONTRACT.md section 5's JSON).
+    """Grade impl and return a GradeResult (its to_json() is the JSON of CONTRACT.md sections 5 and 6.1).
 
     impl is "solutions", "exercises", or any layout kata.grading.submission accepts (a folder laid out like
     exercises/, a folder holding one, a .zip of either); messages call it name (default: impl as given), e.g.

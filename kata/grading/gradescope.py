@@ -40,7 +40,7 @@ from .submission import SubmissionError
 
 VISIBLE = "visible"
 FAILURES_SHOWN = 3  # the first failures tell a student where to start; the rest is noise in a collapsed box
-MESSAGE_CHARS = 2000
+OUTPUT_CHARS = 2000  # the longest message shown under a lesson
 PACKAGED_FILES = ["grader.py", "manifest.toml", "pyproject.toml", "requirements.txt"]
 PACKAGED_DIRS = ["kata", "tests", "solutions"]  # tests/: the graded lesson suites only (meta/ stays out)
 # and exercises/, generated afresh (whatever the instructor's copy holds): stubs stand in for files a student left out
@@ -48,7 +48,7 @@ SKIPPED = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 ZIP_DATE = (2024, 1, 1, 0, 0, 0)  # a fixed date: the same sources always give the same zip
 
 
-def _clip(text, limit=MESSAGE_CHARS):
+def _clip(text, limit=OUTPUT_CHARS):
     text = text.strip()
     if len(text) <= limit:
         return text
@@ -142,7 +142,7 @@ chmod o+x "${AUTOGRADER_ROOT:-/autograder}" . && chmod -R o+rX .venv && chmod -R
 
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash
 # Gradescope runs this for each submission: grade /autograder/submission, write /autograder/results/results.json.
-# Environment (see kata/gradescope.py): AUTOGRADER_ROOT, KATA_PYTHON, KATA_LESSONS ("03,06"), KATA_ISOLATED (1),
+# Environment (see kata/grading/gradescope.py): AUTOGRADER_ROOT, KATA_PYTHON, KATA_LESSONS ("03,06"), KATA_ISOLATED (1),
 # KATA_TIMEOUT (seconds per lesson).
 set -u
 ROOT="${AUTOGRADER_ROOT:-/autograder}"

@@ -1,9 +1,8 @@
 """Failure messages as a report shows them: short, and naming files the way the reader knows them."""
 
+import os
 import re
 from pathlib import Path
-
-from .submission import rename
 
 MESSAGE_CHARS = 400  # the longest message a report keeps of one test
 TRACE_LINE = re.compile(r'\s*(File "|\S+\.py:\d+ in )')  # a line of a traceback
@@ -30,3 +29,18 @@ def cleaner(replacements):
             text = rename(text, path, name)
         return short(re.sub(r"kata_submission_[0-9a-f]{10}", "submission", text))
     return clean
+
+
+def rename(data, folder, shown):
+    """data (a string, or dicts and lists holding strings) with every spelling of the path folder replaced by
+    shown; an empty shown drops the folder and the separator after it."""
+    spellings = sorted({str(folder), str(Path(folder).resolve())}, key=len, reverse=True)
+    if isinstance(data, str):
+        for spelling in spellings:
+            data = data.replace(spelling + os.sep, shown + "/" if shown else "").replace(spelling, shown)
+        return data
+    if isinstance(data, dict):
+        return {key: rename(value, folder, shown) for key, value in data.items()}
+    if isinstance(data, list):
+        return [rename(value, folder, shown) for value in data]
+    return data

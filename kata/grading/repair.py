@@ -12,11 +12,10 @@ from pathlib import Path
 from ..course.files import write_json
 from ..course.manifest import lessons
 from ..course.places import in_dump
-from ..course.repository import REFERENCE
+from ..course.repository import REFERENCE, kata_files
 from ..testing.sandboxed import policy
 from .messages import cleaner
 from .run import run_process
-from .submission import kata_files
 
 
 def _static_problems(folder, display):

@@ -13,7 +13,7 @@ import pytest
 from ..course.exercises import pointer_for
 from ..course.implementation import folder_of
 from ..course.manifest import lessons
-from ..course.places import inside
+from ..course.places import inside, running
 from ..sandbox import CallTimeout
 from ..testing.plugin import sandboxed
 from .messages import MESSAGE_CHARS, short
@@ -85,10 +85,9 @@ def pytest_runtest_makereport(item, call):
         report.kata_message = _message(report, call.excinfo, box.errors() if box is not None else [])
         if call.excinfo is not None and call.excinfo.errisinstance(CallTimeout):  # the sandbox's deadline
             report.kata_timeout = True
-            place = call.excinfo.value.place
-            where = f": it was running {place.file} line {place.line} ({place.function})" if place else ""
-            report.kata_message = (f"did not finish within {_state['run'].test_seconds:.0f} s{where}; an infinite "
-                                   f"loop, or much slower code than needed? (each test may use a share of --timeout)")
+            where = running(call.excinfo.value.place)
+            report.kata_message = (f"did not finish within {_state['run'].test_seconds:.0f} s{where}; an infinite loop, "
+                                   f"or much slower code than needed? (each test may use a share of --timeout)")
     return report
 
 

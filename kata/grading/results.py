@@ -1,5 +1,5 @@
 """What a grading found, typed: a test's outcome, a lesson's result, the whole result. `to_json()` gives the JSON
-of CONTRACT.md section 5 (the grader's --json, the batch's files), field for field."""
+of CONTRACT.md sections 5 and 6.1 (the grader's --json, the batch's files), field for field."""
 
 from dataclasses import dataclass, field
 
@@ -102,9 +102,6 @@ class GradeResult:
     def current(self):
         """The first lesson that is not done, or None."""
         return next((entry for entry in self.lessons if not entry.done), None)
-
-    def lesson(self, lesson_id):
-        return next(entry for entry in self.lessons if entry.id == lesson_id)
 
     def to_json(self):
         return {"implementation": self.implementation, "isolated": self.isolated, "sandbox": self.sandbox,

@@ -16,12 +16,13 @@ from .. import ONE_BLAS_THREAD
 from ..course.files import write_json
 from ..course.implementation import folder_of
 from ..course.manifest import lesson
-from ..course.places import in_dump
+from ..course.places import Place, in_dump, running
 from ..course.repository import ROOT, STATE
 from .messages import MESSAGE_CHARS
 from .settings import Settings, TestRun
 
 TESTS = ROOT / "tests"  # the graded lesson suites, and nothing else
+COLLECT_SECONDS = 120  # collecting the reference's test ids (once per content of the tests)
 # pytest as the grader runs it: no cache; (no:unraisableexception: its clean-up collects garbage five times per run,
 # for warnings the grader does not use; --tb=native: the messages are the reporter's, pytest's own tracebacks
 # would cost ~0.1 s per failure)
@@ -76,7 +77,7 @@ def reference_tests():
         run = TestRun(Settings(), collect=str(out)).write(Path(tmp) / "run.json")
         command = [*PYTEST, f"--kata-run={run}", "--collect-only", "--continue-on-collection-errors",
                    "--impl=solutions", *map(str, lesson_test_files())]
-        code, output = run_process(command, 120)
+        code, output = run_process(command, COLLECT_SECONDS)
         if not out.exists():
             raise RuntimeError(f"collecting the tests of the reference failed (exit {code}):\n{output}")
         found = json.loads(out.read_text())
@@ -135,8 +136,9 @@ def run_lesson(lesson_id, impl_arg, tests, settings, work, clean=lambda text: te
         if code is None or trace_text:
             folder = folder_of(impl_arg)
             spot = in_dump(trace_text, folder)
-            where = f": it was running {clean(str(folder / Path(spot.file).name))} line {spot.line} " \
-                    f"({spot.function})" if spot else ""
+            if spot is not None:  # named as the report names the submission's files
+                spot = Place(clean(str(folder / Path(spot.file).name)), spot.line, spot.function)
+            where = running(spot)
             results[hung] = ("timeout", f"did not finish within {run.test_seconds:.0f} s{where}; an infinite loop, "
                                         f"or much slower code than needed? (each test may use 1/{share} of --timeout)")
         else:

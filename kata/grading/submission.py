@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..course.exercises import generate
-from ..course.repository import NAMED, REFERENCE, ROOT  # NAMED: graded in place, under their own names
+from ..course.repository import NAMED, ROOT, kata_files  # NAMED: graded in place, under their own names
 
 MAX_ZIP_BYTES = 20 * 2**20  # a submission is a few hundred kB; anything this big is a mistake or a zip bomb
 MAX_ZIP_FILES = 2000
@@ -30,11 +30,6 @@ class Submission:
     display: str  # how messages name that folder: "exercises", "alice/exercises"
     arg: str  # what --impl receives for it
     notes: list = field(default_factory=list)  # what the student should know, e.g. a file taken from exercises/
-
-
-def kata_files():
-    """The file names an implementation folder holds: those of the reference."""
-    return sorted(path.name for path in REFERENCE.glob("*.py"))
 
 
 def _skipped(parts):
@@ -182,18 +177,3 @@ def open_submission(impl, work_dir, name=None, strict=False):
             path = ROOT / known
     folder, notes, shown = prepare(path, work_dir, name or str(impl).rstrip("/") or str(impl), strict)
     return Submission(folder, shown, str(folder), notes)
-
-
-def rename(data, folder, shown):
-    """data (a string, or dicts and lists holding strings) with every spelling of the path folder replaced by
-    shown; an empty shown drops the folder and the separator after it."""
-    spellings = sorted({str(folder), str(Path(folder).resolve())}, key=len, reverse=True)
-    if isinstance(data, str):
-        for spelling in spellings:
-            data = data.replace(spelling + os.sep, shown + "/" if shown else "").replace(spelling, shown)
-        return data
-    if isinstance(data, dict):
-        return {key: rename(value, folder, shown) for key, value in data.items()}
-    if isinstance(data, list):
-        return [rename(value, folder, shown) for value in data]
-    return data

@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 
 from .. import ONE_BLAS_THREAD
-from ..course.places import Place, in_dump, plain_import_failure
+from ..course.places import Place, in_dump, plain_import_failure, running
 from .accounts import STAGED, sandbox_user, staged_for, user_name
 from .child import command
 from .confinement import KATA_PACKAGE, PR_SET_CHILD_SUBREAPER, Isolation, limit_child, prctl
 from .parent import ParentEndpoint
 from .processes import children_of, kill_all, make_cgroup, remove_cgroup, user_processes
-from .wire import CallTimeout, Channel, ChildDied, SandboxError, running
+from .wire import CallTimeout, Channel, ChildDied, SandboxError
 
 
 class Sandbox:
@@ -38,6 +38,9 @@ class Sandbox:
         self.broken = None  # the import error of the implementation, if it did not import
         self.broken_verdict = None  # where it failed: kata.course.places.import_failure's report, or None
         self.workdir = None
+        # set by start(): whether the child got namespaces, whether the policy's hidden paths are closed to it,
+        # where it sees the folder, who it runs as, and what the report should say about that
+        self.isolated = self.hidden = False
 
     def start(self):
         prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of the child come to us, so stop() can reap them

@@ -11,6 +11,8 @@ import time
 
 import numpy as np
 
+from ..course.places import running
+
 MAX_MESSAGE_BYTES = 1 << 30
 MAX_ARRAY_ELEMENTS = 50_000_000
 ALLOWED_KINDS = "biuf"  # bool, signed and unsigned integers, floats
@@ -36,11 +38,6 @@ class CallTimeout(SandboxError):
     def __init__(self, message, place=None):
         super().__init__(message)
         self.place = place
-
-
-def running(place):
-    """How a CallTimeout's message names its place: ': it was running FILE line N (function)', or ''."""
-    return f": it was running {place.file} line {place.line} ({place.function})" if place is not None else ""
 
 
 class RemoteError(Exception):

@@ -1,6 +1,6 @@
 """What the lesson notebooks call: the student's implementation, kept fresh, and the lesson's checks inline.
 
-    from kata import notebook
+    from kata.student import notebook
     impl = notebook.load()   # exercises/ (or $KATA_IMPL); re-imported whenever one of its files is saved
     notebook.check("03")     # lesson 03's tests on that implementation, printed as a table
 
