@@ -79,11 +79,11 @@ ATTACKS = [
            backward=("[__import__('os').fork() for _ in iter(int, 1)]",), honest="backward-raises",
            needs_process_cap=True),
     Attack("daemon", "a daemonised grandchild (double fork, setsid) that outlives its parent, then a right answer",
-           backward=(f"__import__('os').environ['{MARK}'] = '1'",
-                    "_pid = None if getattr(type(self), '_spawned', False) else (setattr(type(self), '_spawned', "
+           backward=("_pid = None if getattr(type(self), '_spawned', False) else (setattr(type(self), '_spawned', "
                     "True) or __import__('os').fork())",
                     "if _pid == 0: __import__('os').setsid(); _pid2 = __import__('os').fork(); "
-                    "__import__('time').sleep(600) if _pid2 == 0 else None; __import__('os')._exit(0)",
+                    f"__import__('os').execv(__import__('sys').executable, [__import__('sys').executable, '-c', "
+                    f"'import time; time.sleep(600)', '{MARK}']) if _pid2 == 0 else None; __import__('os')._exit(0)",
                     "if _pid: __import__('os').waitpid(_pid, 0)"),  # one daemon per child process, so the
            # pids cgroup (32) never runs out and every answer stays right
            honest="correct"),
@@ -202,12 +202,13 @@ def build(attack, folder):
 
 
 def survivors(mark):
-    """Processes whose environment holds mark (daemons left behind by a submission)."""
+    """Processes whose command line holds mark (daemons left behind by a submission: they exec a program with the
+    mark among its arguments, which /proc shows; a variable set after exec would not show)."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/environ", "rb") as stream:
-                if mark.encode() in stream.read():
+            with open(f"/proc/{pid}/cmdline", "rb") as stream:
+                if mark.encode() in stream.read().split(b"\0"):
                     found.append(int(pid))
         except OSError:
             pass

@@ -4,6 +4,12 @@ the semantics the lesson tests rely on (the whole lesson suite through it: meta/
 import dataclasses
 import io
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +18,7 @@ import pytest
 from kata.course.places import Place
 from kata.course.repository import ROOT
 from kata.sandbox import CallTimeout, Policy, RemoteError, Sandbox, SandboxError, array_bytes, read_array
+from kata.sandbox.processes import children_of
 from kata.testing.sandboxed import policy
 
 pytestmark = pytest.mark.meta
@@ -153,3 +160,65 @@ def test_an_error_of_the_child_carries_its_message_and_place_as_fields(box):
     place = raised.value.remote_place
     assert Path(place.file).parent == ROOT / "solutions" and place.line > 0
     assert str(raised.value) == f"{raised.value.remote_message} (raised at {place.file}:{place.line})"
+
+
+HOLDER = """import sys, time
+from kata.sandbox import Sandbox
+from kata.testing.sandboxed import policy
+box = Sandbox(sys.argv[1], policy()).start()
+print("namespaces" if box.isolated else "none", box.process.pid, flush=True)
+box.implementation().spin()  # the child is busy, not reading the socket, when this process is killed
+"""
+
+
+def test_nothing_the_child_started_outlives_the_process_holding_the_sandbox(tmp_path):
+    """The process holding a sandbox is killed outright (SIGKILL: no stop(), no clean-up at all) while the child is
+    busy in a call (so it never reads the end of the socket): the child, the waiter of its namespaces and a daemon
+    the implementation started at import (double fork, setsid) die too."""
+    from meta.test_adversarial import survivors
+    mark = f"kata-survivor-{tmp_path.name}"
+    folder = shutil.copytree(ROOT / "solutions", tmp_path / "submission", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(folder / "__init__.py", "a") as stream:
+        stream.write(f"\nimport os as _os, sys as _sys\nif _os.fork() == 0:\n    _os.setsid()\n"
+                     f"    if _os.fork() == 0:\n        _os.execv(_sys.executable, [_sys.executable, '-c', "
+                     f"'import time; time.sleep(600)', {mark!r}])\n    _os._exit(0)\n"
+                     "\ndef spin():\n    while True:\n        pass\n")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    waiter = None
+    try:
+        confined, waiter = holder.stdout.readline().split()
+        if confined != "namespaces":
+            pytest.skip("no namespaces here: a daemon of the child is not yet tied to the grading (issue 12)")
+        assert wait_for(lambda: survivors(mark)), "the implementation's daemon should be running before the kill"
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+        assert wait_for(lambda: not survivors(mark)), f"processes outlived the sandbox's holder: {survivors(mark)}"
+        assert wait_for(lambda: not running(int(waiter))), "the waiter of the child's namespaces outlived its holder"
+    finally:  # should this fail, nothing of it keeps running
+        if holder.poll() is None:
+            holder.kill()
+        for pid in [*survivors(mark), *([*children_of(int(waiter)), int(waiter)] if waiter else [])]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def running(pid):
+    """Whether the process pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(condition, limit=30.0):
+    """Whether condition() becomes true within limit seconds (a bound for a slow machine, not a measure)."""
+    end = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True

@@ -196,6 +196,9 @@ def limit_child(policy, nproc, isolation):
     """The child's preexec_fn: join the cgroup, isolate (with namespaces), set the resource limits, then (root
     without namespaces) become the other user."""
     def apply():
+        # first: with namespaces this process becomes the waiter, which never returns here; it must die with the
+        # process that started it (the test process), and PID 1 of its namespace with it, and all that PID 1 holds
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if isolation.cgroup is not None:
             (isolation.cgroup / "cgroup.procs").write_text(str(os.getpid()))
         if isolation.folder is not None:
