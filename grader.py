@@ -23,6 +23,7 @@ from kata.grading.grade import grade
 from kata.grading.report import is_student, report, student_folder, table
 from kata.grading.settings import DEFAULT_SECONDS
 from kata.grading.submission import SubmissionError
+from kata.sandbox import NotContained
 from kata.student import hints, reset, watch
 
 
@@ -48,6 +49,9 @@ def _common(parser, defaults):
     parser.add_argument("--sandbox", action=argparse.BooleanOptionalAction, default=value(None),
                         help="run the submission's code only in sandboxed child processes and take only the kata's "
                              "files from it (default: yes for a folder or zip, no for solutions and exercises)")
+    parser.add_argument("--allow-unconfined", action="store_true", default=value(False),
+                        help="grade even where the sandbox cannot confine the submission's code on this machine (code "
+                             "you trust only; by default such a grading is refused and says how to fix it)")
 
 
 def parser():
@@ -70,7 +74,8 @@ def parser():
     batch.add_argument("--out", default="grades", metavar="DIR", help="where grades.csv and one JSON per student go")
     batch.add_argument("--workers", type=int, metavar="N", help="submissions graded at the same time")
     for flag, options in (("--isolated", {"action": "store_true"}), ("--lesson", {"action": "append", "metavar": "ID"}),
-                          ("--timeout", {"type": _seconds, "metavar": "SECONDS"})):
+                          ("--timeout", {"type": _seconds, "metavar": "SECONDS"}),
+                          ("--allow-unconfined", {"action": "store_true"})):
         batch.add_argument(flag, default=argparse.SUPPRESS, **options)
     package = commands.add_parser("package-gradescope", help="build the autograder zip for Gradescope")
     package.add_argument("--out", default="autograder.zip", metavar="FILE", help="the zip to write")
@@ -85,7 +90,8 @@ def parser():
 
 def _grade(args):
     print(f"Grading {args.impl}...", file=sys.stderr, flush=True)
-    return grade(args.impl, args.lesson, isolated=args.isolated, timeout=args.timeout, sandbox=args.sandbox)
+    return grade(args.impl, args.lesson, isolated=args.isolated, timeout=args.timeout, sandbox=args.sandbox,
+                 allow_unconfined=args.allow_unconfined)
 
 
 def run_grade(args):
@@ -138,7 +144,7 @@ def run_reset(args):
 
 def run_batch(args):
     rows = batch_tools.batch(args.folder, args.out, isolated=args.isolated, workers=args.workers,
-                             lesson_ids=args.lesson, timeout=args.timeout)
+                             lesson_ids=args.lesson, timeout=args.timeout, allow_unconfined=args.allow_unconfined)
     return 0 if rows is not None else 1
 
 
@@ -157,7 +163,7 @@ def main(argv=None):
         if args.lesson:
             args.lesson = lesson_ids(args.lesson)
         return COMMANDS[args.command](args)
-    except (SubmissionError, ValueError) as error:
+    except (SubmissionError, NotContained, ValueError) as error:
         print(f"grader.py: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

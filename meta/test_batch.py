@@ -103,7 +103,7 @@ def test_batch_grades_a_folder_of_submissions(tmp_path, capsys, stubs):
     (submissions / "dave.zip").write_bytes(b"PK but not really a zip")
     (submissions / ".DS_Store").write_text("")  # hidden files are not students
     out = submissions / "grades"  # the output folder inside the submissions folder is not a student either
-    rows = batch.batch(submissions, out, workers=2, lesson_ids=["06"])
+    rows = batch.batch(submissions, out, workers=2, lesson_ids=["06"], allow_unconfined=True)  # trusted code
 
     points = float(lesson("06").points)
     assert [r["student"] for r in rows] == ["alice", "bob", "carol", "dave"]

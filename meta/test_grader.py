@@ -15,6 +15,7 @@ from kata.course.repository import ROOT
 from kata.grading import grade as grading
 from kata.grading.results import STATUSES
 from kata.grading.submission import SubmissionError
+from kata.sandbox import NotContained
 from meta.helpers import insert_first, write_stubs
 
 pytestmark = pytest.mark.meta
@@ -22,8 +23,10 @@ pytestmark = pytest.mark.meta
 
 
 def grade(*args, **options):
-    """The grader's JSON (CONTRACT.md section 5) for grading.grade's arguments."""
-    return grading.grade(*args, **options).to_json()
+    """The grader's JSON (CONTRACT.md section 6.1) for grading.grade's arguments. The submissions graded here are
+    the reference and honest mistakes: they may run where the sandbox cannot confine them (the attacks may not:
+    meta/test_adversarial.py)."""
+    return grading.grade(*args, **{"allow_unconfined": True, **options}).to_json()
 
 
 def copy_of(name, target):
@@ -219,10 +222,24 @@ def test_an_ambiguous_or_unsafe_submission_is_refused_before_grading(tmp_path):
         grade(str(link), ["06"])
 
 
-def test_a_sandbox_without_namespaces_still_grades_and_the_report_says_so(tmp_path, monkeypatch):
+def test_without_namespaces_the_grader_refuses_what_it_cannot_confine_unless_allowed(tmp_path, monkeypatch):
+    """Where namespaces cannot be made (a container that forbids them), the child runs as a uid of its own with the
+    reference closed to it, as root, where that uid can run this Python; else (it would stay root, or keep the
+    grader's own user) the grading stops with one line saying why and how to fix it, and nothing of the
+    submission runs, unless --allow-unconfined."""
     folder = copy_of("solutions", tmp_path / "submission")
     monkeypatch.setenv("KATA_SANDBOX_NAMESPACES", "0")  # what a container that forbids them leaves
-    result = grade(str(folder), ["06"])
+    proc = cli(f"--impl={folder}", "--lesson", "06")
+    if proc.returncode == 2:
+        message = proc.stderr.strip().splitlines()[-1]  # after "Grading ..."
+        assert message.startswith("grader.py: refusing to run the submission's code where it cannot be contained")
+        assert "--allow-unconfined" in message and "Traceback" not in proc.stderr and not proc.stdout, proc.stderr
+        with pytest.raises(NotContained, match="cannot be contained"):
+            grading.grade(str(folder), ["06"])
+    else:  # root, and a uid of its own can run this Python: contained by file permissions
+        assert proc.returncode == 0 and os.geteuid() == 0, proc.stderr
+        assert "(a uid of its own)" in proc.stdout and "6/6" in proc.stdout, proc.stdout
+    result = grade(str(folder), ["06"])  # allowed
     assert result["sandbox"] is True and result["score"] == 6.0, result["lessons"][0]["note"]
     if os.geteuid() == 0:
         assert any("sandbox without namespaces" in note and "KATA_SANDBOX_NAMESPACES=0" in note

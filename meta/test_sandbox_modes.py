@@ -80,7 +80,10 @@ def run_mode(mode, repository, become):
                           cwd=repository, env=env, capture_output=True, text=True, timeout=600,
                           preexec_fn=lambda: _setup(become))
     assert done.returncode == 0, f"the {mode} worker failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    if "refused" in found:  # the grader refused to run the attacks unconfined here: that is the right outcome
+        pytest.skip(f"the {mode} set-up cannot confine the child here, and the grader refused: {found['refused']}")
+    return found
 
 
 def nobody():
@@ -123,6 +126,7 @@ def test_root_without_namespaces_runs_the_child_as_another_user_the_reference_cl
 
 def worker(attack_ids):
     """Build and grade each attack (two at a time) as this process is set up; print one line of JSON."""
+    from kata.sandbox import NotContained
     from meta.test_adversarial import ATTACKS, CANARY, HONEST, grade_all, report_text
     catalogue = {a.id: a for a in [*HONEST.values(), *ATTACKS]}
     base = Path(tempfile.mkdtemp(prefix="kata-modes-"))
@@ -132,9 +136,14 @@ def worker(attack_ids):
         canary.write_text("still here\n")
     except OSError:
         canary = None
+    try:
+        graded = grade_all([catalogue[i] for i in attack_ids], base)
+    except NotContained as refused:  # the grader would not run them unconfined: nothing ran
+        shutil.rmtree(base, ignore_errors=True)
+        print(json.dumps({"refused": str(refused)}))
+        return
     found = {attack_id: {"score": result["score"], "seconds": seconds, "text": report_text(result)[:3000],
-                         "notes": result["notes"]}
-             for attack_id, (result, seconds) in grade_all([catalogue[i] for i in attack_ids], base).items()}
+                         "notes": result["notes"]} for attack_id, (result, seconds) in graded.items()}
     if canary is not None and "damage-repository" in found:
         found["damage-repository"]["canary"] = canary.read_text() if canary.exists() else None
         grading = ROOT / "manifest.toml"

@@ -63,13 +63,14 @@ class Graded:
                 "execution_time": self.seconds, "lessons": []}
 
 
-def grade_one(name, entry, lesson_ids, isolated, timeout=None):
+def grade_one(name, entry, lesson_ids, isolated, timeout=None, allow_unconfined=False):
     """Grade one student's entry; never raises: a problem becomes the Graded's error."""
     max_score = float(sum(item.points for item in lessons() if item.id in lesson_ids))
     start = time.perf_counter()
     try:
         # messages name alice/exercises/loss.py, not a temporary folder
-        result = grade(str(entry), lesson_ids=lesson_ids, isolated=isolated, timeout=timeout, name=entry.name)
+        result = grade(str(entry), lesson_ids=lesson_ids, isolated=isolated, timeout=timeout, name=entry.name,
+                       allow_unconfined=allow_unconfined)
         return Graded(name, str(entry), result, isolated=isolated)
     except Exception as error:  # any failure of one submission must leave the others graded
         message = str(error) if isinstance(error, SubmissionError) else f"{type(error).__name__}: {error}"
@@ -87,7 +88,7 @@ def row(graded, lesson_ids):
     return line
 
 
-def batch(folder, out_dir, isolated=False, workers=None, lesson_ids=None, timeout=None):
+def batch(folder, out_dir, isolated=False, workers=None, lesson_ids=None, timeout=None, allow_unconfined=False):
     """Grade every submission in folder; write out_dir/<student>.json and out_dir/grades.csv.
 
     Returns the CSV rows (dicts), sorted by student.
@@ -101,7 +102,7 @@ def batch(folder, out_dir, isolated=False, workers=None, lesson_ids=None, timeou
     rows, start = [], time.perf_counter()
     # threads are enough: each grade() runs the tests in subprocesses of its own
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(grade_one, name, entry, ids, isolated, timeout): name
+        futures = {pool.submit(grade_one, name, entry, ids, isolated, timeout, allow_unconfined): name
                    for name, entry in entries.items()}
         for done, future in enumerate(as_completed(futures), start=1):
             graded = future.result()

@@ -13,6 +13,7 @@ run_autograder (run for each submission). run_autograder reads these environment
                      (default: the lessons given to package(), else all)
     KATA_ISOLATED    1 to grade each lesson with the reference for the others (default: package()'s choice)
     KATA_TIMEOUT     seconds allowed per lesson (default: kata/grading/settings.py's)
+    KATA_ALLOW_UNCONFINED  1 to grade even where the sandbox cannot confine a submission (for trusted code only)
 
 so a Gradescope run can be simulated in any folder without setup.sh:
 
@@ -35,6 +36,7 @@ from ..course.exercises import generate
 from ..course.files import write_atomic, write_json
 from ..course.manifest import lesson_ids as lesson_ids_of
 from ..course.repository import ROOT
+from ..sandbox import NotContained
 from .grade import grade
 from .submission import SubmissionError
 
@@ -162,6 +164,7 @@ options=()
 if [ -n "$LESSONS" ]; then options+=("--lesson=$LESSONS"); fi
 if [ "$ISOLATED" = 1 ]; then options+=(--isolated); fi
 if [ -n "${KATA_TIMEOUT:-}" ]; then options+=("--timeout=$KATA_TIMEOUT"); fi
+if [ "${KATA_ALLOW_UNCONFINED:-0}" = 1 ]; then options+=(--allow-unconfined); fi
 # it writes results.json itself, with the reason when the submission cannot be graded
 "$PYTHON" -m kata.grading.gradescope "$ROOT/submission" "$RESULTS" ${options[@]+"${options[@]}"}
 echo "kata.grading.gradescope exited with status $?"
@@ -210,12 +213,13 @@ def package(out_path="autograder.zip", lesson_ids=None, isolated=False):
     return Path(out_path)
 
 
-def run(submission, results, lesson_ids=None, isolated=False, timeout=None):
+def run(submission, results, lesson_ids=None, isolated=False, timeout=None, allow_unconfined=False):
     """Grade submission as run_autograder does and write results.json; a submission (or a setting) that cannot
     be graded gets a zero score and the reason, a failure of the grader itself the last lines of its traceback."""
     try:
-        result = grade(submission, lesson_ids, isolated=isolated, timeout=timeout, name="submission")
-    except (SubmissionError, ValueError) as problem:
+        result = grade(submission, lesson_ids, isolated=isolated, timeout=timeout, name="submission",
+                       allow_unconfined=allow_unconfined)
+    except (SubmissionError, NotContained, ValueError) as problem:
         print(problem, file=sys.stderr)
         write_json(results, error_json(str(problem)))
         return
@@ -235,8 +239,10 @@ def main(argv=None):
     parser.add_argument("--lesson", action="append", metavar="ID", help="grade only this lesson (02,03 or repeated)")
     parser.add_argument("--isolated", action="store_true", help="grade each lesson with the reference for the others")
     parser.add_argument("--timeout", metavar="SECONDS", help="time allowed per lesson")
+    parser.add_argument("--allow-unconfined", action="store_true",
+                        help="grade even where the sandbox cannot confine the submission (code you trust only)")
     args = parser.parse_args(argv)
-    run(args.submission, args.results, args.lesson, args.isolated, args.timeout)
+    run(args.submission, args.results, args.lesson, args.isolated, args.timeout, args.allow_unconfined)
     return 0
 
 

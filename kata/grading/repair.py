@@ -13,6 +13,7 @@ from ..course.files import write_json
 from ..course.manifest import lessons
 from ..course.places import in_dump
 from ..course.repository import REFERENCE, kata_files
+from ..sandbox import NotContained
 from ..testing.sandboxed import policy
 from .messages import cleaner
 from .run import run_process
@@ -91,13 +92,15 @@ def _probe_sandboxed(folder, display, work, settings):
     the import done by a sandboxed child (kata/sandbox/) that reports where it failed."""
     # in a process of its own: the sandbox adopts and reaps orphans, which only a single-purpose process may do
     out, rules = work / f"probe-{time.monotonic_ns()}.json", work / "policy.json"
-    write_json(rules, policy().to_json())
+    write_json(rules, policy(settings.allow_unconfined).to_json())
     code, output = run_process([sys.executable, "-m", "kata.sandbox", "--probe", str(out), "--seconds",
                                 str(settings.probe_seconds), "--policy", str(rules), str(folder)],
                                settings.probe_kill_after)
     if not out.exists():
         return ([], f"importing {display} could not be tried (exit code {code}): {output.strip()[-300:]}"), None
     report = json.loads(out.read_text())
+    if report.get("refused"):
+        raise NotContained(report["refused"])
     isolation = "" if report.get("isolated") else str(report.get("note"))
     if report["broken"] is None:
         return None, isolation

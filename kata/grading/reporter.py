@@ -43,6 +43,7 @@ def pytest_configure(config):
     if run.settings.sandbox:  # the options of kata.testing.plugin, read when the session starts
         config.option.sandbox = True
         config.option.sandbox_test_seconds = run.test_seconds
+        config.option.allow_unconfined = run.settings.allow_unconfined
     if run.log:
         _state["folder"] = folder_of(config.getoption("--impl"))
         _state["trace"] = open(run.trace, "w")  # kept open: faulthandler writes to its descriptor

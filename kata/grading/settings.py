@@ -15,6 +15,7 @@ DEFAULT_SECONDS = 120.0  # a lesson's time limit (--timeout)
 class Settings:
     lesson_seconds: float = DEFAULT_SECONDS
     sandbox: bool = False  # the submission's code runs only in sandboxed child processes (kata/sandbox/)
+    allow_unconfined: bool = False  # ... even where they cannot be confined (trusted code only; else refused)
     max_share: int = 4  # one test may use at most 1/max_share of its lesson's time (all of it when it is alone)
     sandbox_grace: float = 5.0  # a sandboxed test's extra time for restarting the child after a timeout
     kill_grace: float = 2.0  # a test process is killed this long after its time, so its own watchdog (which says
@@ -24,7 +25,7 @@ class Settings:
     sandboxed_probe_kill_grace: float = 30.0  # likewise, with the sandbox's start-up and clean-up
 
     @classmethod
-    def checked(cls, lesson_seconds=None, sandbox=False):
+    def checked(cls, lesson_seconds=None, sandbox=False, allow_unconfined=False):
         """Settings for grade()'s arguments; ValueError when the time is not a positive number of seconds."""
         try:
             seconds = DEFAULT_SECONDS if lesson_seconds is None else float(lesson_seconds)
@@ -32,7 +33,7 @@ class Settings:
             seconds = float("nan")
         if not seconds > 0:  # nan too
             raise ValueError(f"timeout {lesson_seconds!r}: expected a positive number of seconds per lesson")
-        return cls(lesson_seconds=seconds, sandbox=bool(sandbox))
+        return cls(lesson_seconds=seconds, sandbox=bool(sandbox), allow_unconfined=bool(allow_unconfined))
 
     def share(self, tests):
         """Into how many parts a lesson's time is cut for its tests (each test may use one)."""

@@ -33,7 +33,7 @@ deadline; `stop()` kills it and every process it started (the parent is their su
 from .policy import Policy
 from .probe import probe
 from .supervisor import Sandbox
-from .wire import CallTimeout, ChildDied, RemoteError, SandboxError, array_bytes, read_array
+from .wire import CallTimeout, ChildDied, NotContained, RemoteError, SandboxError, array_bytes, read_array
 
-__all__ = ["Sandbox", "Policy", "SandboxError", "ChildDied", "CallTimeout", "RemoteError", "probe", "array_bytes",
-           "read_array"]
+__all__ = ["Sandbox", "Policy", "SandboxError", "ChildDied", "CallTimeout", "NotContained", "RemoteError", "probe",
+           "array_bytes", "read_array"]

@@ -26,6 +26,9 @@ class Policy:
     users: tuple = ("kata-sandbox", "nobody")  # the child runs as the first that exists (when the grader is root)
     transient_uids: tuple = (0x7F000000, 0x7FFF0000)  # uids no account has (root without namespaces)
     namespaces: bool = field(default_factory=_namespaces_wanted)  # False: KATA_SANDBOX_NAMESPACES=0 turned them off
+    # run the child even where it cannot be contained (it would stay root, or keep the grader's own user without
+    # namespaces, or could read the hidden paths): for code one trusts only; by default such a start is refused
+    allow_unconfined: bool = False
 
     def __post_init__(self):
         for name in ("hidden", "devices", "users", "transient_uids"):  # JSON gives lists; a frozen value keeps tuples

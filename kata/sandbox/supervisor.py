@@ -7,9 +7,11 @@ namespaces) another uid running a staged copy (accounts.staged_for), else the gr
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,7 +24,7 @@ from .child import command
 from .confinement import KATA_PACKAGE, PR_SET_CHILD_SUBREAPER, Isolation, limit_child, prctl
 from .parent import ParentEndpoint
 from .processes import children_of, kill_all, make_cgroup, remove_cgroup, user_processes
-from .wire import CallTimeout, Channel, ChildDied, SandboxError
+from .wire import CallTimeout, Channel, ChildDied, NotContained, SandboxError
 
 
 class Sandbox:
@@ -50,8 +52,14 @@ class Sandbox:
         self.token = os.urandom(8).hex()
         self.cgroup = make_cgroup(self.token, self.policy.max_pids) if os.geteuid() == 0 else None
         self.isolated, self.hidden, self.inside, self.user = False, False, self.folder, user_name(os.geteuid())
-        self.process = self._launch_confined(child_sock)
-        child_sock.close()
+        try:
+            self.process = self._launch_confined(child_sock)
+        except NotContained:
+            parent_sock.close()
+            self._clean_up()
+            raise
+        finally:
+            child_sock.close()
         self.stderr_tail = bytearray()
         threading.Thread(target=self._drain, args=(self.process.stderr, self.stderr_tail), daemon=True).start()
         self.endpoint = ParentEndpoint(self, Channel(parent_sock))
@@ -74,7 +82,8 @@ class Sandbox:
             process = self._launch_as_other_uid(child_sock, env, user)
         elif process is None:
             self.isolation_note += f"; user {self.user}"
-        if process is None:
+        if process is None:  # it would stay root, or keep the grader's own user, without namespaces
+            self._refuse_unless_allowed(self.isolation_note)
             process = self._launch(child_sock, str(KATA_PACKAGE.parent), self.folder, self.workdir, env,
                                    self._nproc_for(user), Isolation(cgroup=self.cgroup))
         return process
@@ -98,12 +107,23 @@ class Sandbox:
         """(Root without namespaces.) The child as another uid, from a staged copy; None if no uid will do."""
         user, hidden, why = staged_for(named, self.folder, self.workdir, self.policy)
         process = None
+        if user is not None and not hidden:  # it could read the reference
+            self._refuse_unless_allowed(f"{self.isolation_note}; user {user[2]}: {why}")
         if user is not None:
             process = self._launch(child_sock, self.workdir, STAGED, self.workdir, env, self._nproc_for(user),
                                    Isolation(user=user, cgroup=self.cgroup))
             self.hidden, self.inside, self.user = hidden, str(Path(self.workdir) / STAGED), user[2]
         self.isolation_note += f"; user {self.user}: {why}"
         return process
+
+    def _refuse_unless_allowed(self, why):
+        """NotContained, unless the policy allows a child that cannot be confined (trusted code only)."""
+        if not self.policy.allow_unconfined:
+            raise NotContained(
+                f"refusing to run the submission's code where it cannot be contained ({why}). Grade "
+                f"as root where namespaces can be made, or as an ordinary user where `unshare -Ur true` works; as root "
+                f"without namespaces, let other users run this Python and NumPy ({sys.executable}: chmod o+rx on every "
+                f"folder down to it). For code you trust, --allow-unconfined grades it anyway.")
 
     def _launch(self, child_sock, package_home, folder_arg, cwd, env, nproc, isolation):
         return subprocess.Popen(
@@ -239,12 +259,15 @@ class Sandbox:
             self.endpoint.channel.sock.close()
         if self.process.stderr is not None:
             self.process.stderr.close()
+        self._clean_up()
+        self.process = None
+
+    def _clean_up(self):
+        """The child's work folder and cgroup, once nothing runs in them."""
         if self.workdir:
-            import shutil
             shutil.rmtree(self.workdir, ignore_errors=True)
         if self.cgroup is not None:
             remove_cgroup(self.cgroup)
-        self.process = None
 
     def __enter__(self):
         return self.start()

@@ -25,6 +25,11 @@ class SandboxError(Exception):
     __module__ = "kata.sandbox"  # the name a report shows (kata.sandbox.SandboxError), wherever it is defined
 
 
+class NotContained(SandboxError):
+    """The child cannot be confined here (no namespaces, and no other user that could run it with the hidden paths
+    closed), and the policy does not allow running it anyway. The message says why and what to do."""
+
+
 class ChildDied(SandboxError):
     __module__ = "kata.sandbox"
 

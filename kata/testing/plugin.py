@@ -25,6 +25,9 @@ def pytest_addoption(parser):
                           "plain data only, as the grader does for submissions")
     parser.addoption("--sandbox-test-seconds", type=float, default=60.0,
                      help="with --sandbox: the wall-clock time the implementation may use in one test")
+    parser.addoption("--allow-unconfined", action="store_true",
+                     help="with --sandbox: run the implementation even where the sandbox cannot confine it (code you "
+                          "trust only); by default such a run is refused")
 
 
 def pytest_configure(config):
@@ -58,7 +61,8 @@ def pytest_sessionstart(session):
     """With --sandbox, the child starts before the first test, so its start-up counts against no test's time."""
     config = session.config
     if config.getoption("--sandbox"):
-        config._kata_sandboxed = Sandboxed(config.getoption("--impl"), config.getoption("sandbox_test_seconds"))
+        config._kata_sandboxed = Sandboxed(config.getoption("--impl"), config.getoption("sandbox_test_seconds"),
+                                           config.getoption("allow_unconfined"))
         try:
             config._kata_sandboxed.start()
         except Exception:  # noqa: BLE001 - the impl fixture reports it, in the tests
