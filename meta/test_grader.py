@@ -253,3 +253,17 @@ def test_a_sandboxed_failure_that_quotes_the_implementations_error_names_its_pla
     messages = [test["message"] for test in entry["tests"]]
     assert all(message.startswith("stubs/block.py:") for message in messages), messages
     assert not [message for message in messages if "raised at" in message], messages
+
+
+def test_a_file_python_cannot_parse_is_reported_and_the_grader_does_not_crash(tmp_path):
+    """One expression of 200,000 terms: Python's parser gives up (RecursionError). The file's lessons score 0
+    naming it, the others are graded, and the CLI writes its JSON."""
+    folder = copy_of("solutions", tmp_path / "submission")
+    (folder / "loss.py").write_text((folder / "loss.py").read_text() + "\nX = " + "+".join(["1"] * 200_000) + "\n")
+    out = tmp_path / "result.json"
+    proc = cli(f"--impl={folder}", "--lesson", "03,06", f"--json={out}", "--allow-unconfined")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    result = by_id(json.loads(out.read_text()))
+    message = result["06"]["tests"][0]["message"]
+    assert result["06"]["score"] == 0 and "loss.py" in message and "RecursionError" in message, message
+    assert result["03"]["score"] == result["03"]["max_score"], result["03"]["note"]

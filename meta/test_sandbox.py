@@ -222,3 +222,23 @@ def wait_for(condition, limit=30.0):
             return False
         time.sleep(0.05)
     return True
+
+
+def test_a_header_nested_past_pythons_stack_is_the_sandboxs_own_error():
+    """JSON nested deeper than the parser can follow is refused as a SandboxError, never a RecursionError."""
+    import socket
+    import struct
+
+    from kata.sandbox.wire import Channel
+    ours, theirs = socket.socketpair()
+    try:
+        header = b"[" * 200_000 + b"]" * 200_000
+        theirs.sendall(struct.pack("!Q", len(header)))
+        sender = __import__("threading").Thread(target=theirs.sendall, args=(header,))
+        sender.start()
+        with pytest.raises(SandboxError, match="malformed message"):
+            Channel(ours).recv()
+        sender.join()
+    finally:
+        ours.close()
+        theirs.close()

@@ -157,7 +157,7 @@ def exercise_at(filename, line):
         return None
     try:
         owner = enclosing_symbols(Path(str(filename)).read_text(errors="replace"))
-    except (OSError, SyntaxError, ValueError):
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):  # code Python cannot parse points nowhere
         return None
     return candidates.get(owner.get(line))
 

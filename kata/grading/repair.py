@@ -39,6 +39,8 @@ def _static_problems(folder, display):
         except (SyntaxError, ValueError) as error:
             line = f" line {error.lineno}" if getattr(error, "lineno", None) else ""
             problems[name] = f"{display}/{name}{line}: {type(error).__name__}: {getattr(error, 'msg', error)}"
+        except (RecursionError, MemoryError) as error:  # Python's parser gives up on code nested this deep
+            problems[name] = f"{display}/{name}: {type(error).__name__}: Python cannot parse it ({error})"
     return problems
 
 

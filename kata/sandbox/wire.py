@@ -152,7 +152,7 @@ class Channel:
             raise SandboxError(f"a message of {size} bytes: larger than allowed")
         try:
             header = json.loads(_read_exactly(self.sock, size, self.deadline))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:  # (nested past Python's stack)
             raise SandboxError(f"a malformed message ({error})") from None
         if not isinstance(header, dict) or not isinstance(header.get("blobs"), list) or \
                 not all(isinstance(n, int) and 0 <= n <= MAX_MESSAGE_BYTES for n in header["blobs"]):
