@@ -25,7 +25,7 @@ from meta.helpers import insert_first, write_stubs
 pytestmark = pytest.mark.meta
 LESSON = "06"
 TIMEOUT = 8.0  # seconds for the lesson; each test may use a quarter
-DEADLINE = TIMEOUT + 30  # the whole grading of one submission, start-up included
+SLACK = 30.0  # beyond its lesson's time, for the whole grading of one submission, start-up included
 MARK = "KATA_ATTACK_DAEMON_3f9c"
 CANARY = "adversarial-canary.txt"  # a file of the repository an attack tries to destroy
 
@@ -43,6 +43,11 @@ class Attack:
     says: str = ""  # a phrase the report (messages and notes) must contain
     needs_isolation: bool = False  # holds only where the sandbox has namespaces (run as root)
     needs_process_cap: bool = False  # holds only where something caps the child's processes (cgroup or NPROC)
+    timeout: float = TIMEOUT  # the lesson's time: more for an attack whose containment itself takes time
+
+    @property
+    def deadline(self):
+        return self.timeout + SLACK
 
 
 HONEST = {  # plain submissions to compare with
@@ -77,7 +82,9 @@ ATTACKS = [
            honest="correct"),
     Attack("fork-bomb", "forking without end in backward",
            backward=("[__import__('os').fork() for _ in iter(int, 1)]",), honest="backward-raises",
-           needs_process_cap=True),
+           # each test that runs backward fills the process cap and costs a fresh child: 7.1 s of an 8 s lesson
+           # on a loaded machine, so it gets time enough that its score never depends on the machine's load
+           needs_process_cap=True, timeout=40.0),
     Attack("daemon", "a daemonised grandchild (double fork, setsid) that outlives its parent, then a right answer",
            backward=("_pid = None if getattr(type(self), '_spawned', False) else (setattr(type(self), '_spawned', "
                     "True) or __import__('os').fork())",
@@ -253,7 +260,7 @@ def grade_all(attacks, base):
     def run(attack):
         folder = build(attack, base / attack.id / "submission")
         start = time.monotonic()
-        result = grade(str(folder), [LESSON], timeout=TIMEOUT, name=attack.id).to_json()
+        result = grade(str(folder), [LESSON], timeout=attack.timeout, name=attack.id).to_json()
         return attack.id, (result, time.monotonic() - start)
 
     with ThreadPoolExecutor(2) as pool:
@@ -273,7 +280,7 @@ def test_honest_submissions_score_as_expected(attack, graded):
         assert result["score"] == attack.score, report_text(result)
     if attack.id == "backward-raises":
         assert 0 < result["score"] < 6, "some tests of lesson 06 do not run backward: the twin must show it"
-    assert seconds < DEADLINE
+    assert seconds < attack.deadline
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.id for a in ATTACKS])
@@ -285,7 +292,7 @@ def test_attack_is_contained(attack, graded):
     expected = attack.score if not attack.honest else graded[attack.honest][0]["score"]
     assert result["score"] == expected, (f"{attack.id} ({attack.what}): scored {result['score']}, expected "
                                          f"{expected}\n{report_text(result)[:3000]}")
-    assert seconds < DEADLINE, f"{attack.id}: grading took {seconds:.1f} s"
+    assert seconds < attack.deadline, f"{attack.id}: grading took {seconds:.1f} s"
     if attack.says:
         assert attack.says in report_text(result), report_text(result)[:3000]
     if attack.id == "daemon":
