@@ -14,7 +14,7 @@ from kata.course.repository import ROOT
 from kata.grading import batch
 from kata.grading.messages import rename
 from kata.grading.results import GradeResult, LessonResult, TestOutcome
-from kata.grading.submission import SubmissionError, prepare
+from kata.grading.submission import MAX_ZIP_ENTRIES, SubmissionError, prepare
 
 pytestmark = pytest.mark.meta
 
@@ -158,3 +158,19 @@ def test_write_atomic_replaces_a_file_whole_or_not_at_all(tmp_path):
     umask = os.umask(0o022)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask, "a written file gets the usual permissions"
+
+
+def test_a_zip_of_too_many_entries_is_refused_before_its_directory_is_read(tmp_path, monkeypatch):
+    """Skipped entries (__MACOSX/...) cost nothing to grade but everything to list: the count the archive announces
+    at its end is checked first, and the archive is not opened at all."""
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for number in range(MAX_ZIP_ENTRIES + 1):
+            handle.writestr(f"__MACOSX/._{number}", b"")
+        handle.writestr("exercises/loss.py", "x = 1\n")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the archive was opened: its whole directory was read")
+    monkeypatch.setattr(zipfile, "ZipFile", never)
+    with pytest.raises(SubmissionError, match=f"holds {MAX_ZIP_ENTRIES + 2:,} entries"):
+        prepare(archive, tmp_path / "work")

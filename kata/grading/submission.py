@@ -6,6 +6,7 @@
 
 import os
 import shutil
+import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -15,6 +16,7 @@ from ..course.repository import NAMED, ROOT, kata_files  # NAMED: graded in plac
 
 MAX_ZIP_BYTES = 20 * 2**20  # a submission is a few hundred kB; anything this big is a mistake or a zip bomb
 MAX_ZIP_FILES = 2000
+MAX_ZIP_ENTRIES = 20_000  # every entry, skipped ones included: read from the archive's end before anything else
 MAX_FILE_BYTES = 1 << 20  # the largest reference file is about 10 kB
 SKIPPED_DIRS = {"__MACOSX", "__pycache__", ".git", ".venv", "venv", ".ipynb_checkpoints", "node_modules"}
 EXPECTED = "the files of exercises/ (__init__.py, attention.py, ...), a folder holding exercises/, or a .zip of either"
@@ -42,6 +44,10 @@ def extract(archive, target):
     files or MAX_ZIP_BYTES. What is never graded (.git, .venv, __MACOSX, ...) is left out and not counted."""
     if not zipfile.is_zipfile(archive):
         raise SubmissionError(f"{archive.name} is not a readable zip file; expected {EXPECTED}")
+    entries = _entries_announced(archive)
+    if entries is None or entries > MAX_ZIP_ENTRIES:  # reading a huge directory costs seconds and memory
+        raise SubmissionError(f"{archive.name} holds {'more than 65,535' if entries is None else f'{entries:,}'} "
+                              f"entries: at most {MAX_ZIP_ENTRIES:,} expected")
     try:
         with zipfile.ZipFile(archive) as opened:
             for info in opened.infolist():
@@ -63,6 +69,21 @@ def extract(archive, target):
     except (zipfile.BadZipFile, OSError) as error:
         raise SubmissionError(f"{archive.name} could not be opened as a zip: {error}") from error
     return target
+
+
+def _entries_announced(archive):
+    """How many entries a zip's end-of-central-directory record announces (None: a ZIP64 count, or no record),
+    read from its last bytes only."""
+    with open(archive, "rb") as stream:
+        stream.seek(0, os.SEEK_END)
+        size = stream.tell()
+        stream.seek(max(0, size - (22 + 0xFFFF)))  # the record, and a comment of at most 65,535 bytes after it
+        tail = stream.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return None
+    entries = struct.unpack("<H", tail[at + 10:at + 12])[0]
+    return None if entries == 0xFFFF else entries
 
 
 def _candidates(folder):
