@@ -18,7 +18,7 @@ import pytest
 from kata.course.places import Place
 from kata.course.repository import ROOT
 from kata.sandbox import CallTimeout, Policy, RemoteError, Sandbox, SandboxError, array_bytes, read_array
-from kata.sandbox.processes import children_of
+from kata.sandbox.processes import children_of, sweep_cgroups
 from kata.testing.sandboxed import policy
 
 pytestmark = pytest.mark.meta
@@ -166,7 +166,7 @@ HOLDER = """import sys, time
 from kata.sandbox import Sandbox
 from kata.testing.sandboxed import policy
 box = Sandbox(sys.argv[1], policy(allow_unconfined=True)).start()
-print("namespaces" if box.isolated else "none", box.process.pid, flush=True)
+print("namespaces" if box.isolated else "none", box.process.pid, box.cgroup or "-", flush=True)
 box.implementation().spin()  # the child is busy, not reading the socket, when this process is killed
 """
 
@@ -187,7 +187,7 @@ def test_nothing_the_child_started_outlives_the_process_holding_the_sandbox(tmp_
                               text=True, start_new_session=True)
     waiter = None
     try:
-        confined, waiter = holder.stdout.readline().split()
+        confined, waiter, cgroup = holder.stdout.readline().split()
         if confined != "namespaces":
             pytest.skip("no namespaces here: a daemon of the child is not yet tied to the grading (issue 12)")
         assert wait_for(lambda: survivors(mark)), "the implementation's daemon should be running before the kill"
@@ -195,6 +195,9 @@ def test_nothing_the_child_started_outlives_the_process_holding_the_sandbox(tmp_
         holder.wait()
         assert wait_for(lambda: not survivors(mark)), f"processes outlived the sandbox's holder: {survivors(mark)}"
         assert wait_for(lambda: not running(int(waiter))), "the waiter of the child's namespaces outlived its holder"
+        if cgroup != "-":  # its pids cgroup, left empty, goes when the next sandbox makes one
+            sweep_cgroups()
+            assert not Path(cgroup).exists(), f"the cgroup of a dead holder was left behind: {cgroup}"
     finally:  # should this fail, nothing of it keeps running
         if holder.poll() is None:
             holder.kill()

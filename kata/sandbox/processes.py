@@ -42,14 +42,27 @@ def children_of(pid, zombies=False):
 
 
 def make_cgroup(token, max_pids):
-    """A pids cgroup limiting every process of the child together (a fork bomb), or None where none can be."""
+    """A pids cgroup limiting every process of the child together (a fork bomb), or None where none can be. Its
+    name holds this process's pid, so a later sandbox can remove it should this process die without stop()."""
+    sweep_cgroups()
     try:
-        cgroup = CGROUP_PIDS / f"kata-{token}"
+        cgroup = CGROUP_PIDS / f"kata-{os.getpid()}-{token}"
         cgroup.mkdir()
         (cgroup / "pids.max").write_text(str(max_pids))
         return cgroup
     except OSError:
         return None
+
+
+def sweep_cgroups():
+    """Remove the empty cgroups of sandboxes whose holding process is gone (killed before it could stop() them)."""
+    for cgroup in CGROUP_PIDS.glob("kata-*-*"):
+        holder = cgroup.name.split("-")[1]
+        if holder.isdigit() and not os.path.exists(f"/proc/{holder}") and not cgroup_members(cgroup):
+            try:
+                cgroup.rmdir()
+            except OSError:  # filled or removed meanwhile
+                pass
 
 
 def cgroup_members(cgroup):
