@@ -194,7 +194,7 @@ def test_nothing_the_child_started_outlives_the_process_holding_the_sandbox(tmp_
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
         assert wait_for(lambda: not survivors(mark)), f"processes outlived the sandbox's holder: {survivors(mark)}"
-        assert wait_for(lambda: not running(int(waiter))), "the waiter of the child's namespaces outlived its holder"
+        assert wait_for(lambda: not alive(int(waiter))), "the waiter of the child's namespaces outlived its holder"
         if cgroup != "-":  # its pids cgroup, left empty, goes when the next sandbox makes one
             sweep_cgroups()
             assert not Path(cgroup).exists(), f"the cgroup of a dead holder was left behind: {cgroup}"
@@ -208,7 +208,7 @@ def test_nothing_the_child_started_outlives_the_process_holding_the_sandbox(tmp_
                 pass
 
 
-def running(pid):
+def alive(pid):
     """Whether the process pid exists and is not a zombie."""
     try:
         with open(f"/proc/{pid}/stat") as stream:

@@ -46,7 +46,7 @@ def lessons():
 
 
 def _lesson_id(text):
-    """'3', '03', 'lesson03', ' Lesson3 ' -> '03' (any other text is returned as it was written)."""
+    """'3', '03', 'lesson03', ' Lesson3 ' -> '03' (any other text comes back stripped and in lower case)."""
     text = str(text).strip().lower().removeprefix("lesson")
     return text.zfill(2) if text.isdigit() else text
 

@@ -46,9 +46,9 @@ class Graded:
     submission: str
     result: GradeResult = None  # None when error says why there is none
     error: str = ""
-    max_score: float = 0.0  # of the lessons graded (for a row without a result)
+    max_score: float = 0.0  # of the lessons graded
     isolated: bool = False
-    seconds: float = 0.0
+    seconds: float = 0.0  # the grading's, or until it failed
 
     @property
     def score(self):
@@ -71,7 +71,7 @@ def grade_one(name, entry, lesson_ids, isolated, timeout=None, allow_unconfined=
         # messages name alice/exercises/loss.py, not a temporary folder
         result = grade(str(entry), lesson_ids=lesson_ids, isolated=isolated, timeout=timeout, name=entry.name,
                        allow_unconfined=allow_unconfined)
-        return Graded(name, str(entry), result, isolated=isolated)
+        return Graded(name, str(entry), result, "", max_score, isolated, result.execution_time)
     except Exception as error:  # any failure of one submission must leave the others graded
         message = str(error) if isinstance(error, SubmissionError) else f"{type(error).__name__}: {error}"
         return Graded(name, str(entry), None, message, max_score, isolated, round(time.perf_counter() - start, 2))
@@ -82,8 +82,7 @@ def row(graded, lesson_ids):
     scores = {entry.id: entry.score for entry in graded.result.lessons} if graded.result else {}
     line = {"student": graded.student}
     line.update({i: round(float(scores.get(i, 0.0)), 4) for i in lesson_ids})
-    max_score = graded.result.max_score if graded.result else graded.max_score
-    line.update(total=round(float(graded.score), 4), max_score=round(float(max_score), 4),
+    line.update(total=round(float(graded.score), 4), max_score=round(float(graded.max_score), 4),
                 status=" ".join(graded.error.split()) or "ok")
     return line
 
@@ -110,8 +109,7 @@ def batch(folder, out_dir, isolated=False, workers=None, lesson_ids=None, timeou
             rows.append(row(graded, ids))
             outcome = f"ERROR {rows[-1]['status']}" if graded.error else \
                 f"{graded.result.score:g}/{graded.result.max_score:g} points"
-            seconds = graded.result.execution_time if graded.result else graded.seconds
-            print(f"[{done}/{len(entries)}] {graded.student}: {outcome} ({seconds:.1f} s)", flush=True)
+            print(f"[{done}/{len(entries)}] {graded.student}: {outcome} ({graded.seconds:.1f} s)", flush=True)
     rows.sort(key=lambda line: line["student"])
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=["student", *ids, "total", "max_score", "status"], lineterminator="\n")

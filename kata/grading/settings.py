@@ -7,6 +7,7 @@ is read back by kata/grading/reporter.py.
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 DEFAULT_SECONDS = 120.0  # a lesson's time limit (--timeout)
 
@@ -77,5 +78,5 @@ class TestRun:
 
     @classmethod
     def read(cls, path):
-        data = json.loads(open(path).read())
+        data = json.loads(Path(path).read_text())
         return cls(**dict(data, settings=Settings(**data["settings"])))
