@@ -4,7 +4,12 @@
     grade("alice.zip", ["04"], isolated=True, name="alice")
 
 A file that is missing, does not parse or fails at import is reported on the lessons that run it, with file
-and line; the other lessons are graded with the reference's copy of that file in its place (kata/grading/repair.py).
+and line; the other lessons are graded with that file's stub in its place (kata/grading/repair.py).
+
+No report shows anything a child holding reference code produced. With isolated=True a lesson runs twice: with
+the submission's own code for every lesson (every message, note and time shown comes from this run) and beside
+the reference's code for the other lessons, after every shown run has ended, of which only whether each test
+passed is kept: the score.
 """
 
 import dataclasses
@@ -40,6 +45,29 @@ def _lesson_folder(item, sub, repaired, isolated, work):
         shutil.copy(sub.folder / name, folder / name)
     shown = {folder / name: f"{sub.display}/{name}" for name in [*item.files, *extra]}
     return str(folder), {**shown, folder: "solutions", ROOT: ""}
+
+
+WITHHELD = ("failed when graded beside the reference's code for the other lessons, though it passes with your own "
+            "code for them: the message of that run is withheld (it ran beside the reference). Check how your code "
+            "calls the other lessons' functions against the contract")
+ISOLATED_NOTE = ("graded with the reference's code for the other lessons; the messages shown come from a run with your "
+                 "own code for every lesson")
+
+
+def _credit_from(beside, own):
+    """A lesson's result under --isolated: the verdicts of the run beside the reference (beside), every word and
+    figure from the run with the submission's own code alone (own). The run beside the reference held reference
+    code its submission could read, so nothing of it is shown but whether each test passed."""
+    tests = []
+    for verdict, shown in zip(beside.tests, own.tests):
+        if verdict.passed:
+            tests.append(TestOutcome(verdict.name, "passed"))
+        else:
+            tests.append(shown if not shown.passed else TestOutcome(verdict.name, "failed", WITHHELD))
+    could_not_run = beside.could_not_run  # its own file is broken: the same message in both runs
+    note = "" if could_not_run or all(test.passed for test in tests) else ISOLATED_NOTE
+    return dataclasses.replace(own, tests=tuple(tests), could_not_run=could_not_run,
+                               run_note="; ".join(part for part in (note, own.run_note) if part))
 
 
 def _affected(item, broken, isolated):
@@ -91,15 +119,15 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
         unfinished_ids = {stub.lesson for stub in unfinished(sub.folder)}
         broken_lessons = {i.id for i in lessons() if set(i.files) & set(broken)}
 
-        def one(item):
+        def one(item, beside_reference=False):
             began = time.monotonic()
             ids = tests.get(item.id, [])
-            problems = _affected(item, broken, isolated)
+            problems = _affected(item, broken, beside_reference)
             if problems:
                 message = "; ".join(problems)
                 outcome, note, could_not_run = {t: ("error", message) for t in ids}, "", message
             else:
-                arg, replacements = _lesson_folder(item, sub, repaired, isolated, work)
+                arg, replacements = _lesson_folder(item, sub, repaired, beside_reference, work)
                 outcome, note = run_lesson(item.id, arg, ids, settings, work, cleaner(replacements))
                 could_not_run = ""
             return LessonResult(item.id, item.title, item.points, tuple(TestOutcome(t, *outcome[t]) for t in ids),
@@ -110,6 +138,12 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
         order = sorted(chosen, key=lambda item: -len(item.depends))
         with ThreadPoolExecutor(max(1, workers)) as pool:
             done = dict(zip([item.id for item in order], pool.map(one, order)))
+            # what a report may show ends here; then the runs beside the reference, of which only the verdicts count
+            shown_time = round(time.monotonic() - start, 2)
+            alone = [item for item in order if isolated and item.files]
+            for item, credit in zip(alone, pool.map(lambda item: one(item, True), alone)):
+                done[item.id] = _credit_from(credit, done[item.id])
+    results = []
     results = []
     for item in chosen:
         entry = done[item.id]
@@ -117,5 +151,4 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
             entry = dataclasses.replace(entry, dependency_note=_dependency_note(item, done, unfinished_ids,
                                                                                 broken_lessons))
         results.append(entry)
-    return GradeResult(str(impl), bool(isolated), settings.sandbox, tuple(results), sub.notes,
-                       round(time.monotonic() - start, 2))
+    return GradeResult(str(impl), bool(isolated), settings.sandbox, tuple(results), sub.notes, shown_time)

@@ -1,6 +1,8 @@
 """Before the tests: which files of a submission are missing, do not parse or fail at import, and a copy of the
-submission in which each of those is replaced by the reference's copy, so that the lessons that do not run them
-are graded as usual (the lessons that do are reported with the file and line)."""
+submission in which each of those is replaced by its stub (generated from the reference, with no line of a
+solution in it), so that the lessons that do not run them are graded as usual (the lessons that do are reported
+with the file and line). Nothing of the reference's solutions ever enters the submission's folder: whatever its
+code can read could travel into a report."""
 
 import ast
 import json
@@ -9,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..course.files import write_json
+from ..course.exercises import generate
+from ..course.files import write_atomic, write_json
 from ..course.manifest import lessons
 from ..course.places import in_dump
 from ..course.repository import REFERENCE, kata_files
@@ -23,7 +26,7 @@ def _static_problems(folder, display):
     """{file: message} for reference files that are missing, not UTF-8 or not valid Python in folder.
 
     A missing file that no lesson owns (code given to students, such as validation.py) is no problem: the
-    reference's copy is used (message None).
+    given code is used (message None).
     """
     owned = {name for item in lessons() for name in item.files}
     problems = {}
@@ -119,16 +122,17 @@ def _verdict_result(verdict, folder, display):
 
 
 def repair(sub, work, settings):
-    """({file: message} of broken files, folder where they are replaced by the reference's copies, what the
-    sandbox could not do on this machine ("" if nothing or not sandboxed))."""
+    """({file: message} of broken files, folder where they are replaced by their stubs, what the sandbox could not
+    do on this machine ("" if nothing or not sandboxed))."""
     broken = _static_problems(sub.folder, sub.display)
     folder, isolation = sub.folder, ""
     for _ in range(len(kata_files()) + 1):
         if broken and folder == sub.folder:
             folder = work / "repaired"
             shutil.copytree(sub.folder, folder, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        stubs = generate() if broken else {}
         for name in broken:
-            shutil.copy(REFERENCE / name, folder / name)
+            write_atomic(folder / name, stubs[name])
         if settings.sandbox:
             verdict, said = _probe_sandboxed(folder, sub.display, work, settings)
             isolation = isolation if said is None else said
