@@ -18,7 +18,7 @@ import pytest
 from kata.course.places import Place
 from kata.course.repository import ROOT
 from kata.sandbox import CallTimeout, Policy, RemoteError, Sandbox, SandboxError, array_bytes, read_array
-from kata.sandbox.processes import children_of, sweep_cgroups
+from kata.sandbox.processes import children_of, sweep_cgroups, sweep_uids
 from kata.testing.sandboxed import policy
 
 pytestmark = pytest.mark.meta
@@ -171,31 +171,40 @@ box.implementation().spin()  # the child is busy, not reading the socket, when t
 """
 
 
-def test_nothing_the_child_started_outlives_the_process_holding_the_sandbox(tmp_path):
+@pytest.mark.parametrize("namespaces", ["1", "0"], ids=["namespaces", "no-namespaces"])
+def test_nothing_the_child_started_outlives_the_process_holding_the_sandbox(tmp_path, namespaces):
     """The process holding a sandbox is killed outright (SIGKILL: no stop(), no clean-up at all) while the child is
     busy in a call (so it never reads the end of the socket): the child, the waiter of its namespaces and a daemon
-    the implementation started at import (double fork, setsid) die too."""
+    the implementation started at import (double fork, setsid, environment cleared) die too, at once with
+    namespaces (the daemon is in the child's PID namespace), else when the next sandbox starts (its sweep kills
+    what the cgroups or the uid of a dead holder still hold)."""
     from meta.test_adversarial import survivors
     mark = f"kata-survivor-{tmp_path.name}"
     folder = shutil.copytree(ROOT / "solutions", tmp_path / "submission", ignore=shutil.ignore_patterns("__pycache__"))
     with open(folder / "__init__.py", "a") as stream:
         stream.write(f"\nimport os as _os, sys as _sys\nif _os.fork() == 0:\n    _os.setsid()\n"
-                     f"    if _os.fork() == 0:\n        _os.execv(_sys.executable, [_sys.executable, '-c', "
-                     f"'import time; time.sleep(600)', {mark!r}])\n    _os._exit(0)\n"
+                     f"    if _os.fork() == 0:\n        _os.execve(_sys.executable, [_sys.executable, '-c', "
+                     f"'import time; time.sleep(600)', {mark!r}], {{}})\n    _os._exit(0)\n"
                      "\ndef spin():\n    while True:\n        pass\n")
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], cwd=ROOT, stdout=subprocess.PIPE,
-                              text=True, start_new_session=True)
+                              text=True, start_new_session=True,
+                              env=dict(os.environ, KATA_SANDBOX_NAMESPACES=namespaces))
     waiter = None
     try:
         confined, waiter, cgroup = holder.stdout.readline().split()
-        if confined != "namespaces":
-            pytest.skip("no namespaces here: a daemon of the child is not yet tied to the grading (issue 12)")
+        if (confined == "namespaces") != (namespaces == "1"):
+            pytest.skip(f"no {'namespaces' if namespaces == '1' else 'way to turn them off'} here")
+        if confined != "namespaces" and os.geteuid() != 0:
+            pytest.skip("without namespaces only root holds the child's processes in cgroups or a uid of its own")
         assert wait_for(lambda: survivors(mark)), "the implementation's daemon should be running before the kill"
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
+        if confined != "namespaces":  # what the next sandbox does first
+            sweep_cgroups()
+            sweep_uids()
         assert wait_for(lambda: not survivors(mark)), f"processes outlived the sandbox's holder: {survivors(mark)}"
-        assert wait_for(lambda: not alive(int(waiter))), "the waiter of the child's namespaces outlived its holder"
-        if cgroup != "-":  # its pids cgroup, left empty, goes when the next sandbox makes one
+        assert wait_for(lambda: not alive(int(waiter))), "the child (or the waiter of its namespaces) outlived its holder"
+        if cgroup != "-":  # its cgroups, left empty, go when the next sandbox makes one
             sweep_cgroups()
             assert not Path(cgroup).exists(), f"the cgroup of a dead holder was left behind: {cgroup}"
     finally:  # should this fail, nothing of it keeps running
@@ -245,3 +254,62 @@ def test_a_header_nested_past_pythons_stack_is_the_sandboxs_own_error():
     finally:
         ours.close()
         theirs.close()
+
+
+SPENDER = """
+import os as _os, time as _time
+
+def fill_tmp():
+    '''Folders made in /tmp until the file system refuses one.'''
+    made = 0
+    try:
+        while made < 100_000:
+            _os.mkdir(f"/tmp/d{made}")
+            made += 1
+    except OSError:
+        pass
+    return made
+
+def spin(count):
+    '''count processes, each in a session of its own, spinning for ever; their pids.'''
+    pids = []
+    for _ in range(count):
+        pid = _os.fork()
+        if pid == 0:
+            _os.setsid()
+            while True:
+                pass
+        pids.append(pid)
+    return pids
+"""
+
+
+@pytest.fixture
+def spender(tmp_path):
+    folder = shutil.copytree(ROOT / "solutions", tmp_path / "submission", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(folder / "__init__.py", "a") as stream:
+        stream.write(SPENDER)
+    with Sandbox(folder, policy(allow_unconfined=True)) as box:
+        yield box
+
+
+def test_the_child_makes_no_more_files_than_its_tmp_allows(spender):
+    """Every inode of a tmpfs costs kernel memory its size does not count: /tmp holds at most Policy.tmp_inodes."""
+    if not spender.isolated:
+        pytest.skip("without namespaces the child has no /tmp of its own (its files are removed at stop)")
+    made = spender.implementation().fill_tmp()
+    assert 0 < made < Policy(hidden=()).tmp_inodes
+
+
+def test_the_child_and_all_it_starts_share_one_cpu_quota(spender):
+    """Processes in sessions of their own stay in the child's cpu cgroup: together they get Policy.cpus CPUs."""
+    if spender.cgroup is None or "cpu" not in spender.cgroup.paths:
+        pytest.skip("no cpu cgroup here (root and cgroup v1 only)")
+    cpu = spender.cgroup.paths["cpu"]
+    quota, period = (int((cpu / name).read_text()) for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us"))
+    assert quota == period * Policy(hidden=()).cpus
+    spender.implementation().spin(4)
+    assert len(spender.cgroup.members()) >= 5  # the child (and its waiter) and the spinners
+    assert set(spender.cgroup.members()) == set(int(p) for p in (cpu / "cgroup.procs").read_text().split())
+    spender.stop()
+    assert not cpu.exists()

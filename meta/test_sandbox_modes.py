@@ -66,7 +66,7 @@ def _setup(become):
     needed = sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)})
     for top in sorted({"/" + Path(path).parts[1] for path in needed}):
         if not os.stat(top).st_mode & 0o001:
-            empty_but(top, needed, "64k")
+            empty_but(top, needed, "size=64k")
     if become is not None:
         _become(become)
 

@@ -67,7 +67,8 @@ def _credit_from(beside, own):
     could_not_run = beside.could_not_run  # its own file is broken: the same message in both runs
     note = "" if could_not_run or all(test.passed for test in tests) else ISOLATED_NOTE
     return dataclasses.replace(own, tests=tuple(tests), could_not_run=could_not_run,
-                               run_note="; ".join(part for part in (note, own.run_note) if part))
+                               run_note="; ".join(part for part in (note, own.run_note) if part),
+                               peak_bytes=max(own.peak_bytes, beside.peak_bytes))
 
 
 def _affected(item, broken, isolated):
@@ -125,14 +126,14 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
             problems = _affected(item, broken, beside_reference)
             if problems:
                 message = "; ".join(problems)
-                outcome, note, could_not_run = {t: ("error", message) for t in ids}, "", message
+                outcome, note, could_not_run, peak = {t: ("error", message) for t in ids}, "", message, 0
             else:
                 arg, replacements = _lesson_folder(item, sub, repaired, beside_reference, work)
-                outcome, note = run_lesson(item.id, arg, ids, settings, work, cleaner(replacements))
+                outcome, note, peak = run_lesson(item.id, arg, ids, settings, work, cleaner(replacements))
                 could_not_run = ""
             return LessonResult(item.id, item.title, item.points, tuple(TestOutcome(t, *outcome[t]) for t in ids),
                                 could_not_run=could_not_run, run_note=note,
-                                seconds=round(time.monotonic() - began, 2))
+                                seconds=round(time.monotonic() - began, 2), peak_bytes=peak)
 
         # lessons that run more of the model take longer: start them first
         order = sorted(chosen, key=lambda item: -len(item.depends))

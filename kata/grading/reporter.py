@@ -14,7 +14,7 @@ from ..course.exercises import pointer_for
 from ..course.implementation import folder_of
 from ..course.manifest import lessons
 from ..course.places import inside, running
-from ..sandbox import CallTimeout
+from ..sandbox import CallTimeout, peak_bytes
 from ..testing.plugin import sandboxed
 from .messages import MESSAGE_CHARS, short
 from .settings import TestRun
@@ -106,7 +106,7 @@ def pytest_runtest_logfinish(nodeid, location):
     if _logging():
         faulthandler.cancel_dump_traceback_later()
         status, message = _state["outcome"].pop(nodeid, ("error", "no outcome recorded"))
-        _log({"id": nodeid, "status": status, "message": message})
+        _log({"id": nodeid, "status": status, "message": message, "peak": peak_bytes()})
 
 
 def _with_pointer(text, file, line):

@@ -31,6 +31,7 @@ class LessonResult:
     run_note: str = ""  # what happened while its tests ran (timeouts, time used up), or ""
     dependency_note: str = ""  # which unfinished lessons it runs the code of, when it is not done, or ""
     seconds: float = 0.0
+    peak_bytes: int = 0  # the most memory a test process of the lesson held at once (not in the JSON)
 
     @property
     def total(self):
@@ -97,6 +98,12 @@ class GradeResult:
     @property
     def done(self):
         return all(entry.done for entry in self.lessons)
+
+    @property
+    def peak_bytes(self):
+        """The most memory one of the grading's test processes held at once: what the grader itself spent on the
+        submission, whatever it sent (0 where not measured)."""
+        return max((entry.peak_bytes for entry in self.lessons), default=0)
 
     @property
     def current(self):

@@ -18,6 +18,7 @@ from ..course.implementation import folder_of
 from ..course.manifest import lesson
 from ..course.places import Place, in_dump, running
 from ..course.repository import ROOT, STATE
+from ..sandbox import peak_bytes, sweep
 from .messages import MESSAGE_CHARS
 from .settings import Settings, TestRun
 
@@ -30,8 +31,9 @@ PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:un
           "-p", "kata.grading.reporter", "-q", "--tb=native"]
 
 
-def run_process(command, limit, extra_env=None):
-    """Run command in a process group of its own, killed after limit seconds. -> (returncode or None, output)"""
+def run_process(command, limit, extra_env=None, peaks=None):
+    """Run command in a process group of its own, killed after limit seconds. -> (returncode or None, output)
+    peaks: a list to which the process's peak memory is added if it was still running at its deadline."""
     with tempfile.TemporaryFile("w+") as output:
         proc = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
                                 env=dict(_environment(), **(extra_env or {})))
@@ -40,6 +42,8 @@ def run_process(command, limit, extra_env=None):
             timed_out = False
         except subprocess.TimeoutExpired:
             timed_out = True
+            if peaks is not None:
+                peaks.append(peak_bytes(proc.pid))
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # the whole group: with anything the submission started
         except OSError:
@@ -89,8 +93,9 @@ def reference_tests():
 
 
 def _read_log(path):
-    """(finished {test id: (status, message)}, id of the test that started but did not finish, or None)."""
-    done, started = {}, None
+    """(finished {test id: (status, message)}, id of the test that started but did not finish, or None, the test
+    process's peak memory after its last finished test)."""
+    done, started, peak = {}, None, 0
     lines = path.read_text(errors="replace").splitlines() if path.exists() else []
     for line in lines:
         try:
@@ -102,18 +107,20 @@ def _read_log(path):
         else:
             done[entry["id"]] = (entry["status"], entry["message"])
             started = None if started == entry["id"] else started
-    return done, started
+            peak = max(peak, entry.get("peak", 0))
+    return done, started, peak
 
 
 def run_lesson(lesson_id, impl_arg, tests, settings, work, clean=lambda text: text):
-    """Run a lesson's tests on impl_arg within settings.lesson_seconds. -> ({test id: (status, message)}, note)
+    """Run a lesson's tests on impl_arg within settings.lesson_seconds. -> ({test id: (status, message)}, note,
+    the largest peak memory of its test processes: what the grader itself held for the submission)
 
     One test may use at most a share of the time (all of it when it is alone), so one infinite loop leaves
     time for the others: the run starts again without the tests already done.
     """
     item, timeout = lesson(lesson_id), settings.lesson_seconds
     share = settings.share(len(tests))
-    results, deadline, attempt, note = {}, time.monotonic() + timeout, 0, ""
+    results, deadline, attempt, note, peaks = {}, time.monotonic() + timeout, 0, "", [0]
     while len(results) < len(tests) and deadline - time.monotonic() > settings.min_attempt:
         left, attempt = deadline - time.monotonic(), attempt + 1
         run = TestRun(settings, test_seconds=min(timeout / share, left), stop_at=time.time() + left,
@@ -123,8 +130,11 @@ def run_lesson(lesson_id, impl_arg, tests, settings, work, clean=lambda text: te
         targets = dict.fromkeys(t.split("::")[0] for t in tests) if attempt == 1 else remaining
         command = [*PYTEST, f"--kata-run={run.write(work / f'{lesson_id}-{attempt}.json')}", f"--impl={impl_arg}",
                    "-m", item.marker, *[str(ROOT / t) for t in targets]]
-        code, output = run_process(command, left + run.kill_margin)
-        done, hung = _read_log(Path(run.log))
+        code, output = run_process(command, left + run.kill_margin, peaks=peaks)
+        if settings.sandbox:  # a test process killed at its deadline could not stop its child: nothing of it stays
+            sweep()
+        done, hung, peak = _read_log(Path(run.log))
+        peaks.append(peak)
         results.update({t: (s, clean(m)) for t, (s, m) in done.items() if t in tests})
         if hung is None:
             if code is not None and not done:
@@ -154,4 +164,4 @@ def run_lesson(lesson_id, impl_arg, tests, settings, work, clean=lambda text: te
         note = f"{len(hung)} test{'s' if len(hung) > 1 else ''} did not finish in time (the first: {hung[0]})"
     if skipped:
         note += f"{'; ' if note else ''}{len(skipped)} not run: the lesson's {timeout:g} s ran out (--timeout)"
-    return results, note
+    return results, note, max(peaks)

@@ -25,15 +25,17 @@ deadline; `stop()` kills it and every process it started (the parent is their su
     policy.py       what the child is allowed (Policy)
     confinement.py  what the child does to itself before exec: namespaces, mounts, capabilities, rlimits
     accounts.py     which user the child runs as
-    processes.py    /proc scans, the pids cgroup, killing and reaping
+    processes.py    /proc scans, the cgroups (pids, cpu, freezer), killing and reaping
     supervisor.py   Sandbox: starting and stopping the child
     probe.py        whether a folder imports (python -m kata.sandbox --probe, for the grader)
 """
 
 from .policy import Policy
 from .probe import probe
+from .processes import peak_bytes, sweep
 from .supervisor import Sandbox
 from .wire import CallTimeout, ChildDied, NotContained, RemoteError, SandboxError, array_bytes, read_array
 
 __all__ = ["Sandbox", "Policy", "SandboxError", "ChildDied", "CallTimeout", "NotContained", "RemoteError", "probe",
-           "array_bytes", "read_array"]
+           "array_bytes", "read_array", "sweep",
+           "peak_bytes"]

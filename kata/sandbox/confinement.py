@@ -25,7 +25,7 @@ class Isolation:
     """How one child is confined beyond its resource limits."""
     folder: str | None = None  # with namespaces: the implementation's folder, shown at Policy.inside; else None
     user: tuple | None = None  # (uid, gid, name) the child runs as; None: the grader's own user
-    cgroup: Path | None = None  # the pids cgroup the child joins, or None
+    cgroup: object = None  # the child's cgroups (processes.Cgroups) it joins, or None
 
     @property
     def uid_only(self):
@@ -107,9 +107,11 @@ def _build_view(folder, policy):
     devices = {name: os.open(f"/dev/{name}", os.O_RDONLY) for name in policy.devices}
     # the grader's work folders and the homes go; what Python and this package need to run is bound back
     needed = sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix), str(KATA_PACKAGE.parent)})
-    for top, size in (("/tmp", policy.tmp_size), ("/root", policy.home_size), ("/home", policy.home_size)):
+    for top, size, inodes in (("/tmp", policy.tmp_size, policy.tmp_inodes),
+                               ("/root", policy.home_size, policy.small_inodes),
+                               ("/home", policy.home_size, policy.small_inodes)):
         if os.path.isdir(top):
-            empty_but(top, needed, size)
+            empty_but(top, needed, f"size={size},nr_inodes={inodes}")
     import shutil  # a copy the sandbox user may read, whoever owns the grader's folder; nothing can write it
     shutil.copytree(f"/proc/self/fd/{keep}", policy.inside, ignore=shutil.ignore_patterns("__pycache__"))
     os.close(keep)
@@ -119,14 +121,15 @@ def _build_view(folder, policy):
         os.chmod(root, 0o555)
     # a mount of its own, made read-only below (its owner cannot chmod it)
     mount(policy.inside, policy.inside, None, MS_BIND)
+    small = f"size={policy.hidden_size},nr_inodes={policy.small_inodes}"
     for path in hide:
-        mount("none", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, f"size={policy.hidden_size},mode=555")
-    mount("none", "/sys", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-           f"size={policy.hidden_size},mode=555")
+        mount("none", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, f"{small},mode=555")
+    mount("none", "/sys", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, f"{small},mode=555")
     for secret in ("/etc/shadow", "/etc/gshadow"):
         if os.path.exists(secret):
             mount("/dev/null", secret, None, MS_BIND)
-    mount("none", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, f"size={policy.dev_size},mode=755")
+    mount("none", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, f"size={policy.dev_size},nr_inodes={policy.small_inodes},"
+                                                          f"mode=755")
     for name, fd in devices.items():
         open(f"/dev/{name}", "w").close()
         mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND)
@@ -175,8 +178,9 @@ def become(user):
     os.setuid(user[0])
 
 
-def empty_but(top, keep, size):
-    """(In isolate.) An empty tmpfs over top, with the paths of keep that lie inside it bound back in place."""
+def empty_but(top, keep, limits):
+    """(In isolate.) An empty tmpfs over top (limits: its size and inode options), with the paths of keep that lie
+    inside it bound back in place."""
     kept = []
     for path in keep:
         if (path == top or path.startswith(top.rstrip("/") + "/")) and os.path.isdir(path):
@@ -184,8 +188,7 @@ def empty_but(top, keep, size):
                 kept.append((path, os.open(path, os.O_RDONLY | os.O_DIRECTORY)))
             except PermissionError:  # out of this user's reach anyway
                 pass
-    mount("none", top, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777" if top == "/tmp" else
-           f"size={size},mode=755")
+    mount("none", top, "tmpfs", MS_NOSUID | MS_NODEV, f"{limits},mode={1777 if top == '/tmp' else 755}")
     for path, fd in kept:
         os.makedirs(path, exist_ok=True)
         mount(f"/proc/self/fd/{fd}", path, None, MS_BIND)
@@ -200,7 +203,7 @@ def limit_child(policy, nproc, isolation):
         # process that started it (the test process), and PID 1 of its namespace with it, and all that PID 1 holds
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if isolation.cgroup is not None:
-            (isolation.cgroup / "cgroup.procs").write_text(str(os.getpid()))
+            isolation.cgroup.join(os.getpid())
         if isolation.folder is not None:
             isolate(isolation.folder, policy, isolation.user)
         resource.setrlimit(resource.RLIMIT_AS, (policy.memory_bytes, policy.memory_bytes))

@@ -18,7 +18,11 @@ class Policy:
     processes: int = 0  # beyond those the user already has (RLIMIT_NPROC; the kernel exempts root)
     max_pids: int = 32  # every process and thread of the child together, where a pids cgroup can be made (root)
     devices: tuple = ("null", "zero", "random", "urandom")  # all the child's /dev holds (with namespaces)
+    cpus: float = 1.0  # CPU time per second of all its processes together (a cgroup quota, root), with one weight
     tmp_size: str = "32m"  # the child's empty /tmp
+    tmp_inodes: int = 1024  # files and folders in it (its copy of the folder takes a few dozen): kernel memory the
+    # size above does not count, and no cgroup of ours is charged for
+    small_inodes: int = 64  # files and folders in each of the other (read-only) file systems made for it
     home_size: str = "64k"  # the emptied /root and /home
     hidden_size: str = "4k"  # what covers a hidden path, and /sys
     dev_size: str = "64k"

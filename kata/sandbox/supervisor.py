@@ -23,7 +23,7 @@ from .accounts import STAGED, sandbox_user, staged_for, user_name
 from .child import command
 from .confinement import KATA_PACKAGE, PR_SET_CHILD_SUBREAPER, Isolation, limit_child, prctl
 from .parent import ParentEndpoint
-from .processes import children_of, kill_all, make_cgroup, remove_cgroup, user_processes
+from .processes import Cgroups, children_of, claim_uid, kill_all, release_uid, sweep, user_processes
 from .wire import CallTimeout, Channel, ChildDied, NotContained, SandboxError
 
 
@@ -50,8 +50,10 @@ class Sandbox:
         parent_sock, child_sock = socket.socketpair()
         self.workdir = tempfile.mkdtemp(prefix="kata-sandbox-")
         self.token = os.urandom(8).hex()
-        self.cgroup = make_cgroup(self.token, self.policy.max_pids) if os.geteuid() == 0 else None
+        sweep()  # first, what earlier sandboxes whose holders died left running (and their cgroups)
+        self.cgroup = Cgroups.make(self.token, self.policy.max_pids, self.policy.cpus) if os.geteuid() == 0 else None
         self.isolated, self.hidden, self.inside, self.user = False, False, self.folder, user_name(os.geteuid())
+        self.own_uid = None  # the uid of its own the child runs as (root without namespaces), or None
         try:
             self.process = self._launch_confined(child_sock)
         except NotContained:
@@ -109,6 +111,9 @@ class Sandbox:
         process = None
         if user is not None and not hidden:  # it could read the reference
             self._refuse_unless_allowed(f"{self.isolation_note}; user {user[2]}: {why}")
+        if user is not None and self.policy.transient_uids[0] <= user[0] < self.policy.transient_uids[1]:
+            self.own_uid = user[0]
+            claim_uid(self.own_uid)  # whatever happens to this process, its processes are killed in the end
         if user is not None:
             process = self._launch(child_sock, self.workdir, STAGED, self.workdir, env, self._nproc_for(user),
                                    Isolation(user=user, cgroup=self.cgroup))
@@ -137,7 +142,7 @@ class Sandbox:
         sandboxes share it); None for root where a pids cgroup counts instead."""
         if os.geteuid() != 0:
             return user_processes(os.getuid()) + 8 + self.policy.processes
-        if user is None or self.cgroup is not None:
+        if user is None or (self.cgroup is not None and self.cgroup.caps_processes):
             return None
         return user_processes(user[0]) + self.policy.max_pids
 
@@ -263,11 +268,15 @@ class Sandbox:
         self.process = None
 
     def _clean_up(self):
-        """The child's work folder and cgroup, once nothing runs in them."""
+        """The child's work folder and cgroup, once nothing runs in them; its own uid's processes, wherever they
+        went (out of its session, environment cleared, out of reach of the cgroups), and what it made."""
+        if self.own_uid is not None:
+            release_uid(self.own_uid)
+            self.own_uid = None
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         if self.cgroup is not None:
-            remove_cgroup(self.cgroup)
+            self.cgroup.remove()
 
     def __enter__(self):
         return self.start()
