@@ -21,17 +21,17 @@ from kata.grading import batch as batch_tools
 from kata.grading import gradescope
 from kata.grading.grade import grade
 from kata.grading.report import is_student, report, student_folder, table
-from kata.grading.settings import DEFAULT_SECONDS
+from kata.grading.settings import DEFAULT_SECONDS, Settings
 from kata.grading.submission import SubmissionError
 from kata.sandbox import NotContained
 from kata.student import hints, reset, watch
 
 
 def _seconds(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
-    return value
+    try:
+        return Settings.checked(text).lesson_seconds
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _common(parser, defaults):

@@ -71,7 +71,7 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
     impl is "solutions", "exercises", or any layout kata.grading.submission accepts (a folder laid out like
     exercises/, a folder holding one, a .zip of either); messages call it name (default: impl as given), e.g.
     "alice/loss.py". Raises SubmissionError when the submission cannot be found or opened, ValueError for an
-    unknown lesson id or a timeout that is not a positive number of seconds; a broken submission is never an
+    unknown lesson id or a timeout that is not a positive, finite number of seconds; a broken submission is never an
     exception: its failures are in the result.
     sandbox: run the submission's code only in sandboxed child processes (kata/sandbox/) and take only the
     kata's files from it; None (the default) means yes for anything but "solutions" and "exercises".
