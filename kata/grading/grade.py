@@ -86,8 +86,8 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
         sub = open_submission(impl, work, name, strict=settings.sandbox)
         tests = reference_tests()
         broken, repaired, isolation = repair(sub, work, settings)
-        if isolation:  # said once per submission: what the sandbox could not do on this machine
-            sub.notes.append(f"sandbox without namespaces here ({isolation})")
+        # said once per submission: what the sandbox could not do on this machine
+        machine_notes = (f"sandbox without namespaces here ({isolation})",) if isolation else ()
         unfinished_ids = {stub.lesson for stub in unfinished(sub.folder)}
         broken_lessons = {i.id for i in lessons() if set(i.files) & set(broken)}
 
@@ -118,4 +118,4 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
                                                                                 broken_lessons))
         results.append(entry)
     return GradeResult(str(impl), bool(isolated), settings.sandbox, tuple(results), sub.notes,
-                       round(time.monotonic() - start, 2))
+                       round(time.monotonic() - start, 2), machine_notes)
