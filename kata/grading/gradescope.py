@@ -7,7 +7,8 @@ output are shown to students as `visibility` says (visible by default), and the 
 grader's diagnostics go, as `stdout_visibility` says (hidden by default: instructors only). What a student reads
 (the top-level output and each lesson's) holds their results and the failures of their own code, never the
 grader's diagnostics: what the sandbox could not do on this machine, a refusal to run code it cannot confine, a
-traceback of the grader itself. Those are printed to stdout.
+traceback of the grader itself. Those are printed to stdout. (What the submission's code prints is not kept: the
+sandboxed child's stdout is /dev/null, kata/sandbox/supervisor.py.)
 
 The zip holds setup.sh (run once when Gradescope builds the image: a .venv with the pinned requirements) and
 run_autograder (run for each submission). package() bakes its choices into run_autograder as defaults, and these
@@ -17,10 +18,10 @@ environment variables override them:
     KATA_PYTHON      the Python to grade with (default source/.venv/bin/python, made by setup.sh)
     KATA_LESSONS     comma-separated lesson ids to grade, e.g. "03,06"; set but empty: all lessons
     KATA_ISOLATED    1 to grade each lesson with the reference for the others, 0 not to
-    KATA_TIMEOUT     seconds allowed per lesson (package()'s default: kata/grading/settings.py's)
+    KATA_TIMEOUT     seconds allowed per lesson (default: package()'s timeout, else kata/grading/settings.py's)
     KATA_VISIBILITY  the lessons' visibility: visible, after_due_date, after_published or hidden
     KATA_STDOUT_VISIBILITY  the same for the autograder's stdout
-    KATA_ALLOW_UNCONFINED  1 to grade even where the sandbox cannot confine a submission (for trusted code only)
+    KATA_ALLOW_UNCONFINED  1 to grade even where the sandbox cannot confine a submission (trusted code only)
 
 so a Gradescope run can be simulated in any folder without setup.sh:
 
