@@ -6,7 +6,7 @@
     python grader.py --impl solutions --json out.json --gradescope results.json --timeout 300 --isolated
     python grader.py status | hint 02 | watch | reset 02
     python grader.py batch submissions/ --out grades/
-    python grader.py package-gradescope --out autograder.zip
+    python grader.py package-gradescope --out autograder.zip --visibility after_due_date
 
 Exit status: 0 once grading ran (a low score is not an error), 2 for a bad command or an unusable submission.
 """
@@ -21,17 +21,17 @@ from kata.grading import batch as batch_tools
 from kata.grading import gradescope
 from kata.grading.grade import grade
 from kata.grading.report import is_student, report, student_folder, table
-from kata.grading.settings import DEFAULT_SECONDS
+from kata.grading.settings import DEFAULT_SECONDS, Settings
 from kata.grading.submission import SubmissionError
 from kata.sandbox import NotContained
 from kata.student import hints, reset, watch
 
 
 def _seconds(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
-    return value
+    try:
+        return Settings.checked(text).lesson_seconds
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _common(parser, defaults):
@@ -78,11 +78,23 @@ def parser():
                           ("--allow-unconfined", {"action": "store_true"})):
         batch.add_argument(flag, default=argparse.SUPPRESS, **options)
     package = commands.add_parser("package-gradescope", help="build the autograder zip for Gradescope")
+    # a bad option is one line, like a bad setting: scripts build the autograder
+    package.error = lambda message: package.exit(2, f"{package.prog}: error: {message}\n")
     package.add_argument("--out", default="autograder.zip", metavar="FILE", help="the zip to write")
     package.add_argument("--lesson", action="append", metavar="ID",
-                         help="grade only these lessons on Gradescope (repeatable or comma list)")
+                         help="grade only these lessons on Gradescope (repeatable or comma list; default: all)")
     package.add_argument("--isolated", action="store_true",
                          help="grade each lesson with the reference for every other lesson")
+    package.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                         help=f"time allowed per lesson (default {DEFAULT_SECONDS:g})")
+    visibilities = ", ".join(gradescope.VISIBILITIES)
+    package.add_argument("--visibility", choices=gradescope.VISIBILITIES, default=gradescope.VISIBILITY,
+                         metavar="WHEN", help=f"when students see each lesson's result and output: {visibilities} "
+                                              f"(default {gradescope.VISIBILITY})")
+    package.add_argument("--stdout-visibility", choices=gradescope.VISIBILITIES,
+                         default=gradescope.STDOUT_VISIBILITY, metavar="WHEN",
+                         help=f"when students see the autograder's stdout, where the grader's diagnostics go: "
+                              f"{visibilities} (default {gradescope.STDOUT_VISIBILITY}: instructors only)")
     return main
 
 
@@ -149,7 +161,9 @@ def run_batch(args):
 
 
 def run_package(args):
-    print(f"wrote {gradescope.package(args.out, lesson_ids=args.lesson, isolated=args.isolated)}")
+    path = gradescope.package(args.out, lesson_ids=args.lesson, isolated=args.isolated, timeout=args.timeout,
+                              visibility=args.visibility, stdout_visibility=args.stdout_visibility)
+    print(f"wrote {path}")
     return 0
 
 

@@ -1,7 +1,9 @@
 """Tests of the Gradescope output: results.json per Gradescope's specification, and the autograder zip run in a
 simulated Gradescope folder layout (submission in, results.json out), without setup.sh: KATA_PYTHON points
-run_autograder at this Python and KATA_LESSONS keeps it to two fast lessons."""
+run_autograder at this Python and KATA_LESSONS keeps it to two fast lessons. What students read (the outputs of
+results.json) never holds the grader's diagnostics, which go to stdout (hidden from students by default)."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -15,8 +17,19 @@ import pytest
 from kata.course.exercises import generate
 from kata.course.manifest import lesson
 from kata.course.repository import ROOT
-from kata.grading.gradescope import FAILURES_SHOWN, main, package, results_json, write_results
+from kata.grading.gradescope import (
+    FAILED,
+    FAILURES_SHOWN,
+    GRADED,
+    MISCONFIGURED,
+    VISIBILITIES,
+    main,
+    package,
+    results_json,
+    write_results,
+)
 from kata.grading.results import GradeResult, LessonResult, TestOutcome
+from kata.sandbox import NotContained
 
 pytestmark = pytest.mark.meta
 
@@ -37,7 +50,9 @@ def synthetic_result(message=None):
 
 def check_spec(data):
     """data has the fields and types of Gradescope's results.json, and the top-level score is the tests' total."""
-    assert set(data) == {"score", "execution_time", "output", "visibility", "stdout_visibility", "tests"}
+    assert set(data) == {"score", "execution_time", "output", "output_format", "visibility", "stdout_visibility",
+                         "tests"}
+    assert data["output_format"] == "text", "plain text: Gradescope's default for it (simple_format) reads HTML"
     assert isinstance(data["score"], float) and isinstance(data["execution_time"], int)
     assert isinstance(data["output"], str) and data["output"]
     assert data["visibility"] in VISIBILITY and data["stdout_visibility"] in VISIBILITY
@@ -102,31 +117,49 @@ def test_package_holds_what_gradescope_runs_and_nothing_else(tmp_path):
         assert (infos[script].external_attr >> 16) & 0o111, f"{script} must be executable"
 
 
+SETTINGS = ("KATA_LESSONS", "KATA_ISOLATED", "KATA_TIMEOUT", "KATA_VISIBILITY", "KATA_STDOUT_VISIBILITY")
+
+
 @pytest.fixture
-def gradescope(tmp_path):
-    """A simulated /autograder: the package unzipped into source/, an empty submission/; returns a runner."""
-    root = tmp_path / "autograder"
-    with zipfile.ZipFile(package(tmp_path / "autograder.zip")) as archive:
-        archive.extractall(root / "source")
-    (root / "submission").mkdir()
+def autograder(tmp_path):
+    """Makes simulated /autograder folders: make(folder name, **package options) unzips the package into
+    source/ beside an empty submission/ and returns (root, run)."""
+    def make(name="autograder", **options):
+        root = tmp_path / name
+        with zipfile.ZipFile(package(tmp_path / f"{name}.zip", **options)) as archive:
+            archive.extractall(root / "source")
+        (root / "submission").mkdir()
 
-    def run(lessons="03,06", python=sys.executable):
-        for script in ("setup.sh", "run_autograder"):
-            syntax = subprocess.run(["bash", "-n", str(root / "source" / script)], capture_output=True, text=True)
-            assert syntax.returncode == 0, f"{script} has a syntax error: {syntax.stderr}"
-        # (the submissions graded here are trusted: they may run where the sandbox cannot confine them)
-        env = dict(os.environ, AUTOGRADER_ROOT=str(root), KATA_PYTHON=python, KATA_LESSONS=lessons,
-                   KATA_ALLOW_UNCONFINED="1", OPENBLAS_NUM_THREADS="1")
-        start = time.perf_counter()
-        proc = subprocess.run(["bash", str(root / "source" / "run_autograder")], cwd=root, env=env,
-                              capture_output=True, text=True, timeout=300)
-        seconds = time.perf_counter() - start
-        assert proc.returncode == 0, f"run_autograder must always exit 0:\n{proc.stdout}\n{proc.stderr}"
-        results = root / "results" / "results.json"
-        assert results.is_file(), f"run_autograder wrote no results.json:\n{proc.stdout}\n{proc.stderr}"
-        return json.loads(results.read_text()), proc, seconds
+        def run(lessons="03,06", python=sys.executable, status=0, **settings):
+            """Run run_autograder (KATA_LESSONS=lessons unless None, settings as more variables); it must exit with
+            status (any, when None) and leave a results.json: (its JSON, the process, seconds)."""
+            for script in ("setup.sh", "run_autograder"):
+                syntax = subprocess.run(["bash", "-n", str(root / "source" / script)], capture_output=True, text=True)
+                assert syntax.returncode == 0, f"{script} has a syntax error: {syntax.stderr}"
+            # (the submissions graded here are trusted: they may run where the sandbox cannot confine them)
+            env = {key: value for key, value in os.environ.items() if key not in SETTINGS}
+            env.update({"AUTOGRADER_ROOT": str(root), "KATA_PYTHON": str(python), "KATA_ALLOW_UNCONFINED": "1",
+                        "OPENBLAS_NUM_THREADS": "1", **({} if lessons is None else {"KATA_LESSONS": lessons}),
+                        **settings})
+            start = time.perf_counter()
+            proc = subprocess.run(["bash", str(root / "source" / "run_autograder")], cwd=root, env=env,
+                                  capture_output=True, text=True, timeout=300)
+            seconds = time.perf_counter() - start
+            assert status is None or proc.returncode == status, \
+                f"run_autograder exited {proc.returncode}, not {status}:\n{proc.stdout}\n{proc.stderr}"
+            results = root / "results" / "results.json"
+            assert results.is_file(), f"run_autograder wrote no results.json:\n{proc.stdout}\n{proc.stderr}"
+            return json.loads(results.read_bytes()), proc, seconds
 
-    return root, run
+        return root, run
+
+    return make
+
+
+@pytest.fixture
+def gradescope(autograder):
+    """A simulated /autograder with the package's defaults: (root, run)."""
+    return autograder()
 
 
 def test_run_autograder_grades_a_submission_like_gradescope(gradescope, stubs):
@@ -144,6 +177,9 @@ def test_run_autograder_grades_a_submission_like_gradescope(gradescope, stubs):
     assert "__init__.py was not in the submission" in data["output"], data["output"]
     assert "submission/loss.py" in data["tests"][1]["output"], "messages name the student's file"
     assert "/implementation" not in json.dumps(data), "no temporary folder in what students read"
+    assert (data["visibility"], data["stdout_visibility"]) == ("visible", "hidden"), "the package's defaults"
+    assert {t["visibility"] for t in data["tests"]} == {"visible"}
+    assert "graded: 12/18 points" in proc.stdout, proc.stdout
     print(f"simulated Gradescope run: {seconds:.1f} s, scores {scores}")
 
 
@@ -159,28 +195,200 @@ def test_run_autograder_reports_a_submission_without_python_files(gradescope):
 def test_run_autograder_still_writes_results_when_the_grader_fails(gradescope):
     root, run = gradescope
     shutil.copytree(ROOT / "solutions", root / "submission" / "exercises")
-    data, proc, _ = run("42")  # grader.py refuses an unknown lesson: results.json must carry its message
+    data, proc, _ = run("42", status=2)  # an unknown lesson: results.json must carry its message
     assert data["score"] == 0.0 and "could not grade" in data["output"]
     assert "42" in data["output"], data["output"]
+    assert "The autograder is misconfigured" in data["output"] and "KATA_LESSONS" in data["output"], data["output"]
 
 
 def test_run_autograder_writes_results_even_when_python_cannot_run(gradescope, tmp_path):
     root, run = gradescope
-    data, proc, _ = run("06", python=str(tmp_path / "no-such-python"))
+    data, proc, _ = run("06", python=str(tmp_path / "no-such-python"), status=1)
     assert data["score"] == 0.0 and data["tests"] == []
-    assert "no-such-python" in data["output"] and "could not run" in data["output"], data["output"]
+    assert "could not run" in data["output"] and "The autograder failed" in data["output"], data["output"]
+    assert "no-such-python" in proc.stdout, "which Python could not run: for the instructor, in stdout"
+    assert "no-such-python" not in data["output"], "a path of the grading machine is not for students"
 
 
-def test_run_writes_the_reason_when_a_setting_or_the_grader_fails(tmp_path, monkeypatch):
+def test_run_writes_the_reason_when_a_setting_or_the_grader_fails(tmp_path, monkeypatch, capsys):
     results = tmp_path / "results.json"
-    assert main([str(tmp_path), str(results), "--timeout", "soon"]) == 0
+    assert main([str(tmp_path), str(results), "--timeout", "soon"]) == MISCONFIGURED
     data = json.loads(results.read_text())
     assert data["score"] == 0.0 and "could not grade" in data["output"] and "soon" in data["output"], data["output"]
+    assert "misconfigured" in data["output"] and "KATA_TIMEOUT" in data["output"], data["output"]
 
     def broken_grade(*args, **options):
         raise RuntimeError("the grader fell over")
 
     monkeypatch.setattr("kata.grading.gradescope.grade", broken_grade)
-    assert main([str(tmp_path), str(results)]) == 0
+    capsys.readouterr()
+    assert main([str(tmp_path), str(results)]) == FAILED
+    data, printed = json.loads(results.read_text()), capsys.readouterr().out
+    assert data["tests"] == [] and "The autograder failed" in data["output"], data["output"]
+    assert "RuntimeError: the grader fell over" in printed and "Traceback" in printed, "the traceback is in stdout"
+    assert "fell over" not in data["output"] and "Traceback" not in data["output"], "and not where students read"
+
+
+# ---------------------------------------------------------------- who sees what
+
+def test_results_carry_the_chosen_visibilities_and_default_to_a_hidden_stdout():
+    data = results_json(synthetic_result())
+    assert (data["visibility"], data["stdout_visibility"]) == ("visible", "hidden"), "the safe defaults"
+    for visibility, stdout in (("after_due_date", "after_published"), ("hidden", "visible")):
+        data = results_json(synthetic_result(), visibility, stdout)
+        check_spec(data)
+        assert (data["visibility"], data["stdout_visibility"]) == (visibility, stdout)
+        assert [test["visibility"] for test in data["tests"]] == [visibility] * 2, "each lesson as chosen"
+    assert set(VISIBILITIES) == VISIBILITY, "Gradescope's four values"
+
+
+def test_package_bakes_its_choices_into_run_autograder_and_the_environment_overrides_them(autograder):
+    script = run_autograder_of(autograder()[0])
+    assert "${KATA_VISIBILITY:-visible}" in script and "${KATA_STDOUT_VISIBILITY:-hidden}" in script, "the defaults"
+    root, run = autograder("chosen", lesson_ids=["6"], isolated=True, timeout=30, visibility="after_published",
+                           stdout_visibility="after_due_date")
+    (root / "submission" / "answers.txt").write_text("no Python here")  # nothing to grade: no test process runs
+    data, proc, _ = run(lessons=None)
+    assert (data["visibility"], data["stdout_visibility"]) == ("after_published", "after_due_date"), data
+    assert "lessons 06, isolated yes, 30 s per lesson, visibility after_published, stdout visibility after_due_date" \
+        in proc.stdout, proc.stdout
+    assert "nothing to grade" in data["output"], "the student's own problem: they read it"
+    data, proc, _ = run(lessons="03", KATA_ISOLATED="0", KATA_TIMEOUT="45", KATA_VISIBILITY="hidden",
+                        KATA_STDOUT_VISIBILITY="visible")
+    assert (data["visibility"], data["stdout_visibility"]) == ("hidden", "visible"), data
+    assert "lessons 03, isolated no, 45 s per lesson, visibility hidden, stdout visibility visible" in proc.stdout
+
+
+def run_autograder_of(root):
+    return (root / "source" / "run_autograder").read_text()
+
+
+def student_text(data):
+    """Everything of a results.json that a student may read: the outputs and the lessons' names."""
+    return "\n".join([data["output"], *(f"{t['name']}\n{t['output']}" for t in data["tests"])])
+
+
+def test_the_graders_diagnostics_go_to_stdout_never_where_students_read(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "results.json"
+    note = "sandbox without namespaces here (KATA_SANDBOX_NAMESPACES=0; a uid of its own)"
+    graded = dataclasses.replace(synthetic_result(), notes=["loss.py is not a plain file: ignored"],
+                                 machine_notes=(note,))
+    monkeypatch.setattr("kata.grading.gradescope.grade", lambda *args, **options: graded)
+    assert main([str(tmp_path), str(results)]) == GRADED
+    data, printed = json.loads(results.read_text()), capsys.readouterr().out
+    check_spec(data)
+    assert "sandbox" not in student_text(data) and note in printed, (data, printed)
+    assert "loss.py is not a plain file: ignored" in data["output"], "a note on the submission is the student's"
+    assert graded.all_notes == graded.to_json()["notes"] == ["loss.py is not a plain file: ignored", note]
+
+    refusal = "refusing to run the submission's code where it cannot be contained: chmod o+rx /opt/secret/python"
+    monkeypatch.setattr("kata.grading.gradescope.grade", mock_raising(NotContained(refusal)))
+    assert main([str(tmp_path), str(results), "--stdout-visibility", "after_due_date"]) == FAILED
+    data, printed = json.loads(results.read_text()), capsys.readouterr().out
+    check_spec(data)
+    assert refusal in printed and "/opt/secret" not in student_text(data) and "refusing" not in data["output"]
+    assert "cannot safely run submitted code" in data["output"] and "nothing about your work" in data["output"]
+    assert data["stdout_visibility"] == "after_due_date", "a failure's results.json carries the choices too"
+
+
+def mock_raising(error):
+    def grade(*args, **options):
+        raise error
+    return grade
+
+
+def test_a_sandbox_without_namespaces_is_told_to_the_instructor_only(gradescope):
+    """The real thing, with namespaces turned off: graded anyway (trusted code), with a note on what the sandbox
+    could not do; or, not allowed to run unconfined, contained otherwise (root) or refused. Stdout says it, never
+    what students read."""
+    root, run = gradescope
+    shutil.copytree(ROOT / "solutions", root / "submission" / "exercises")
+    data, proc, _ = run("06", KATA_SANDBOX_NAMESPACES="0", KATA_ALLOW_UNCONFINED="1")
+    assert data["score"] == 6.0 and "note: sandbox without namespaces here" in proc.stdout, (proc.stdout, data)
+    assert "namespaces" not in student_text(data), data
+    data, proc, _ = run("06", status=None, KATA_SANDBOX_NAMESPACES="0", KATA_ALLOW_UNCONFINED="0")
+    if proc.returncode == FAILED:
+        assert "refusing to run" in proc.stdout and "cannot safely run" in data["output"], (proc.stdout, data)
+    else:  # root, and a uid of its own can run this Python: contained by file permissions
+        assert proc.returncode == GRADED and data["score"] == 6.0 and os.geteuid() == 0, (proc.stdout, data)
+        assert "note: sandbox without namespaces here" in proc.stdout, proc.stdout
+    assert "namespaces" not in student_text(data) and "refusing" not in student_text(data), data
+
+
+# ---------------------------------------------------------------- a results.json whatever happens
+
+NASTY = 'quote " back \\ new\nline é'  # what a path or a message may hold, and a shell's echo would not escape
+
+
+def test_the_fallback_results_are_valid_json_whatever_the_paths_hold(autograder, tmp_path):
+    root, run = autograder(f"root {NASTY}")
+    python = tmp_path / f"python {NASTY}"  # no such file: Python cannot run
+    data, proc, _ = run("06", python=python, status=FAILED)  # (run() reads the file with json.loads)
+    assert data["score"] == 0.0 and data["tests"] == [] and "could not run" in data["output"], data
+    assert str(python) in proc.stdout, "which Python: in stdout"
+    assert NASTY not in student_text(data)
+    shutil.rmtree(root / "source")  # no source folder: run_autograder run from elsewhere
+    script = tmp_path / "run_autograder"
+    with zipfile.ZipFile(tmp_path / f"root {NASTY}.zip") as archive:
+        archive.extract("run_autograder", tmp_path)
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), KATA_PYTHON=sys.executable)
+    proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == FAILED and "no folder" in proc.stdout, (proc.stdout, proc.stderr)
+    assert json.loads((root / "results" / "results.json").read_bytes())["output"].startswith("The autograder failed")
+
+
+def test_messages_with_quotes_backslashes_newlines_are_escaped_in_the_json(autograder):
+    root, run = autograder(f"root {NASTY}")  # a real Python run from a nasty folder, about a nasty setting
+    data, proc, _ = run(f"4{NASTY}", status=MISCONFIGURED)
+    assert f"unknown lesson 4{NASTY.lower()}" in data["output"], data["output"]
+
+
+# ---------------------------------------------------------------- bad settings fail loudly
+
+BAD_TIMEOUTS = ("soon", "0", "-5", "inf", "nan", "-inf", "")
+
+
+@pytest.mark.parametrize("options", [{"timeout": t} for t in BAD_TIMEOUTS[:-1]] + [
+    {"timeout": 0}, {"timeout": float("nan")}, {"timeout": float("inf")}, {"lesson_ids": ["42"]},
+    {"lesson_ids": "06,x"}, {"visibility": "public"}, {"visibility": "Visible"}, {"stdout_visibility": "never"},
+    {"stdout_visibility": None}])
+def test_package_refuses_a_bad_setting(tmp_path, options):
+    with pytest.raises(ValueError) as error:
+        package(tmp_path / "autograder.zip", **options)
+    assert "\n" not in str(error.value) and not (tmp_path / "autograder.zip").exists()
+
+
+@pytest.mark.parametrize("option, value", [("--timeout", t) for t in BAD_TIMEOUTS] + [
+    ("--lesson", "42"), ("--visibility", "public"), ("--stdout-visibility", "never")])
+def test_package_gradescope_exits_2_with_one_line_for_a_bad_option(tmp_path, capsys, option, value):
+    from grader import main as grader_main
+    out = tmp_path / "autograder.zip"
+    try:
+        status = grader_main(["package-gradescope", "--out", str(out), f"{option}={value}"])
+    except SystemExit as stop:  # argparse's own refusal
+        status = stop.code
+    printed = capsys.readouterr()
+    assert status == 2 and not out.exists() and not printed.out, (status, printed)
+    assert len(printed.err.strip().splitlines()) == 1 and "Traceback" not in printed.err, printed.err
+    assert value in printed.err or option in printed.err, printed.err
+
+
+@pytest.mark.parametrize("option, value, variable", [("--timeout", t, "KATA_TIMEOUT") for t in BAD_TIMEOUTS[:-1]] + [
+    ("--lesson", "42", "KATA_LESSONS"), ("--visibility", "public", "KATA_VISIBILITY"),
+    ("--stdout-visibility", "", "KATA_STDOUT_VISIBILITY"), ("--isolated", "yes", "KATA_ISOLATED"),
+    ("--allow-unconfined", "true", "KATA_ALLOW_UNCONFINED")])
+def test_a_bad_setting_at_run_time_says_the_autograder_is_misconfigured(tmp_path, capsys, option, value, variable):
+    results = tmp_path / "results.json"
+    assert main([str(tmp_path / "submission"), str(results), f"{option}={value}"]) == MISCONFIGURED
     data = json.loads(results.read_text())
-    assert data["tests"] == [] and "RuntimeError: the grader fell over" in data["output"], data["output"]
+    check_spec(data)
+    assert data["output"].startswith("The autograder is misconfigured") and variable in data["output"], data["output"]
+    assert data["score"] == 0.0 and data["tests"] == [] and variable in capsys.readouterr().out
+
+
+def test_run_autograder_names_every_bad_variable_and_exits_2(gradescope):
+    root, run = gradescope
+    data, proc, _ = run("06", status=MISCONFIGURED, KATA_TIMEOUT="inf", KATA_VISIBILITY="public")
+    assert data["output"].startswith("The autograder is misconfigured"), data["output"]
+    assert "KATA_TIMEOUT" in data["output"] and "KATA_VISIBILITY" in data["output"], data["output"]
+    assert "KATA_LESSONS" not in data["output"] and "misconfigured" in proc.stdout

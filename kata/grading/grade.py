@@ -100,7 +100,7 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
     impl is "solutions", "exercises", or any layout kata.grading.submission accepts (a folder laid out like
     exercises/, a folder holding one, a .zip of either); messages call it name (default: impl as given), e.g.
     "alice/loss.py". Raises SubmissionError when the submission cannot be found or opened, ValueError for an
-    unknown lesson id or a timeout that is not a positive number of seconds; a broken submission is never an
+    unknown lesson id or a timeout that is not a positive, finite number of seconds; a broken submission is never an
     exception: its failures are in the result.
     sandbox: run the submission's code only in sandboxed child processes (kata/sandbox/) and take only the
     kata's files from it; None (the default) means yes for anything but "solutions" and "exercises".
@@ -115,8 +115,8 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
         sub = open_submission(impl, work, name, strict=settings.sandbox)
         tests = reference_tests()
         broken, repaired, isolation = repair(sub, work, settings)
-        if isolation:  # said once per submission: what the sandbox could not do on this machine
-            sub.notes.append(f"sandbox without namespaces here ({isolation})")
+        # said once per submission: what the sandbox could not do on this machine
+        machine_notes = (f"sandbox without namespaces here ({isolation})",) if isolation else ()
         unfinished_ids = {stub.lesson for stub in unfinished(sub.folder)}
         broken_lessons = {i.id for i in lessons() if set(i.files) & set(broken)}
 
@@ -152,4 +152,5 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
             entry = dataclasses.replace(entry, dependency_note=_dependency_note(item, done, unfinished_ids,
                                                                                 broken_lessons))
         results.append(entry)
-    return GradeResult(str(impl), bool(isolated), settings.sandbox, tuple(results), sub.notes, shown_time)
+    return GradeResult(str(impl), bool(isolated), settings.sandbox, tuple(results), sub.notes, shown_time,
+                       machine_notes)

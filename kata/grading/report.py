@@ -83,7 +83,7 @@ def next_step(result, impl, folder):
 def report(result, impl, student):
     """The whole printout of a grading run."""
     head = f"{impl}{' (--isolated)' if result.isolated else ''}: {_points(result)} points " \
-           f"(graded in {result.execution_time:.1f} s)" + "".join(f"\nnote: {n}" for n in result.notes)
+           f"(graded in {result.execution_time:.1f} s)" + "".join(f"\nnote: {n}" for n in result.all_notes)
     if not student:
         return f"{head}\n\n{table(result, details=True)}"
     return f"{head}\n\n{table(result)}\n\n{next_step(result, impl, student_folder(impl))}"

@@ -78,6 +78,12 @@ class GradeResult:
     lessons: tuple  # LessonResult, in manifest order
     notes: list = field(default_factory=list)  # about the submission as a whole (files ignored or added, ...)
     execution_time: float = 0.0
+    machine_notes: tuple = ()  # about this machine, for whoever runs the grader: what the sandbox could not do here
+
+    @property
+    def all_notes(self):
+        """The notes on the submission, then those on the machine (the JSON's "notes", the printed report's)."""
+        return [*self.notes, *self.machine_notes]
 
     @property
     def score(self):
@@ -113,4 +119,4 @@ class GradeResult:
     def to_json(self):
         return {"implementation": self.implementation, "isolated": self.isolated, "sandbox": self.sandbox,
                 "score": self.score, "max_score": self.max_score, "execution_time": self.execution_time,
-                "notes": list(self.notes), "lessons": [entry.to_json() for entry in self.lessons]}
+                "notes": self.all_notes, "lessons": [entry.to_json() for entry in self.lessons]}

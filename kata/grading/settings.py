@@ -6,6 +6,7 @@ is read back by kata/grading/reporter.py.
 """
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,13 +28,13 @@ class Settings:
 
     @classmethod
     def checked(cls, lesson_seconds=None, sandbox=False, allow_unconfined=False):
-        """Settings for grade()'s arguments; ValueError when the time is not a positive number of seconds."""
+        """Settings for grade()'s arguments; ValueError when the time is not a positive, finite number of seconds."""
         try:
             seconds = DEFAULT_SECONDS if lesson_seconds is None else float(lesson_seconds)
         except (TypeError, ValueError):
-            seconds = float("nan")
-        if not seconds > 0:  # nan too
-            raise ValueError(f"timeout {lesson_seconds!r}: expected a positive number of seconds per lesson")
+            seconds = math.nan
+        if not 0 < seconds < math.inf:  # nan too
+            raise ValueError(f"timeout {lesson_seconds!r}: expected a positive, finite number of seconds per lesson")
         return cls(lesson_seconds=seconds, sandbox=bool(sandbox), allow_unconfined=bool(allow_unconfined))
 
     def share(self, tests):
