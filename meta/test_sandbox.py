@@ -313,3 +313,16 @@ def test_the_child_and_all_it_starts_share_one_cpu_quota(spender):
     assert set(spender.cgroup.members()) == set(int(p) for p in (cpu / "cgroup.procs").read_text().split())
     spender.stop()
     assert not cpu.exists()
+
+
+def test_a_hidden_file_reads_empty(tmp_path):
+    """A hidden path may be a file (.git is one in a worktree of git's): with namespaces the child reads it empty."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the answer")
+    folder = shutil.copytree(ROOT / "solutions", tmp_path / "submission", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(folder / "__init__.py", "a") as stream:
+        stream.write(f"\ndef peek():\n    return open({str(secret)!r}).read()\n")
+    with Sandbox(folder, Policy(hidden=(str(secret),), allow_unconfined=True)) as box:
+        if not box.isolated:
+            pytest.skip("no namespaces here")
+        assert box.implementation().peek() == ""

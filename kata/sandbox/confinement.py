@@ -123,7 +123,10 @@ def _build_view(folder, policy):
     mount(policy.inside, policy.inside, None, MS_BIND)
     small = f"size={policy.hidden_size},nr_inodes={policy.small_inodes}"
     for path in hide:
-        mount("none", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, f"{small},mode=555")
+        if os.path.isdir(path):
+            mount("none", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, f"{small},mode=555")
+        else:  # a file (.git in a worktree of git's): it reads empty
+            mount("/dev/null", str(path), None, MS_BIND)
     mount("none", "/sys", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, f"{small},mode=555")
     for secret in ("/etc/shadow", "/etc/gshadow"):
         if os.path.exists(secret):
