@@ -123,6 +123,8 @@ def _build_view(folder, policy):
     mount(policy.inside, policy.inside, None, MS_BIND)
     small = f"size={policy.hidden_size},nr_inodes={policy.small_inodes}"
     for path in hide:
+        if not os.path.lexists(path):  # under a folder emptied above: gone from the view already
+            continue
         if os.path.isdir(path):
             mount("none", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, f"{small},mode=555")
         else:  # a file (.git in a worktree of git's): it reads empty
