@@ -392,3 +392,23 @@ def test_run_autograder_names_every_bad_variable_and_exits_2(gradescope):
     assert data["output"].startswith("The autograder is misconfigured"), data["output"]
     assert "KATA_TIMEOUT" in data["output"] and "KATA_VISIBILITY" in data["output"], data["output"]
     assert "KATA_LESSONS" not in data["output"] and "misconfigured" in proc.stdout
+
+
+def test_what_the_submission_prints_is_kept_for_the_instructor_only(tmp_path, capsys):
+    """A sandboxed submission's print output reaches run_autograder's stdout (hidden by default), never results.json,
+    and under --isolated only the runs of its own code print there (never the run beside the reference)."""
+    from meta.helpers import insert_first
+    folder = shutil.copytree(ROOT / "solutions", tmp_path / "submission",
+                             ignore=shutil.ignore_patterns("__pycache__"))
+    marker = "PRINTED-BY-THE-SUBMISSION"
+    (folder / "model.py").write_text((folder / "model.py").read_text() + "\n# MINE\n")  # the reference's is not
+    insert_first(folder / "loss.py", "CrossEntropyLoss.backward",
+                 f"print('{marker}', 'own' if '# MINE' in open(__file__.rsplit('/', 1)[0] + '/model.py').read() "
+                 f"else 'beside')")
+    results = tmp_path / "results.json"
+    assert main([str(folder), str(results), "--lesson", "06", "--isolated"]) == GRADED
+    data, printed = json.loads(results.read_text()), capsys.readouterr().out
+    assert data["score"] == 6.0
+    assert f"{marker} own" in printed, printed
+    assert f"{marker} beside" not in printed, "the run beside the reference printed where a student may read"
+    assert marker not in results.read_text()

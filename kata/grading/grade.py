@@ -126,14 +126,14 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
             problems = _affected(item, broken, beside_reference)
             if problems:
                 message = "; ".join(problems)
-                outcome, note, could_not_run, peak = {t: ("error", message) for t in ids}, "", message, 0
+                outcome, note, could_not_run, peak, printed = {t: ("error", message) for t in ids}, "", message, 0, ""
             else:
                 arg, replacements = _lesson_folder(item, sub, repaired, beside_reference, work)
-                outcome, note, peak = run_lesson(item.id, arg, ids, settings, work, cleaner(replacements))
+                outcome, note, peak, printed = run_lesson(item.id, arg, ids, settings, work, cleaner(replacements))
                 could_not_run = ""
             return LessonResult(item.id, item.title, item.points, tuple(TestOutcome(t, *outcome[t]) for t in ids),
                                 could_not_run=could_not_run, run_note=note,
-                                seconds=round(time.monotonic() - began, 2), peak_bytes=peak)
+                                seconds=round(time.monotonic() - began, 2), peak_bytes=peak, printed=printed)
 
         # lessons that run more of the model take longer: start them first
         order = sorted(chosen, key=lambda item: -len(item.depends))

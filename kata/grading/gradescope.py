@@ -314,6 +314,10 @@ def run(submission, results, lesson_ids=None, isolated=False, timeout=None, allo
         return FAILED
     for note in result.machine_notes:
         print(f"note: {note}")
+    for entry in result.lessons:  # the submission's own print output (never from a run beside the reference)
+        if entry.printed.strip():
+            print(f"--- what the submission printed during lesson {entry.id} (its last "
+                  f"{len(entry.printed)} characters) ---\n{entry.printed.rstrip()}\n---")
     write_results(result, results, **shown)
     print(f"graded: {result.score:g}/{result.max_score:g} points in {result.execution_time:.1f} s")
     return GRADED

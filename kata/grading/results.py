@@ -32,6 +32,7 @@ class LessonResult:
     dependency_note: str = ""  # which unfinished lessons it runs the code of, when it is not done, or ""
     seconds: float = 0.0
     peak_bytes: int = 0  # the most memory a test process of the lesson held at once (not in the JSON)
+    printed: str = ""  # what the submission printed while sandboxed (not in the JSON: Gradescope's stdout)
 
     @property
     def total(self):

@@ -11,6 +11,7 @@ import tempfile
 import time
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import ONE_BLAS_THREAD
 from ..course.files import write_json
@@ -29,6 +30,16 @@ COLLECT_SECONDS = 120  # collecting the reference's test ids (once per content o
 # would cost ~0.1 s per failure)
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:unraisableexception",
           "-p", "kata.grading.reporter", "-q", "--tb=native"]
+
+
+class LessonRun(NamedTuple):
+    results: dict  # {test id: (status, message)}
+    note: str  # what happened: timeouts, time used up ("" if nothing)
+    peak_bytes: int  # the most memory one of its test processes held: what the grader spent on the submission
+    printed: str  # what the implementation printed (its last PRINTED_CHARS), for whoever grades
+
+
+PRINTED_CHARS = 16_000
 
 
 def run_process(command, limit, extra_env=None, peaks=None):
@@ -94,8 +105,8 @@ def reference_tests():
 
 def _read_log(path):
     """(finished {test id: (status, message)}, id of the test that started but did not finish, or None, the test
-    process's peak memory after its last finished test)."""
-    done, started, peak = {}, None, 0
+    process's peak memory after its last finished test, what the implementation printed)."""
+    done, started, peak, printed = {}, None, 0, []
     lines = path.read_text(errors="replace").splitlines() if path.exists() else []
     for line in lines:
         try:
@@ -108,19 +119,19 @@ def _read_log(path):
             done[entry["id"]] = (entry["status"], entry["message"])
             started = None if started == entry["id"] else started
             peak = max(peak, entry.get("peak", 0))
-    return done, started, peak
+            printed.append(entry.get("printed", ""))
+    return done, started, peak, "".join(printed)
 
 
 def run_lesson(lesson_id, impl_arg, tests, settings, work, clean=lambda text: text):
-    """Run a lesson's tests on impl_arg within settings.lesson_seconds. -> ({test id: (status, message)}, note,
-    the largest peak memory of its test processes: what the grader itself held for the submission)
+    """Run a lesson's tests on impl_arg within settings.lesson_seconds: a LessonRun.
 
     One test may use at most a share of the time (all of it when it is alone), so one infinite loop leaves
     time for the others: the run starts again without the tests already done.
     """
     item, timeout = lesson(lesson_id), settings.lesson_seconds
     share = settings.share(len(tests))
-    results, deadline, attempt, note, peaks = {}, time.monotonic() + timeout, 0, "", [0]
+    results, deadline, attempt, note, peaks, shown = {}, time.monotonic() + timeout, 0, "", [0], []
     while len(results) < len(tests) and deadline - time.monotonic() > settings.min_attempt:
         left, attempt = deadline - time.monotonic(), attempt + 1
         run = TestRun(settings, test_seconds=min(timeout / share, left), stop_at=time.time() + left,
@@ -133,8 +144,9 @@ def run_lesson(lesson_id, impl_arg, tests, settings, work, clean=lambda text: te
         code, output = run_process(command, left + run.kill_margin, peaks=peaks)
         if settings.sandbox:  # a test process killed at its deadline could not stop its child: nothing of it stays
             sweep()
-        done, hung, peak = _read_log(Path(run.log))
+        done, hung, peak, printed = _read_log(Path(run.log))
         peaks.append(peak)
+        shown.append(printed)
         results.update({t: (s, clean(m)) for t, (s, m) in done.items() if t in tests})
         if hung is None:
             if code is not None and not done:
@@ -164,4 +176,4 @@ def run_lesson(lesson_id, impl_arg, tests, settings, work, clean=lambda text: te
         note = f"{len(hung)} test{'s' if len(hung) > 1 else ''} did not finish in time (the first: {hung[0]})"
     if skipped:
         note += f"{'; ' if note else ''}{len(skipped)} not run: the lesson's {timeout:g} s ran out (--timeout)"
-    return results, note, max(peaks)
+    return LessonRun(results, note, max(peaks), "".join(shown)[-PRINTED_CHARS:])

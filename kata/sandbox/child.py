@@ -105,8 +105,9 @@ def serve(fd, folder, startup_seconds=None):
 
 def command(package_home, fd, startup_seconds, folder):
     """The child's command line: serve folder on the socket fd, with the `kata` package found in package_home
-    (whatever `kata` its environment would find by itself). Not `-m`: -I leaves the working folder out of sys.path."""
-    return [sys.executable, "-I", "-B", "-c", f"import sys; sys.path.insert(0, {package_home!r}); "
+    (whatever `kata` its environment would find by itself). Not `-m`: -I leaves the working folder out of sys.path.
+    -u: what the implementation prints reaches the parent (Sandbox.printed) as it prints it."""
+    return [sys.executable, "-I", "-B", "-u", "-c", f"import sys; sys.path.insert(0, {package_home!r}); "
             f"from kata.sandbox.child import main; main()", "--fd", str(fd), "--startup", f"{startup_seconds:g}",
             folder]
 

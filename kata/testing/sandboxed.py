@@ -26,13 +26,13 @@ class Sandboxed:
         self.policy = policy(allow_unconfined)
         self.box = None
         self.import_error = None  # why the implementation could not be imported, once it failed to
+        self.output = []  # what the implementation printed, from children already stopped
 
     def start(self):
         if self.import_error is not None:  # the same code fails the same way: no second wait
             raise self.import_error
         if self.box is None or not self.box.alive():
-            if self.box is not None:
-                self.box.stop()
+            self._stop_box()
             try:
                 self.box = Sandbox(self.folder, self.policy,
                                    startup_seconds=max(MIN_STARTUP_SECONDS, self.test_seconds)).start()
@@ -59,9 +59,7 @@ class Sandboxed:
             self.box.reset()
             self.box.set_deadline(None)
         except SandboxError:  # timed out or died during the test: a fresh child for the next one
-            if self.box is not None:
-                self.box.stop()
-            self.box = None
+            self._stop_box()
         if self.box is None:
             try:
                 self.start()
@@ -72,7 +70,17 @@ class Sandboxed:
         """The errors of the implementation raised during the current test (Sandbox.errors)."""
         return self.box.errors() if self.box is not None else []
 
-    def stop(self):
+    def printed(self):
+        """What the implementation printed since the last call (for whoever grades: never shown to the tests)."""
+        text = "".join([*self.output, self.box.printed() if self.box is not None else ""])
+        self.output = []
+        return text
+
+    def _stop_box(self):
         if self.box is not None:
             self.box.stop()
+            self.output.append(self.box.printed())
             self.box = None
+
+    def stop(self):
+        self._stop_box()
