@@ -1,5 +1,7 @@
 """Broken and hostile submissions: each is graded (lesson 06, sandboxed) and must get exactly its expected score,
-within the deadline, with a report that says what happened. A correct submission still gets full marks.
+within the deadline, with a report that says what happened, while a correct submission graded at the same time
+(the bystander) keeps full marks; once both gradings end, nothing of them runs or remains (no process, no cgroup),
+and the grader's own test processes held less memory than PARENT_BOUND whatever the attack sent them.
 
 Every attack is a small edit of the reference (or of the stubs) in a copy: code appended to loss.py, code put
 first in CrossEntropyLoss.backward (so the tests of forward alone still pass: an attack must neither cost them nor
@@ -30,6 +32,10 @@ MARK = "KATA_ATTACK_DAEMON_3f9c"
 CANARY = "adversarial-canary.txt"  # a file of the repository an attack tries to destroy
 
 
+BYSTANDER_SECONDS = 60.0  # the bystander's lesson time: far more than it needs, on any machine that grades at all
+PARENT_BOUND = 1 << 30  # bytes: the most a test process of the grader may hold, whatever the child sends
+
+
 @dataclass(frozen=True)
 class Attack:
     id: str
@@ -43,6 +49,7 @@ class Attack:
     says: str = ""  # a phrase the report (messages and notes) must contain
     needs_isolation: bool = False  # holds only where the sandbox has namespaces (run as root)
     needs_process_cap: bool = False  # holds only where something caps the child's processes (cgroup or NPROC)
+    needs_cpu_cap: bool = False  # holds only where a cpu cgroup caps the child's CPU (root, cgroup v1)
     timeout: float = TIMEOUT  # the lesson's time: more for an attack whose containment itself takes time
 
     @property
@@ -85,12 +92,14 @@ ATTACKS = [
            # each test that runs backward fills the process cap and costs a fresh child: 7.1 s of an 8 s lesson
            # on a loaded machine, so it gets time enough that its score never depends on the machine's load
            needs_process_cap=True, timeout=40.0),
-    Attack("daemon", "a daemonised grandchild (double fork, setsid) that outlives its parent, then a right answer",
+    Attack("daemon", "a daemonised grandchild (double fork, setsid, environment cleared) that outlives its parent, "
+           "then a right answer",
            backward=("_pid = None if getattr(type(self), '_spawned', False) else (setattr(type(self), '_spawned', "
                     "True) or __import__('os').fork())",
                     "if _pid == 0: __import__('os').setsid(); _pid2 = __import__('os').fork(); "
-                    f"__import__('os').execv(__import__('sys').executable, [__import__('sys').executable, '-c', "
-                    f"'import time; time.sleep(600)', '{MARK}']) if _pid2 == 0 else None; __import__('os')._exit(0)",
+                    f"__import__('os').execve(__import__('sys').executable, [__import__('sys').executable, '-c', "
+                    f"'import time; time.sleep(600)', '{MARK}'], {{}}) if _pid2 == 0 else None; "
+                    "__import__('os')._exit(0)",
                     "if _pid: __import__('os').waitpid(_pid, 0)"),  # one daemon per child process, so the
            # pids cgroup (32) never runs out and every answer stays right
            honest="correct"),
@@ -190,6 +199,14 @@ ATTACKS = [
                     "[_kill(int(p), 9) for p in _os.listdir('/proc') if p.isdigit() and int(p) != _os.getpid()]",
                     "_kill(_os.getppid(), 9)", "raise RuntimeError('still here')"),
            honest="backward-raises", needs_isolation=True),
+    Attack("cpu-hog", "24 processes spinning for ever, each in a session of its own, started at import",
+           base="exercises", append=f"import os as _os\nfor _ in range(24):\n    if _os.fork() == 0:\n"
+                                    f"        _os.setsid()\n        _os.execve(__import__('sys').executable, "
+                                    f"[__import__('sys').executable, '-c', 'while True: pass', '{MARK}'], {{}})\n",
+           honest="stubs", needs_cpu_cap=True),
+    Attack("inode-bomb", "folders made in /tmp until it refuses, at import", base="exercises",
+           append="import os as _os\n_n = 0\ntry:\n    while _n < 10**6:\n        _os.mkdir(f'/tmp/d{_n}')\n"
+                  "        _n += 1\nexcept OSError:\n    pass\n", honest="stubs", needs_isolation=True),
 ]
 
 
@@ -224,35 +241,46 @@ def survivors(mark):
 
 @functools.cache
 def sandbox_powers():
-    """(why the sandbox refuses to run code here, or ""; namespaces; a cap on processes): namespaces need root or
-    user namespaces; the cap is a pids cgroup, or RLIMIT_NPROC, which the kernel does not apply to root."""
+    """(why the sandbox refuses to run code here, or ""; namespaces; a cap on processes; a cap on CPU): namespaces
+    need root or user namespaces; the process cap is a pids cgroup, or RLIMIT_NPROC, which the kernel does not
+    apply to root; the CPU cap a cpu cgroup."""
     from kata.sandbox import NotContained, Sandbox
     from kata.testing.sandboxed import policy
     try:
         with Sandbox(ROOT / "solutions", policy()) as box:
-            return "", box.isolated, (box.cgroup is not None and box.cgroup.caps_processes) or os.geteuid() != 0
+            cgroups = box.cgroup.paths if box.cgroup is not None else {}
+            return "", box.isolated, "pids" in cgroups or os.geteuid() != 0, "cpu" in cgroups
     except NotContained as refused:
-        return str(refused), False, False
+        return str(refused), False, False, False
 
 
 def runnable(attack):
     """Whether the attack is contained here; one that is not would do real damage, so it is not run at all."""
-    refused, isolated, capped = sandbox_powers()
-    return not refused and (isolated or not attack.needs_isolation) and (capped or not attack.needs_process_cap)
+    refused, isolated, capped, cpu_capped = sandbox_powers()
+    return not refused and (isolated or not attack.needs_isolation) and (capped or not attack.needs_process_cap) \
+        and (cpu_capped or not attack.needs_cpu_cap)
+
+
+@dataclass
+class Graded:
+    result: dict  # the attack's grading, as JSON
+    seconds: float
+    bystander: float  # the score of the correct submission graded at the same time
+    left: list  # what of both gradings still ran or remained once they ended
+    peak: int  # the most memory one of the attack's test processes held
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Every attack and honest twin graded, two at a time: {id: (result, seconds)}."""
+    """Every attack and honest twin graded, each beside a correct submission: {id: Graded}."""
     refused = sandbox_powers()[0]
     if refused:  # nothing may run unconfined: the grader refuses, and so does this suite
         pytest.skip(refused)
     base = tmp_path_factory.mktemp("attacks")
     (ROOT / ".kata").mkdir(exist_ok=True)
     (ROOT / ".kata" / CANARY).write_text("still here\n")
-
     everything = list(HONEST.values()) + [a for a in ATTACKS if runnable(a)]
-    return grade_all(everything, base)
+    return grade_beside(everything, base)
 
 
 def grade_all(attacks, base):
@@ -267,36 +295,108 @@ def grade_all(attacks, base):
         return dict(pool.map(run, attacks))
 
 
+def grade_beside(attacks, base):
+    """Grade each attack while the correct submission is graded at the same time (one pair after another), then
+    see what of them is left: {id: Graded}."""
+    bystander = build(HONEST["correct"], base / "bystander" / "submission")
+    found = {}
+    for attack in attacks:
+        folder = build(attack, base / attack.id / "submission")
+        start = time.monotonic()
+        with ThreadPoolExecutor(2) as pool:
+            other = pool.submit(grade, str(bystander), [LESSON], timeout=BYSTANDER_SECONDS, name="bystander")
+            result = grade(str(folder), [LESSON], timeout=attack.timeout, name=attack.id)
+            seconds = time.monotonic() - start
+            beside = other.result()
+        found[attack.id] = Graded(result.to_json(), seconds, beside.score, leftovers(), result.peak_bytes)
+    return found
+
+
+def leftovers(wait=10.0):
+    """What of finished gradings still runs or remains: cgroups of the sandbox whose holder is gone, and processes
+    of the sandbox (its users, its mark in the environment, MARK among the arguments) that no living sandbox
+    holds. A PID namespace dies a few milliseconds after its first process: waited for, up to wait seconds."""
+    from kata.sandbox import Policy
+    from kata.sandbox.accounts import sandbox_user
+    from kata.sandbox.processes import CGROUPS, CONTROLLERS
+    policy = Policy(hidden=())
+    named = sandbox_user(policy)
+    low, high = policy.transient_uids
+
+    def holder_alive(name):
+        holder = name.split("-")[1]
+        return holder.isdigit() and os.path.exists(f"/proc/{holder}")
+
+    def ours(pid):
+        try:
+            uid = os.stat(f"/proc/{pid}").st_uid
+            with open(f"/proc/{pid}/cmdline", "rb") as stream:
+                argv = stream.read().split(b"\0")
+            with open(f"/proc/{pid}/cgroup") as stream:
+                groups = [line.rsplit("/", 1)[-1].strip() for line in stream]
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as stream:
+                    marked = b"KATA_SANDBOX=" in stream.read()
+            except OSError:
+                marked = False
+        except OSError:
+            return False
+        if any(g.startswith("kata-") and holder_alive(g) for g in groups):
+            return False  # a sandbox still running (another test's, on this machine)
+        return (named is not None and uid == named[0]) or low <= uid < high or marked or MARK.encode() in argv
+
+    stop = time.monotonic() + wait
+    while True:
+        left = [str(path) for controller in CONTROLLERS for path in (CGROUPS / controller).glob("kata-*")
+                if not holder_alive(path.name)]
+        left += [f"process {pid}" for pid in filter(str.isdigit, os.listdir("/proc")) if ours(pid)]
+        if not left or time.monotonic() > stop:
+            return left
+        time.sleep(0.05)
+
+
 def report_text(result):
     entry = result["lessons"][0]
     return "\n".join([*result.get("notes", []), entry["note"], *(t["message"] for t in entry["tests"])])
 
 
+def check_grading(attack, graded):
+    """What every grading here must show, honest or not: within its deadline, the bystander at full marks, nothing
+    left, the grader's memory bounded."""
+    entry = graded[attack.id]
+    assert entry.result["sandbox"] is True
+    assert entry.seconds < attack.deadline, f"{attack.id}: grading took {entry.seconds:.1f} s"
+    assert entry.bystander == 6.0, f"{attack.id}: the correct submission graded beside it got {entry.bystander}/6"
+    assert not entry.left, f"{attack.id}: left behind after its grading: {entry.left}"
+    assert entry.peak < PARENT_BOUND, f"{attack.id}: a test process held {entry.peak / 2**20:.0f} MiB"
+    ran = not entry.result["lessons"][0]["note"].startswith("could not run")
+    assert entry.peak > 0 or not ran, "the test processes' memory was not measured"
+
+
 @pytest.mark.parametrize("attack", list(HONEST.values()), ids=list(HONEST))
 def test_honest_submissions_score_as_expected(attack, graded):
-    result, seconds = graded[attack.id]
-    assert result["sandbox"] is True
+    result = graded[attack.id].result
     if attack.score is not None:
         assert result["score"] == attack.score, report_text(result)
     if attack.id == "backward-raises":
         assert 0 < result["score"] < 6, "some tests of lesson 06 do not run backward: the twin must show it"
-    assert seconds < attack.deadline
+    check_grading(attack, graded)
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.id for a in ATTACKS])
 def test_attack_is_contained(attack, graded):
     if not runnable(attack):
-        pytest.skip("the sandbox has no namespaces or no process cap here: this attack is a documented limit "
+        pytest.skip("the sandbox has no namespaces or no process or CPU cap here: this attack is a documented limit "
                     "(README, Grading untrusted code)")
-    result, seconds = graded[attack.id]
-    expected = attack.score if not attack.honest else graded[attack.honest][0]["score"]
+    result = graded[attack.id].result
+    expected = attack.score if not attack.honest else graded[attack.honest].result["score"]
     assert result["score"] == expected, (f"{attack.id} ({attack.what}): scored {result['score']}, expected "
                                          f"{expected}\n{report_text(result)[:3000]}")
-    assert seconds < attack.deadline, f"{attack.id}: grading took {seconds:.1f} s"
     if attack.says:
         assert attack.says in report_text(result), report_text(result)[:3000]
-    if attack.id == "daemon":
-        assert not survivors(MARK), "a daemon of the submission survived grading"
+    if attack.id in ("daemon", "cpu-hog"):
+        assert not survivors(MARK), "a process the submission started survived its grading"
     if attack.id == "damage-repository":
         assert (ROOT / ".kata" / CANARY).read_text() == "still here\n", "the submission changed a file of the grader"
         assert (ROOT / "manifest.toml").stat().st_size > 1000
+    check_grading(attack, graded)

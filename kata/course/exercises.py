@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+from .files import parse_python
 from .manifest import lessons, reread
 from .repository import REFERENCE, STUDENT, existing_folder
 
@@ -51,7 +52,7 @@ def enclosing_symbols(source):
                 for line in range(child.lineno, child.end_lineno + 1):
                     owner.setdefault(line, f"{prefix}{child.name}")
 
-    visit(ast.parse(source), "")
+    visit(parse_python(source), "")
     return owner
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..course.exercises import generate
-from ..course.files import write_atomic, write_json
+from ..course.files import parse_python, write_atomic, write_json
 from ..course.manifest import lessons
 from ..course.places import in_dump
 from ..course.repository import REFERENCE, kata_files
@@ -36,7 +36,7 @@ def _static_problems(folder, display):
             problems[name] = f"{display}/{name} is missing" if name in owned else None
             continue
         try:
-            ast.parse(path.read_bytes().decode("utf-8"), str(path))
+            parse_python(path.read_bytes().decode("utf-8"), str(path))
         except UnicodeDecodeError as error:
             problems[name] = f"{display}/{name} is not UTF-8 text ({error.reason} at byte {error.start})"
         except (SyntaxError, ValueError) as error:
@@ -50,7 +50,7 @@ def _static_problems(folder, display):
 def _top_level_names(path):
     """Names a Python file defines or imports at its top level."""
     names = set()
-    for node in ast.parse(Path(path).read_text()).body:
+    for node in parse_python(Path(path).read_text()).body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
