@@ -341,8 +341,8 @@ def leftovers(wait=10.0):
                 marked = False
         except OSError:
             return False
-        if any(g.startswith("kata-") and holder_alive(g) for g in groups):
-            return False  # a sandbox still running (another test's, on this machine)
+        if any(g.startswith("kata-") and holder_alive(g) for g in groups) or not alive(pid):
+            return False  # a sandbox still running (another test's, on this machine), or dead (a zombie)
         return (named is not None and uid == named[0]) or low <= uid < high or marked or MARK.encode() in argv
 
     stop = time.monotonic() + wait
@@ -400,3 +400,70 @@ def test_attack_is_contained(attack, graded):
         assert (ROOT / ".kata" / CANARY).read_text() == "still here\n", "the submission changed a file of the grader"
         assert (ROOT / "manifest.toml").stat().st_size > 1000
     check_grading(attack, graded)
+
+
+def test_nothing_of_a_grading_outlives_the_grader_killed_outright(tmp_path):
+    """grader.py is killed (SIGKILL) while its test process waits on a child spinning in an infinite loop, which
+    started a daemon: every process the grader started, the child and the daemon die with it."""
+    import signal
+    import subprocess
+    import sys
+
+    from kata.sandbox import sweep
+    from kata.sandbox.processes import children_of
+    if sandbox_powers()[0]:
+        pytest.skip(sandbox_powers()[0])
+    daemon = next(a for a in ATTACKS if a.id == "daemon")
+    # one daemon per child (the daemon attack's lines, first in backward), then a loop
+    folder = build(Attack("spin", "a daemon, then a loop", backward=(*daemon.backward, "while True: pass")),
+                   tmp_path / "submission")
+    grader = subprocess.Popen([sys.executable, str(ROOT / "grader.py"), "--impl", str(folder), "--lesson", LESSON,
+                               "--timeout", "300"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+
+    def tree():
+        found, frontier = set(), [grader.pid]
+        while frontier:
+            below = [pid for pid in children_of(frontier.pop()) if pid not in found]
+            found.update(below)
+            frontier += below
+        return found
+
+    started = set()
+    try:
+        assert wait_until(lambda: survivors(MARK)), "the daemon should be running before the grader is killed"
+        started = tree()
+        assert started, "the grader should have started its test process"
+        os.kill(grader.pid, signal.SIGKILL)
+        grader.wait()
+        assert wait_until(lambda: not [pid for pid in started if alive(pid)]), \
+            f"processes the grader started outlived it: {[pid for pid in started if alive(pid)]}"
+        assert wait_until(lambda: not survivors(MARK)), f"the daemon outlived the grader: {survivors(MARK)}"
+        sweep()  # what the next grading does first: the cgroups of dead holders go
+        assert not leftovers(), leftovers()
+    finally:
+        for pid in [*survivors(MARK), *started]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if grader.poll() is None:
+            grader.kill()
+
+
+def alive(pid):
+    """Whether pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def wait_until(condition, limit=30.0):
+    stop = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > stop:
+            return False
+        time.sleep(0.05)
+    return True

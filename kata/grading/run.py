@@ -19,7 +19,7 @@ from ..course.implementation import folder_of
 from ..course.manifest import lesson
 from ..course.places import Place, in_dump, running
 from ..course.repository import ROOT, STATE
-from ..sandbox import peak_bytes, sweep
+from ..sandbox import die_with_parent, peak_bytes, sweep
 from .messages import MESSAGE_CHARS
 from .settings import Settings, TestRun
 
@@ -46,8 +46,10 @@ def run_process(command, limit, extra_env=None, peaks=None):
     """Run command in a process group of its own, killed after limit seconds. -> (returncode or None, output)
     peaks: a list to which the process's peak memory is added if it was still running at its deadline."""
     with tempfile.TemporaryFile("w+") as output:
+        # it dies with the grader, however the grader ends (and its sandboxed child with it)
         proc = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-                                env=dict(_environment(), **(extra_env or {})))
+                                env=dict(_environment(), **(extra_env or {})),
+                                preexec_fn=die_with_parent if os.name == "posix" else None)
         try:
             proc.wait(timeout=limit)
             timed_out = False

@@ -41,6 +41,12 @@ def prctl(option, value):
         return False
 
 
+def die_with_parent():
+    """(A preexec_fn.) This process is killed when the thread that started it ends, however it ends (even killed
+    outright); nothing where the kernel has no parent-death signal (macOS, Windows)."""
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def prctl_checked(option, value):
     if not prctl(option, value):
         raise OSError(ctypes.get_errno(), f"prctl({option}, {value}) failed")
