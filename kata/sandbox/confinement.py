@@ -120,6 +120,9 @@ def _build_view(folder, policy):
     # a mount of its own, made read-only below (its owner cannot chmod it)
     mount(policy.inside, policy.inside, None, MS_BIND)
     for path in hide:
+        if not os.path.isdir(path):  # a file (a git worktree's .git): covered by an empty one
+            mount("/dev/null", str(path), None, MS_BIND)
+            continue
         mount("none", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, f"size={policy.hidden_size},mode=555")
     mount("none", "/sys", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
            f"size={policy.hidden_size},mode=555")
