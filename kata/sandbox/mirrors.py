@@ -7,6 +7,12 @@ import weakref
 from .wire import SandboxError
 
 
+def _array(entry):
+    """The array of an entry, or None if it was this side's and died."""
+    held = entry[0]
+    return held() if type(held) is weakref.ref else held
+
+
 class Mirrors:
     """The arrays this side shares with the other, by key, with their content at the last sync.
 
@@ -21,7 +27,7 @@ class Mirrors:
 
     def __init__(self, prefix):
         self.prefix, self.count = prefix, 0
-        self.entries = {}  # key -> [function returning the array or None, bytes at the last sync]
+        self.entries = {}  # key -> [the array (the other side's) or a weak reference (own), its bytes at the last sync]
         self.key_of = {}  # id(array) -> key
         self.dropped = []  # own keys whose arrays died since the last message
         self.released = []  # the other side's keys let go of since the last message
@@ -34,16 +40,16 @@ class Mirrors:
                     self.dropped.append(key)
                 if self.key_of.get(ident) == key:
                     del self.key_of[ident]
-            holder = weakref.ref(array, forget)
+            held = weakref.ref(array, forget)
         else:
-            holder = (lambda a: lambda: a)(array)
-        self.entries[key] = [holder, array.tobytes()]
+            held = array
+        self.entries[key] = [held, array.tobytes()]
         self.key_of[ident] = key
 
     def known(self, array):
         key = self.key_of.get(id(array))
         entry = self.entries.get(key) if key else None
-        return key if entry is not None and entry[0]() is array else None
+        return key if entry is not None and _array(entry) is array else None
 
     def share(self, array):
         """(key, is_new) for an array of this side about to cross."""
@@ -63,13 +69,13 @@ class Mirrors:
 
     def local(self, key):
         entry = self.entries.get(key)
-        return entry[0]() if entry is not None else None
+        return _array(entry) if entry is not None else None
 
     def _untrack(self, key):
         """Stop sharing the array under key (if any); the array itself lives on, unshared."""
         entry = self.entries.pop(key, None)
         if entry is not None:
-            array = entry[0]()
+            array = _array(entry)
             if array is not None and self.key_of.get(id(array)) == key:
                 del self.key_of[id(array)]
 
@@ -88,8 +94,8 @@ class Mirrors:
         for key, entry in list(self.entries.items()):
             if key.startswith(self.prefix):
                 continue
-            array = entry[0]()
-            unused = sys.getrefcount(array) <= 3  # the holder's cell, `array` here, and getrefcount's argument
+            array = _array(entry)
+            unused = sys.getrefcount(array) <= 3  # the entry, `array` here, and getrefcount's argument
             del array
             if unused:
                 self._untrack(key)
@@ -109,7 +115,7 @@ class Mirrors:
         """[(key, array)] of the shared arrays written since the last sync; marks them synced."""
         result = []
         for key, entry in list(self.entries.items()):
-            array = entry[0]()
+            array = _array(entry)
             if array is None:
                 continue
             data = array.tobytes()

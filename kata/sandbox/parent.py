@@ -49,6 +49,15 @@ class ParentEndpoint(Endpoint):
         self.callbacks = {}  # handle -> callable of the parent
         self.raised = []  # the errors of the child raised here since the last reset
 
+    def request(self, op, **fields):
+        """As Endpoint.request; a child that broke the protocol (or died, or timed out) is stopped at once: what
+        it sent next could not be read in step, and it is of no more use."""
+        try:
+            return super().request(op, **fields)
+        except SandboxError:
+            self.box.stop()
+            raise
+
     def error_from(self, description):
         error = super().error_from(description)
         self.raised.append(error)
@@ -69,18 +78,21 @@ class ParentEndpoint(Endpoint):
 
     def decode_object(self, value):
         handle = value.get("$object")
-        if isinstance(handle, str):
+        type_name = value.get("type", "object")
+        if isinstance(handle, str) and isinstance(type_name, str):
             proxy = self.proxies.get(handle)
             if proxy is None:
-                proxy = RemoteObject(self.box, handle, str(value.get("type", "object"))[:100])
+                proxy = RemoteObject(self.box, handle, type_name[:100])
                 self.proxies[handle] = proxy
             return proxy
         raise SandboxError("a malformed value")
 
     def perform(self, op, target, name, args, kwargs):
         if op != "callback":
-            raise SandboxError(f"the implementation asked the tests for {op!r}")
-        function = self.callbacks.get(name)
+            raise SandboxError(f"the implementation asked the tests for {str(op)[:100]!r}")
+        if not isinstance(args, list) or not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+            raise SandboxError("the implementation called back a function with malformed arguments")
+        function = self.callbacks.get(name) if isinstance(name, str) else None
         if function is None:
             raise SandboxError("the implementation called back a function it was never given")
         return function(*args, **kwargs)

@@ -13,7 +13,7 @@ import numpy as np
 from ..course.places import Place, raised_at
 from .confinement import KATA_PACKAGE
 from .mirrors import Mirrors
-from .wire import ALLOWED_KINDS, RemoteError, SandboxError
+from .wire import ALLOWED_KINDS, MAX_DEPTH, RemoteError, SandboxError
 
 ERRORS = {name: getattr(builtins, name) for name in (
     "ValueError", "TypeError", "IndexError", "KeyError", "NotImplementedError", "ZeroDivisionError",
@@ -31,8 +31,8 @@ class Endpoint:
 
     # encoding ---------------------------------------------------------
     def encode(self, value, arrays, depth=0):
-        if depth > 50:
-            raise TypeError("a value nested more than 50 levels deep")
+        if depth > MAX_DEPTH:
+            raise TypeError(f"a value nested more than {MAX_DEPTH} levels deep")
         if value is None or isinstance(value, (bool, str)):
             return value
         if isinstance(value, int) and not isinstance(value, np.integer):
@@ -63,9 +63,20 @@ class Endpoint:
                               for k, v in value.items()]}
         return self.encode_object(value)
 
-    def decode(self, value, arrays, depth=0):
-        if depth > 50:
-            raise SandboxError("a value nested more than 50 levels deep")
+    # the protocol errors of the other side's data: a SandboxError for anything malformed decode() meets
+    MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError,
+                 MemoryError)
+
+    def decode(self, value, arrays):
+        """The value the other side encoded (arrays: the message's Blobs); SandboxError if it is malformed."""
+        try:
+            return self._decode(value, arrays, 0)
+        except self.MALFORMED as error:
+            raise SandboxError(f"a malformed value ({type(error).__name__}: {str(error)[:200]})") from None
+
+    def _decode(self, value, arrays, depth):
+        if depth > MAX_DEPTH:
+            raise SandboxError(f"a value nested more than {MAX_DEPTH} levels deep")
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
         if isinstance(value, list) and depth == 0:
@@ -77,15 +88,18 @@ class Endpoint:
                 raise SandboxError("a malformed float")
             return float(value["$float"])
         if "$scalar" in value:
-            return self._array_at(arrays, value["$scalar"])[()]
+            array = arrays.take(value["$scalar"])
+            if array.ndim != 0:
+                raise SandboxError("a malformed scalar")
+            return array[()]
         if "$copy" in value:
-            return self._array_at(arrays, value["$copy"])
+            return arrays.take(value["$copy"])
         if "$array" in value:
             key = value["$array"]
             if not isinstance(key, str):
                 raise SandboxError("a malformed array key")
             if "data" in value:
-                array = self._array_at(arrays, value["data"])
+                array = arrays.take(value["data"])
                 self.mirrors.adopt(key, array)
                 return array
             array = self.mirrors.local(key)
@@ -96,7 +110,7 @@ class Endpoint:
             items = value.get("$list", value.get("$tuple"))
             if not isinstance(items, list):
                 raise SandboxError("a malformed list")
-            decoded = [self.decode(v, arrays, depth + 1) for v in items]
+            decoded = [self._decode(v, arrays, depth + 1) for v in items]
             return decoded if "$list" in value else tuple(decoded)
         if "$dict" in value:
             pairs = value["$dict"]
@@ -104,18 +118,12 @@ class Endpoint:
                 raise SandboxError("a malformed dict")
             result = {}
             for k, v in pairs:
-                key = self.decode(k, arrays, depth + 1)
+                key = self._decode(k, arrays, depth + 1)
                 if not isinstance(key, (str, int, float, bool, tuple, type(None))):
                     raise SandboxError("a dict key that is not plain data")
-                result[key] = self.decode(v, arrays, depth + 1)
+                result[key] = self._decode(v, arrays, depth + 1)  # (TypeError: a tuple holding a list)
             return result
         return self.decode_object(value)
-
-    @staticmethod
-    def _array_at(arrays, index):
-        if not isinstance(index, int) or not 0 <= index < len(arrays):
-            raise SandboxError("a malformed array reference")
-        return arrays[index]
 
     # messages ---------------------------------------------------------
     def _updates(self, arrays):
@@ -136,7 +144,7 @@ class Endpoint:
         for item in updates:
             if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
                 raise SandboxError("a malformed update")
-            self.mirrors.apply(item[0], self._array_at(arrays, item[1]))
+            self.mirrors.apply(item[0], arrays.take(item[1]))
         released = header.get("released", [])  # after the updates, which may still write into them
         if not isinstance(released, list):
             raise SandboxError("a malformed list of released arrays")
@@ -178,6 +186,8 @@ class Endpoint:
 
     def serve_one(self, header, arrays):
         ident = header.get("id")
+        if type(ident) is not int:
+            raise SandboxError("a malformed request (no id)")
         try:
             args = self.decode(header.get("args", {"$list": []}), arrays)
             kwargs = self.decode(header.get("kwargs", {"$dict": []}), arrays)

@@ -249,6 +249,7 @@ class Sandbox:
     def reset(self):
         """Forget every object and array shared so far (between two tests)."""
         self.endpoint.request("reset")
+        self.endpoint.channel.new_test()  # the child's budget of bytes (wire.MAX_TEST_BYTES) starts again
         self.endpoint.mirrors.clear()
         self.endpoint.callbacks.clear()
         self.endpoint.proxies.clear()
