@@ -33,7 +33,10 @@ CANARY = "adversarial-canary.txt"  # a file of the repository an attack tries to
 
 
 BYSTANDER_SECONDS = 60.0  # the bystander's lesson time: far more than it needs, on any machine that grades at all
-PARENT_BOUND = 1 << 30  # bytes: the most a test process of the grader may hold, whatever the child sends
+# bytes: the most a test process of the grader may hold, whatever the child sends: about 50 MiB for lesson 06's,
+# plus what the wire's caps let a child make it hold (kata/sandbox/wire.py: at most about 240 MiB; the memory
+# attacks of meta/test_sandbox_memory.py measured at most 154 MiB above the baseline)
+PARENT_BOUND = 384 << 20
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,11 @@ HONEST = {  # plain submissions to compare with
     "backward-raises-on-6x20": Attack("backward-raises-on-6x20", "backward raises for logits of shape (6, 20) only",
                                       backward=("if self.cache[0].shape == (6, 20): raise RuntimeError('plain')",)),
 }
+
+# write a frame of the child's own onto the socket the grader reads (its descriptor follows --fd in sys.argv), then
+# trickle bytes after it: the grader must refuse the frame from its header, before it allocates what it announces
+RAW_FRAME = ("import os as _o, sys as _y, struct as _s, time as _t; {head}_fd = int(_y.argv[_y.argv.index('--fd') + 1]); "
+             "_o.write(_fd, {frame}); [(_o.write(_fd, b'x' * 4096), _t.sleep(0.01)) for _ in range(1000)]")
 
 SIGNALS_OFF = ("import signal as _s; [_s.signal(n, _s.SIG_IGN) for n in (_s.SIGTERM, _s.SIGALRM, _s.SIGINT, "
                "_s.SIGUSR1, _s.SIGHUP)]")
@@ -204,6 +212,13 @@ ATTACKS = [
                                     f"        _os.setsid()\n        _os.execve(__import__('sys').executable, "
                                     f"[__import__('sys').executable, '-c', 'while True: pass', '{MARK}'], {{}})\n",
            honest="stubs", needs_cpu_cap=True),
+    Attack("huge-header", "backward writes onto the grader's socket a frame announcing 250 MB of JSON, then 1 MB of "
+           "open brackets, and waits", backward=(RAW_FRAME.format(frame="_s.pack('!Q', 250 << 20) + b'[' * (1 << 20)", head=""),),
+           honest="backward-raises", says="more than the 4,194,304 allowed"),
+    Attack("array-flood", "backward writes onto the grader's socket a frame announcing ten arrays of 512 MB and "
+           "streams them slowly", backward=(RAW_FRAME.format(frame="_s.pack('!Q', len(_h)) + _h", head=(
+               "_h = __import__('json').dumps({'kind': 'result', 'value': None, 'blobs': [512 << 20] * 10}).encode()"
+               "; ")),), honest="backward-raises", says="bytes of arrays in one message, more than"),
     Attack("inode-bomb", "folders made in /tmp until it refuses, at import", base="exercises",
            append="import os as _os\n_n = 0\ntry:\n    while _n < 10**6:\n        _os.mkdir(f'/tmp/d{_n}')\n"
                   "        _n += 1\nexcept OSError:\n    pass\n", honest="stubs", needs_isolation=True),
@@ -364,6 +379,7 @@ def check_grading(attack, graded):
     """What every grading here must show, honest or not: within its deadline, the bystander at full marks, nothing
     left, the grader's memory bounded."""
     entry = graded[attack.id]
+    print(f"{attack.id}: {entry.seconds:.1f} s, bystander {entry.bystander}, peak {entry.peak / 2**20:.0f} MiB")
     assert entry.result["sandbox"] is True
     assert entry.seconds < attack.deadline, f"{attack.id}: grading took {entry.seconds:.1f} s"
     assert entry.bystander == 6.0, f"{attack.id}: the correct submission graded beside it got {entry.bystander}/6"
