@@ -15,8 +15,19 @@ PRIVATE = ("solutions", "tests", "meta", ".git")
 
 
 def private_paths():
-    """The PRIVATE folders that exist in this checkout."""
-    return tuple(ROOT / name for name in PRIVATE if (ROOT / name).exists())
+    """The PRIVATE folders that exist in this checkout; where .git is a file (a worktree of git's), the folders
+    holding its history too: the worktree's own and the repository's, with every commit of solutions/ in it."""
+    found = [ROOT / name for name in PRIVATE if (ROOT / name).exists()]
+    dot_git = ROOT / ".git"
+    try:
+        if dot_git.is_file() and dot_git.read_text().startswith("gitdir:"):
+            gitdir = (ROOT / dot_git.read_text().split(":", 1)[1].strip()).resolve()
+            common = gitdir / "commondir"
+            found += [gitdir, (gitdir / common.read_text().strip()).resolve() if common.is_file() else gitdir]
+    except (OSError, ValueError):
+        pass
+    found = [path for path in dict.fromkeys(found) if path.exists()]
+    return tuple(path for path in found if not any(other in path.parents for other in found))  # outermost only
 
 
 def python():
