@@ -10,8 +10,9 @@ STUDENT = ROOT / "exercises"  # the student's copy, generated from the reference
 STATE = ROOT / ".kata"  # the tools' own state: hint levels, backups, caches
 NAMED = ("solutions", "exercises")  # implementations named rather than given by path
 # what code under grading must never read: the reference, the expected values of the tests, the catalogue of wrong
-# implementations (each quotes the reference), the history
-PRIVATE = ("solutions", "tests", "meta", ".git")
+# implementations (each quotes the reference), the history, and this checkout's own exercises/ and .kata/ (its
+# backups): whoever grades may have filled them in (the child gets its own copy of the folder it serves)
+PRIVATE = ("solutions", "tests", "meta", ".git", "exercises", ".kata")
 
 
 def private_paths():
