@@ -3,6 +3,7 @@ in a temporary folder, so that every test holds whatever state a student has lef
 
 import ast
 import shutil
+import time
 from pathlib import Path
 
 from kata.course.exercises import generate
@@ -48,3 +49,22 @@ def insert_first(path, qualname, line):
     lines.insert(first.lineno - 1, " " * first.col_offset + line + "\n")
     path.write_text("".join(lines))
     return first.lineno
+
+
+def alive(pid):
+    """Whether the process pid exists and is not a zombie (dead, waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def wait_for(condition, limit=30.0):
+    """Whether condition() becomes true within limit seconds (a bound for a slow machine, not a measure)."""
+    end = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True

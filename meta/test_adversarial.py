@@ -22,7 +22,7 @@ import pytest
 
 from kata.course.repository import ROOT
 from kata.grading.grade import grade
-from meta.helpers import insert_first, write_stubs
+from meta.helpers import alive, insert_first, wait_for, write_stubs
 
 pytestmark = pytest.mark.meta
 LESSON = "06"
@@ -72,7 +72,8 @@ HONEST = {  # plain submissions to compare with
 
 # write a frame of the child's own onto the socket the grader reads (its descriptor follows --fd in sys.argv), then
 # trickle bytes after it: the grader must refuse the frame from its header, before it allocates what it announces
-RAW_FRAME = ("import os as _o, sys as _y, struct as _s, time as _t; {head}_fd = int(_y.argv[_y.argv.index('--fd') + 1]); "
+RAW_FRAME = ("import os as _o, sys as _y, struct as _s, time as _t; "
+             "{head}_fd = int(_y.argv[_y.argv.index('--fd') + 1]); "
              "_o.write(_fd, {frame}); [(_o.write(_fd, b'x' * 4096), _t.sleep(0.01)) for _ in range(1000)]")
 
 SIGNALS_OFF = ("import signal as _s; [_s.signal(n, _s.SIG_IGN) for n in (_s.SIGTERM, _s.SIGALRM, _s.SIGINT, "
@@ -213,7 +214,8 @@ ATTACKS = [
                                     f"[__import__('sys').executable, '-c', 'while True: pass', '{MARK}'], {{}})\n",
            honest="stubs", needs_cpu_cap=True),
     Attack("huge-header", "backward writes onto the grader's socket a frame announcing 250 MB of JSON, then 1 MB of "
-           "open brackets, and waits", backward=(RAW_FRAME.format(frame="_s.pack('!Q', 250 << 20) + b'[' * (1 << 20)", head=""),),
+           "open brackets, and waits",
+           backward=(RAW_FRAME.format(frame="_s.pack('!Q', 250 << 20) + b'[' * (1 << 20)", head=""),),
            honest="backward-raises", says="more than the 4,194,304 allowed"),
     Attack("array-flood", "backward writes onto the grader's socket a frame announcing ten arrays of 512 MB and "
            "streams them slowly", backward=(RAW_FRAME.format(frame="_s.pack('!Q', len(_h)) + _h", head=(
@@ -447,14 +449,14 @@ def test_nothing_of_a_grading_outlives_the_grader_killed_outright(tmp_path):
 
     started = set()
     try:
-        assert wait_until(lambda: survivors(MARK)), "the daemon should be running before the grader is killed"
+        assert wait_for(lambda: survivors(MARK)), "the daemon should be running before the grader is killed"
         started = tree()
         assert started, "the grader should have started its test process"
         os.kill(grader.pid, signal.SIGKILL)
         grader.wait()
-        assert wait_until(lambda: not [pid for pid in started if alive(pid)]), \
+        assert wait_for(lambda: not [pid for pid in started if alive(pid)]), \
             f"processes the grader started outlived it: {[pid for pid in started if alive(pid)]}"
-        assert wait_until(lambda: not survivors(MARK)), f"the daemon outlived the grader: {survivors(MARK)}"
+        assert wait_for(lambda: not survivors(MARK)), f"the daemon outlived the grader: {survivors(MARK)}"
         sweep()  # what the next grading does first: the cgroups of dead holders go
         assert not leftovers(), leftovers()
     finally:
@@ -465,21 +467,3 @@ def test_nothing_of_a_grading_outlives_the_grader_killed_outright(tmp_path):
                 pass
         if grader.poll() is None:
             grader.kill()
-
-
-def alive(pid):
-    """Whether pid exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as stream:
-            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def wait_until(condition, limit=30.0):
-    stop = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > stop:
-            return False
-        time.sleep(0.05)
-    return True

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from kata.course.repository import ROOT
 from kata.sandbox import CallTimeout, Policy, RemoteError, Sandbox, SandboxError, array_bytes, read_array
 from kata.sandbox.processes import children_of, sweep_cgroups, sweep_uids
 from kata.testing.sandboxed import policy
+from meta.helpers import alive, wait_for
 
 pytestmark = pytest.mark.meta
 POLICY = policy(allow_unconfined=True)  # the code these tests run is trusted
@@ -203,7 +203,7 @@ def test_nothing_the_child_started_outlives_the_process_holding_the_sandbox(tmp_
             sweep_cgroups()
             sweep_uids()
         assert wait_for(lambda: not survivors(mark)), f"processes outlived the sandbox's holder: {survivors(mark)}"
-        assert wait_for(lambda: not alive(int(waiter))), "the child (or the waiter of its namespaces) outlived its holder"
+        assert wait_for(lambda: not alive(int(waiter))), "the child (or its namespaces' waiter) outlived its holder"
         if cgroup != "-":  # its cgroups, left empty, go when the next sandbox makes one
             sweep_cgroups()
             assert not Path(cgroup).exists(), f"the cgroup of a dead holder was left behind: {cgroup}"
@@ -215,25 +215,6 @@ def test_nothing_the_child_started_outlives_the_process_holding_the_sandbox(tmp_
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-
-
-def alive(pid):
-    """Whether the process pid exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as stream:
-            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_for(condition, limit=30.0):
-    """Whether condition() becomes true within limit seconds (a bound for a slow machine, not a measure)."""
-    end = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_a_header_nested_past_pythons_stack_is_the_sandboxs_own_error():
