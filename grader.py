@@ -143,7 +143,11 @@ def run_watch(args):
 
 
 def run_hint(args):
-    print(hints.next_hint(args.lesson_id, args.symbol))
+    def check(lesson_id):  # asked only when no stub of the lesson is left: does it pass already?
+        print(f"No stub of lesson {lesson_id} is left in exercises/: grading it first...", file=sys.stderr, flush=True)
+        return grade("exercises", [lesson_id]).lessons[0]
+
+    print(hints.next_hint(args.lesson_id, args.symbol, check=check))
     return 0
 
 

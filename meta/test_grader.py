@@ -100,6 +100,20 @@ def test_the_cli_shows_the_table_and_the_single_next_step(stubs_run):
     assert "Traceback" not in out + proc.stderr
 
 
+def test_the_student_whose_every_lesson_passes_is_told_what_to_type_next():
+    from kata.course.repository import python
+    from kata.grading.report import report
+    from kata.grading.results import GradeResult, LessonResult, TestOutcome
+
+    done = tuple(LessonResult(i.id, i.title, i.points, (TestOutcome("t", "passed"),)) for i in lessons())
+    text = report(GradeResult("exercises", False, False, done), "exercises", True)
+    last = text.splitlines()[-1]
+    assert last == f"Next: train your own model with `{python()} train.py`.", last
+    assert "{" not in text and "}" not in text, f"a placeholder was printed as it is:\n{text}"
+    some = report(GradeResult("exercises", False, False, done[:3]), "exercises", True)
+    assert some.splitlines()[-1].endswith(f"Run `{python()} grader.py` to see what comes next."), some
+
+
 def test_the_json_has_the_structure_of_contract_section_5(stubs_run):
     _, result = stubs_run
     assert isinstance(result["implementation"], str)

@@ -90,6 +90,44 @@ def test_next_hint_without_symbol_picks_the_first_unfinished_exercise(tmp_path, 
     assert done.startswith("Hint for CrossEntropyLoss.forward"), "nothing unfinished: the lesson's first exercise"
 
 
+def test_a_finished_lesson_that_passes_gets_no_hint_but_says_so(tmp_path):
+    from kata.grading.grade import grade
+
+    asked = []
+
+    def check(lesson_id):
+        asked.append(lesson_id)
+        return grade("solutions", [lesson_id]).lessons[0]
+
+    text = hints.next_hint("06", state_dir=tmp_path, folder=ROOT / "solutions", check=check)
+    assert asked == ["06"], "no stub is left in the folder: the lesson is graded before any hint"
+    assert text.startswith("Lesson 06 (Softmax and cross-entropy loss) already passes"), text
+    assert "Hint for" not in text and "grader.py hint 06 CrossEntropyLoss.forward" in text, text
+    assert not (tmp_path / "hints.json").exists(), "no hint was given: no level is used up"
+    named = hints.next_hint("06", "CrossEntropyLoss.backward", state_dir=tmp_path, folder=ROOT / "solutions",
+                            check=check)
+    assert asked == ["06"] and named.startswith("Hint for CrossEntropyLoss.backward") and "level 1 of 3" in named
+
+
+def test_a_finished_lesson_that_fails_gets_the_hint_its_failure_points_to(tmp_path, exercises_copy):
+    from kata.grading.results import LessonResult, TestOutcome
+
+    failure = TestOutcome("tests/test_lesson03_layers.py::test_x", "failed",
+                          f"dx is wrong; {reread('03', 'LayerNorm backward')}")
+    failing = LessonResult("03", "layers", 12, (TestOutcome("t", "passed"), failure))
+    text = hints.next_hint("03", state_dir=tmp_path, folder=ROOT / "solutions", check=lambda _: failing)
+    assert text.startswith("Hint for LayerNorm.backward (lesson 03, ") and "level 1 of 3" in text, text
+    unpointed = LessonResult("03", "layers", 12, (TestOutcome("t", "error", "ImportError"),))
+    text = hints.next_hint("03", state_dir=tmp_path, folder=ROOT / "solutions", check=lambda _: unpointed)
+    assert text.startswith("Hint for Linear.forward"), "no pointer: the lesson's first exercise"
+
+    def never(_):
+        raise AssertionError("a lesson with stubs left is not graded for a hint")
+
+    text = hints.next_hint("03", state_dir=tmp_path, folder=exercises_copy, check=never)
+    assert text.startswith("Hint for Linear.forward") and "level 2 of 3" in text, text
+
+
 def test_unknown_lesson_or_symbol_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown lesson '42'.*00, 01"):
         hints.next_hint("42", state_dir=tmp_path)

@@ -2,6 +2,7 @@
 files, sections, points and dependencies."""
 
 import functools
+import re
 import tomllib
 from dataclasses import dataclass
 
@@ -77,6 +78,10 @@ def lesson_ids(ids):
 def owners(file_name):
     """The ids of the lessons whose exercises live in file_name (none for code given to students)."""
     return [item.id for item in lessons() if file_name in item.files]
+
+
+# the pointer reread() writes, as found in a message: (lesson text, section)
+POINTER = re.compile(r'reread (lessons/[\w./-]+\.md), section "([^"]+)"')
 
 
 def reread(lesson_id, section):

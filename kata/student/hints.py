@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..course.exercises import unfinished
 from ..course.files import write_json
-from ..course.manifest import lesson, lessons, reread
+from ..course.manifest import POINTER, lesson, lessons, reread
 from ..course.repository import ROOT, STATE, STUDENT, python, shown
 
 HINTS = ROOT / "lessons" / "hints.toml"
@@ -52,10 +52,20 @@ def _exercise(item, symbol, todo):
                      f"{', '.join(e.symbol for e in item.exercises)}")
 
 
-def next_hint(lesson_id, symbol=None, state_dir=STATE, folder=STUDENT):
+def _failing_exercise(item, message):
+    """The exercise whose section the failure message's pointer names (every message ends with one), or None."""
+    pointed = POINTER.findall(message or "")
+    sections = [section for text, section in pointed if text == item.text]
+    return next((e for e in item.exercises if sections and e.section == sections[-1] and not e.worked), None)
+
+
+def next_hint(lesson_id, symbol=None, state_dir=STATE, folder=STUDENT, check=None):
     """The next hint level (1, 2, then 3 for good) for one exercise, as text to print.
 
-    Without symbol: the lesson's first unfinished exercise in folder, or its first exercise when all are done.
+    Without symbol: the lesson's first unfinished exercise in folder. When none is left and check is given
+    (a function: lesson id -> its LessonResult, from grading folder), the lesson is graded first: if it passes,
+    the answer says so and gives no hint; else the hint is for the exercise its first failure points to.
+    Without check, or when the failure points to no exercise: the lesson's first exercise to write.
     The level reached per exercise is kept in state_dir/hints.json. ValueError for an unknown lesson or symbol.
     """
     item = lesson(lesson_id)
@@ -63,7 +73,16 @@ def next_hint(lesson_id, symbol=None, state_dir=STATE, folder=STUDENT):
         raise ValueError(f"lesson {item.id} ({item.title}) has no exercise of its own, so no hints: it runs your "
                          f"code from the lessons before it; {reread(item.id, item.sections[0])}")
     todo = [stub for stub in unfinished(folder) if stub.lesson == item.id] if Path(folder).is_dir() else []
-    exercise = _exercise(item, symbol, todo)
+    failing = None
+    if symbol is None and not todo and check is not None:
+        result = check(item.id)
+        if result.done:
+            example = next(e.symbol for e in item.exercises if not e.worked)
+            return (f"Lesson {item.id} ({item.title}) already passes: all {result.total} of its tests pass, so "
+                    f"there is no hint to give. To read the hints of one exercise anyway, name it: "
+                    f"{python()} grader.py hint {item.id} {example}")
+        failing = _failing_exercise(item, result.first_failure.message if result.first_failure else "")
+    exercise = failing or _exercise(item, symbol, todo)
     hints = load_hints()
     if (item.id, exercise.symbol) not in hints:
         raise ValueError(f"{shown(HINTS)} has no hint for lesson {item.id} {exercise.symbol}")
