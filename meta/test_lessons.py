@@ -70,6 +70,10 @@ def test_lesson_texts_give_study_times_adding_up_to_the_course_length():
     times = {item.id: docs.study_time(item) for item in LESSONS}
     assert all(times.values()), f"lessons without 'about N hours' in their text: {times}"
     assert 10 <= sum(times.values()) <= 20, times
+    stated = re.findall(r"lessons 00 to 10, takes (\d+(?:\.\d+)?) hours", text_of(LESSONS[0]).replace("\n", " "))
+    assert [float(h) for h in stated] == [sum(times.values())], (
+        f"{LESSONS[0].text} should give the course's length as the lessons' times add up: "
+        f"'lessons 00 to 10, takes {sum(times.values()):g} hours' (found {stated}; the times: {times})")
 
 
 @pytest.mark.parametrize("item", LESSONS, ids=IDS)

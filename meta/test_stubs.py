@@ -67,3 +67,11 @@ def test_readme_lesson_table_matches_the_manifest():
 
     text = (ROOT / "README.md").read_text()
     assert render(text) == text, "README.md's lesson table is out of date with manifest.toml: run `make exercises`"
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[2] for line in text.splitlines()
+            if line.startswith("| 0") or line.startswith("| 1")}
+    for item in lessons():
+        for exercise in item.exercises:
+            found = f"`{exercise.symbol}`" in rows[item.id]
+            assert found != exercise.worked, (
+                f"README.md, lesson {item.id}: {exercise.symbol} {'is' if exercise.worked else 'is not'} listed under "
+                f"'you write', but it is {'a worked example, given complete' if exercise.worked else 'an exercise'}")

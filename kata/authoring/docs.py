@@ -19,11 +19,15 @@ def lesson_table():
     """A Markdown table of the lessons: id, title, what the student writes, where, points."""
     rows = ["| lesson | title | you write | in | points |", "|---|---|---|---|---|"]
     for item in lessons():
-        written = ", ".join(f"`{e.symbol}`" + (" (worked example)" if e.worked else "")
-                            for e in item.exercises) or "nothing new: train your own model"
+        written = (", ".join(f"`{e.symbol}`" for e in item.exercises if not e.worked)
+                   or "nothing new: train your own model")
         where = ", ".join(f"`exercises/{f}`" for f in item.files) or "-"
         rows.append(f"| {item.id} | [{item.title}]({item.text}) | {written} | {where} | {item.points} |")
-    return "\n".join(rows) + f"\n| | total | | | {sum(item.points for item in lessons())} |"
+    rows.append(f"| | total | | | {sum(item.points for item in lessons())} |")
+    worked = [f"`{e.symbol}` (lesson {item.id})" for item in lessons() for e in item.exercises if e.worked]
+    if worked:
+        rows += ["", f"Given complete in the stubs, as worked examples to read: {', '.join(worked)}."]
+    return "\n".join(rows)
 
 
 def study_time(item):
