@@ -9,10 +9,12 @@ from tests.helpers import (
     FEED_FORWARD,
     LAYER_NORM,
     LINEAR,
+    as_array,
     assert_close,
     assert_gradients,
     assert_shape,
     randomize_params,
+    set_path,
 )
 
 pytestmark = pytest.mark.lesson03
@@ -201,7 +203,27 @@ def test_layernorm_eps_goes_inside_the_square_root(impl):
         assert_close(out[1:], np.zeros((1, 4)), "LayerNorm.forward of a constant row (must be 0, not NaN)", SEE_LN)
 
 
+def layernorm_input_gradient(x, g, gamma, eps=1e-5):
+    """The exact gradient of LayerNorm with respect to x, from the test's own arrays (lesson 03's boxed formula)."""
+    centered = x - x.mean(axis=-1, keepdims=True)
+    inv_std = 1.0 / np.sqrt((centered * centered).mean(axis=-1, keepdims=True) + eps)
+    x_hat, d_hat = centered * inv_std, g * gamma
+    return inv_std * (d_hat - d_hat.mean(axis=-1, keepdims=True)
+                      - x_hat * (d_hat * x_hat).mean(axis=-1, keepdims=True))
+
+
 def test_layernorm_gradients(impl):
+    # first a mistake the lesson's two self-checks cannot see: the gradient LayerNorm would have with gamma = 1
+    probe, own = impl.LayerNorm(6), np.random.default_rng(4)
+    x, g, gamma = own.standard_normal((3, 4, 6)) * 2.0 + 1.0, own.standard_normal((3, 4, 6)), own.standard_normal(6)
+    set_path(probe, "gamma", gamma.copy())
+    probe.forward(x.copy())
+    dx = as_array(probe.backward(g.copy()), "LayerNorm.backward: the gradient with respect to x", SEE_LN_BACK)
+    wrong = dx.shape == x.shape and not np.allclose(dx, layernorm_input_gradient(x, g, gamma), rtol=1e-6, atol=1e-9)
+    if wrong and np.allclose(dx, layernorm_input_gradient(x, g, np.ones(6)), rtol=1e-6, atol=1e-9):
+        pytest.fail("LayerNorm(6).backward: dx is the gradient LayerNorm would have with gamma = 1, so gamma is "
+                    "missing: the gradient of x_hat is d_hat = grad_output * gamma, not grad_output (the two "
+                    f"self-checks cannot see this mistake); {SEE_LN_BACK}", pytrace=False)
     norm = impl.LayerNorm(6)
     rng = np.random.default_rng(3)
     randomize_params(norm, LAYER_NORM, rng)
