@@ -117,6 +117,34 @@ def test_the_summary_shows_table_confusion_and_attention(short_run):
     assert f"wrote {files['metrics']}" in text
 
 
+def test_a_run_that_learnt_nothing_ends_by_saying_so_and_what_to_try(short_run):
+    metrics, text, _ = short_run
+    assert metrics["test_accuracy"] < 0.3, "two epochs of the small set should not learn the task (the case tested)"
+    last = text.rstrip().splitlines()[-1]
+    assert last.startswith("The model did not learn the task: its test loss"), last
+    assert "ln 10 = 2.303" in last and "--epochs 30" in last and "--size medium" in last, last
+
+
+def test_not_learnt_is_silent_for_a_model_that_learnt():
+    from kata.tools.train import not_learnt
+
+    args = parse_args(SMALL_RUN)
+    assert not_learnt({"test_loss": 0.05, "test_accuracy": 0.99}, args, 390) is None
+    assert not_learnt({"test_loss": 1.2, "test_accuracy": 0.6}, args, 390) is None, "learning, not there yet"
+    assert "did not learn" in not_learnt({"test_loss": 2.2, "test_accuracy": 0.5}, args, 390), "the loss says no"
+    assert "did not learn" in not_learnt({"test_loss": 1.5, "test_accuracy": 0.2}, args, 390), "chance accuracy"
+    large = not_learnt({"test_loss": 2.3, "test_accuracy": 0.1}, parse_args(SMALL_RUN + ["--size", "large"]), 9)
+    assert "--size" not in large and "--epochs 10" in large, large
+
+
+def test_the_default_epochs_depend_on_the_size():
+    """The small set has 13 steps an epoch: 5 epochs end on the ln 10 plateau (test accuracy 0.18 for the reference,
+    seed 0), 30 at 1.0."""
+    assert parse_args(["--size", "small"]).epochs == 30
+    assert parse_args([]).epochs == parse_args(["--size", "large"]).epochs == 5
+    assert parse_args(["--size", "small", "--epochs", "3"]).epochs == 3
+
+
 def test_plots_writes_the_pictures(short_run):
     _, text, files = short_run
     names = ["curves.png", "confusion.png"] + [f"attention_{op}.png" for op in OPERATIONS]
