@@ -99,6 +99,24 @@ def test_answer_to_a_canonical_question(player):
     assert all(len(re.findall(r"\d\.\d\d", row)) == len(columns) for row in rows), text
 
 
+def test_a_right_answer_given_a_low_probability_is_called_unsure():
+    model, header = checkpoint.restore(REF, PRETRAINED)
+    for name in ("W", "b"):  # flatter logits, the same order: the same answer, given a low probability
+        setattr(model.output, name, getattr(model.output, name) * 0.05)
+    text = Player(REF, model, header).answer("Max ( 5 3 9 )")
+    match = re.search(r"answer: 9  \(probability (0\.\d{3}); (.*)\)", text)
+    assert match and float(match.group(1)) < 0.5, text
+    assert match.group(2) == "right, but unsure: under 0.5, nearly a guess", text
+    one = REF.tokenize("1")[0]
+    model.output.b[one] += 1.0  # now 1 comes first, still with a low probability
+    assert "answer: 1  " in (wrong := Player(REF, model, header).answer("Max ( 5 3 9 )")), wrong
+    assert "; wrong: the answer is 9, and unsure: under 0.5)" in wrong, wrong
+    model, header = checkpoint.restore(REF, PRETRAINED)
+    model.output.b[one] += 100.0  # 1, and sure of it
+    sure = Player(REF, model, header).answer("Max ( 5 3 9 )")
+    assert "answer: 1  (probability 1.000; wrong: the answer is 9)" in sure, sure
+
+
 def test_answer_to_another_form_says_how_it_was_read(player):
     text = player.answer("max 5 3 9")
     assert text.splitlines()[0] == "read as: Max ( 5 3 9 )", text

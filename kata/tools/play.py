@@ -24,6 +24,7 @@ OPERATIONS = ("First", "Second", "Last", "Max", "Min")  # CONTRACT.md section 3
 ANSWERS = {"First": lambda a: a[0], "Second": lambda a: a[1], "Last": lambda a: a[-1], "Max": max, "Min": min}
 MIN_ARGS = 2  # every example the model ever saw has at least two arguments
 MODEL_LESSONS = ("00", "01", "02", "03", "04", "05")  # what answering a question runs
+SURE = 0.5  # an answer given a lower probability is called unsure: the other answers together are likelier
 
 
 class ParseError(ValueError):
@@ -100,7 +101,11 @@ class Player:
         top = np.argsort(-probs)[:3]
         guess = self.impl.detokenize([int(top[0])])
         truth = str(ANSWERS[operation](arguments))
-        verdict = "right" if guess == truth else f"wrong: the answer is {truth}"
+        sure = probs[top[0]] >= SURE
+        if guess == truth:
+            verdict = "right" if sure else f"right, but unsure: under {SURE:g}, nearly a guess"
+        else:
+            verdict = f"wrong: the answer is {truth}" + ("" if sure else f", and unsure: under {SURE:g}")
         lines.append(f"answer: {guess}  (probability {probs[top[0]]:.3f}; {verdict})")
         lines.append("top 3:  " + "   ".join(f"{self.impl.detokenize([int(v)]) or '[PAD]'} {probs[v]:.3f} "
                                              f"{bar(probs[v], 1.0, 10)}" for v in top))
