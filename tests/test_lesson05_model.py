@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pytest_check import check
 
-from kata.course.contract import get_path
+from kata.course.contract import get_path, set_path
 from kata.course.manifest import reread
 from tests.helpers import BLOCK, assert_close, assert_shape, copy_params, randomize_params, transformer_params
 
@@ -109,6 +109,26 @@ def test_model_matches_reference(impl, ref):
     tokens = random_tokens(rng, 4, 7, lengths=[7, 5, 3, 1])
     assert_close(model.forward(tokens), reference.forward(tokens),
                  f"{CONFIG}.forward(right-padded tokens of shape (4, 7)) with random parameters", SEE)
+
+
+def test_model_is_stable_for_large_attention_scores(impl, ref):
+    # issue 13: every softmax on the way must subtract its row's maximum, the one inside attention included
+    model, reference, rng = make_pair(impl, ref, seed=28)
+    tokens = random_tokens(rng, 3, 6, lengths=[6, 4, 2])
+    mask = tokens != 0
+    x = reference.positional_encoding.forward(reference.embedding.forward(tokens))
+    for layer, block in enumerate(reference.blocks):  # each block's W_q and W_k scaled: its largest score is +800
+        attention, Dh = block.attention, D // H
+        q, k = (x @ attention.W_q).reshape(*x.shape[:2], H, Dh), (x @ attention.W_k).reshape(*x.shape[:2], H, Dh)
+        factor = np.sqrt(800.0 / (np.einsum("bqhd,bkhd->bhqk", q, k).max() / np.sqrt(Dh)))
+        for name in ("attention.W_q", "attention.W_k"):
+            path = f"blocks.{layer}.{name}"
+            set_path(reference, path, np.array(get_path(reference, path)) * factor)
+            set_path(model, path, np.array(get_path(reference, path)))
+        x = block.forward(x, mask)
+    assert_close(model.forward(tokens), reference.forward(tokens),
+                 f"{CONFIG}.forward with attention scores reaching 800 in every block (each softmax must subtract "
+                 "its row's maximum, the one inside MultiHeadAttention too: exp(800) overflows)", SEE)
 
 
 @pytest.mark.parametrize("B, T, lengths", [(3, 6, [6, 4, 2]), (2, 1, [1, 1])])
