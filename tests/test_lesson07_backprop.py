@@ -14,6 +14,7 @@ from tests.helpers import (
     randomize_params,
     transformer_params,
 )
+from tests.positions import assert_float64_positions
 
 pytestmark = pytest.mark.lesson07
 
@@ -84,6 +85,8 @@ def test_model_backward_returns_none_and_matches_the_reference(impl, ref, cfg):
     num_layers = cfg.get("num_layers", 2)
     paths = transformer_params(num_layers)
     model, reference, rng = make_pair(impl, ref, cfg, seed=4)
+    assert_float64_positions(model.positional_encoding, TOKENS.shape[1], cfg.get("embed_dim", 64),
+                             "Transformer.positional_encoding, which this test uses")
     grad_logits = rng.standard_normal((2, 20))
     model.zero_grad()
     reference.zero_grad()
