@@ -131,3 +131,24 @@ def test_a_backward_right_only_on_its_first_call_is_rejected():
 
     problems = check_gradients(forward, backward, inputs=[("x", x)])
     assert problems and "second of two identical" in problems[0] and "factor of 2" in problems[0], problems
+
+
+def test_random_directions_catch_a_forward_that_answers_every_single_entry_nudge():
+    # a liar that needs no upstream gradient: a nudge of one entry of the first input it saw, whenever it comes,
+    # moves the output 1.5 times as far as it should, as its backward (1.5 times the right one) predicts
+    x = RNG.normal(size=(5, 3))
+    forward_right, backward_wrong, _ = tanh_layer(wrong=1.5)
+    memory = {}
+
+    def forward(v):
+        base = memory.setdefault("base", np.array(v))
+        nudge = v - base
+        out = forward_right(v)
+        if np.count_nonzero(nudge) == 1 and np.abs(nudge).max() < 1e-4:
+            out0 = forward_right(base)
+            forward_right(v)  # keep the cache of this call, as a layer would
+            return out0 + 1.5 * (out - out0)
+        return out
+
+    problems = check_gradients(forward, backward_wrong, inputs=[("x", x)])
+    assert problems and "along a random direction" in problems[0], problems
