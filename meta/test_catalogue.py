@@ -1,5 +1,7 @@
 """Tests of the tests: every known-wrong implementation is rejected by its own lesson's tests."""
 
+import re
+
 import pytest
 
 from kata.course.manifest import lessons
@@ -33,3 +35,6 @@ def test_mutant_is_rejected(mutant, verdicts):
     rejected, detail = verdicts[mutant.id]
     assert rejected, (f"the wrong implementation {mutant.id!r} ({mutant.description}) passes every test of "
                       f"lesson {mutant.lesson}: add a test that catches it ({detail})")
+    assert not mutant.first_failure or re.search(mutant.first_failure, detail), (
+        f"the wrong implementation {mutant.id!r} is rejected first by another failure than the one it expects "
+        f"({mutant.first_failure!r}): {detail}")

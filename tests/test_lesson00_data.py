@@ -274,6 +274,20 @@ def test_split_custom_ratios(impl, n, train_ratio, val_ratio):
         f"{wanted[0]:g} / {wanted[1]:g} / the rest, got sizes {sizes}; {SEE_SPLIT}")
 
 
+@pytest.mark.parametrize("n, train_ratio, val_ratio, expected", [
+    (7, 0.8, 0.1, (5, 0, 2)), (19, 0.7, 0.15, (13, 2, 4)), (100, 0.29, 0.13, (29, 13, 58))])
+def test_split_sizes_are_floored(impl, n, train_ratio, val_ratio, expected):
+    # issue 13: n * ratio not whole (5.6, 0.7; 13.3, 2.85), or whole but 28.999999999999996 in floating point
+    train, val, test = impl.split_dataset(numbered_dataset(n), train_ratio=train_ratio, val_ratio=val_ratio,
+                                          seed=6)
+    sizes = (len(train), len(val), len(test))
+    assert sizes == expected, (
+        f"split_dataset of {n} examples, train_ratio={train_ratio}, val_ratio={val_ratio}: n * train_ratio is "
+        f"{n * train_ratio!r} and n * val_ratio {n * val_ratio!r} in floating point; train gets floor(n * "
+        f"train_ratio) and val floor(n * val_ratio), floored (not rounded) after adding 1e-9, and test the rest: "
+        f"expected sizes {expected}, got {sizes}; {SEE_SPLIT}")
+
+
 def test_split_is_disjoint_and_covers_everything(impl):
     dataset = numbered_dataset(200)
     parts = impl.split_dataset(dataset, seed=2)

@@ -437,6 +437,41 @@ def test_mha_matches_reference(impl, ref, masked):
                          f"{what}.grad_{name} after one backward, compared with the reference", SEE_MHA_BACK)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_mha_is_stable_for_large_scores(impl, ref, masked):
+    # issue 13: a softmax of its own inside MultiHeadAttention, without the max shift, gives NaN beyond ~709
+    B, T, D, H = 2, 5, 8, 2
+    theirs, mine = ref.MultiHeadAttention(D, H), impl.MultiHeadAttention(D, H)
+    rng = np.random.default_rng(12)
+    randomize_params(theirs, ATTENTION, rng)
+    x, g = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, D))
+    mask = random_key_mask(rng, B, T) if masked else None
+    Dh = D // H
+    q, k = (x @ theirs.W_q).reshape(B, T, H, Dh), (x @ theirs.W_k).reshape(B, T, H, Dh)
+    largest = np.einsum("bqhd,bkhd->bhqk", q, k).max() / np.sqrt(Dh)  # positive: the scores hold both signs
+    for name in ("W_q", "W_k"):  # scaled so that the largest score is +800 (exp(800) overflows); others near -1000
+        setattr(theirs, name, getattr(theirs, name) * np.sqrt(800.0 / largest))
+    copy_params(theirs, mine, ATTENTION)
+    expected_out, expected_weights = per_head_attention(x, *(np.array(getattr(theirs, n)) for n in ATTENTION), H,
+                                                        mask)
+    what = f"MultiHeadAttention({D}, {H}){' with a mask' if masked else ''} with scores reaching 800"
+    with check:
+        assert_close(mine.forward(x, mask), expected_out, f"{what}: forward (every softmax must subtract each row's "
+                     "maximum, the one inside MultiHeadAttention too: exp(800) overflows)", SEE_MHA)
+    with check:
+        assert_close(mine.last_attention_weights, expected_weights, f"{what}: last_attention_weights", SEE_MHA)
+    theirs.forward(x, mask)
+    mine.zero_grad()
+    theirs.zero_grad()
+    with check:
+        assert_close(mine.backward(g), theirs.backward(g), f"{what}: backward(g) compared with the reference",
+                     SEE_MHA_BACK)
+    for name in ATTENTION:
+        with check:
+            assert_close(getattr(mine, "grad_" + name), getattr(theirs, "grad_" + name),
+                         f"{what}: grad_{name} after one backward, compared with the reference", SEE_MHA_BACK)
+
+
 @pytest.mark.parametrize("B, T, masked", [(2, 3, False), (2, 4, True), (1, 1, False)])
 def test_mha_gradients(impl, B, T, masked):
     D, H = 8, 2

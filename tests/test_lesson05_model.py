@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from pytest_check import check
 
-from kata.course.contract import get_path
+from kata.course.contract import get_path, set_path
 from kata.course.manifest import reread
 from tests.helpers import BLOCK, assert_close, assert_shape, copy_params, randomize_params, transformer_params
+from tests.positions import assert_float64_positions
 
 pytestmark = pytest.mark.lesson05
 
@@ -107,14 +108,37 @@ def test_default_model_has_102036_parameters(impl):
 def test_model_matches_reference(impl, ref):
     model, reference, rng = make_pair(impl, ref, seed=22)
     tokens = random_tokens(rng, 4, 7, lengths=[7, 5, 3, 1])
+    assert_float64_positions(model.positional_encoding, 7, D, "Transformer.positional_encoding, which this test uses")
     assert_close(model.forward(tokens), reference.forward(tokens),
                  f"{CONFIG}.forward(right-padded tokens of shape (4, 7)) with random parameters", SEE)
+
+
+def test_model_is_stable_for_large_attention_scores(impl, ref):
+    # issue 13: every softmax on the way must subtract its row's maximum, the one inside attention included
+    model, reference, rng = make_pair(impl, ref, seed=28)
+    tokens = random_tokens(rng, 3, 6, lengths=[6, 4, 2])
+    assert_float64_positions(model.positional_encoding, 6, D, "Transformer.positional_encoding, which this test uses")
+    mask = tokens != 0
+    x = reference.positional_encoding.forward(reference.embedding.forward(tokens))
+    for layer, block in enumerate(reference.blocks):  # each block's W_q and W_k scaled: its largest score is +800
+        attention, Dh = block.attention, D // H
+        q, k = (x @ attention.W_q).reshape(*x.shape[:2], H, Dh), (x @ attention.W_k).reshape(*x.shape[:2], H, Dh)
+        factor = np.sqrt(800.0 / (np.einsum("bqhd,bkhd->bhqk", q, k).max() / np.sqrt(Dh)))
+        for name in ("attention.W_q", "attention.W_k"):
+            path = f"blocks.{layer}.{name}"
+            set_path(reference, path, np.array(get_path(reference, path)) * factor)
+            set_path(model, path, np.array(get_path(reference, path)))
+        x = block.forward(x, mask)
+    assert_close(model.forward(tokens), reference.forward(tokens),
+                 f"{CONFIG}.forward with attention scores reaching 800 in every block (each softmax must subtract "
+                 "its row's maximum, the one inside MultiHeadAttention too: exp(800) overflows)", SEE)
 
 
 @pytest.mark.parametrize("B, T, lengths", [(3, 6, [6, 4, 2]), (2, 1, [1, 1])])
 def test_model_pools_the_first_token(impl, ref, B, T, lengths):
     model, reference, rng = make_pair(impl, ref, seed=23)
     tokens = random_tokens(rng, B, T, lengths=lengths)
+    assert_float64_positions(model.positional_encoding, T, D, "Transformer.positional_encoding, which this test uses")
     mask = tokens != 0
     hidden = final_hidden(reference, tokens, mask)
     W, b = np.array(reference.output.W), np.array(reference.output.b)
@@ -155,6 +179,7 @@ def test_model_mask_none_means_tokens_not_pad(impl, ref):
 def test_model_uses_the_given_mask(impl, ref):
     model, reference, rng = make_pair(impl, ref, seed=26)
     tokens = random_tokens(rng, 2, 5)  # no PAD at all: only the given mask hides the last tokens
+    assert_float64_positions(model.positional_encoding, 5, D, "Transformer.positional_encoding, which this test uses")
     mask = np.array([[True, True, True, False, False], [True, True, True, True, False]])
     logits = model.forward(tokens, mask)
     unmasked = reference.forward(tokens)

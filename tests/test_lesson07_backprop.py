@@ -14,6 +14,7 @@ from tests.helpers import (
     randomize_params,
     transformer_params,
 )
+from tests.positions import assert_float64_positions
 
 pytestmark = pytest.mark.lesson07
 
@@ -84,6 +85,8 @@ def test_model_backward_returns_none_and_matches_the_reference(impl, ref, cfg):
     num_layers = cfg.get("num_layers", 2)
     paths = transformer_params(num_layers)
     model, reference, rng = make_pair(impl, ref, cfg, seed=4)
+    assert_float64_positions(model.positional_encoding, TOKENS.shape[1], cfg.get("embed_dim", 64),
+                             "Transformer.positional_encoding, which this test uses")
     grad_logits = rng.standard_normal((2, 20))
     model.zero_grad()
     reference.zero_grad()
@@ -253,6 +256,27 @@ def test_numerical_gradient_uses_central_differences_with_eps(impl):
     assert_close(grad, 3 * np.array([0.5, -1.0, 2.0]) ** 2 + 1e-4,
                  "numerical_gradient(f(x) = x**3, x, eps=0.01): central differences give 3x^2 + eps^2",
                  SEE_NUM, rtol=1e-9)
+
+
+def test_numerical_gradient_nudges_x_itself(impl):
+    # issue 13: as in the whole-model check, f ignores its argument and reads the array x (a parameter) itself
+    x = X.copy()
+    A = np.array([[1.0, 2.0], [-1.0, 0.5], [0.25, -3.0]])
+    g = np.array([[0.5, -1.0], [2.0, 1.5]])
+
+    def reads_x(_):
+        return np.tanh(x @ A)
+
+    grad = impl.numerical_gradient(reads_x, x, grad_output=g)
+    expected = (g * (1.0 - np.tanh(X @ A) ** 2)) @ A.T
+    with check:
+        assert_close(grad, expected, "numerical_gradient(f, x, grad_output=g) where f ignores its argument and reads "
+                     "the array x itself, as the whole-model check reads each parameter: f(x) = tanh(x @ A) (nudge "
+                     "x in place, x[i] = saved + eps, never a copy of it)", SEE_NUM, rtol=1e-8, atol=1e-9)
+    with check:
+        assert np.array_equal(x, X), (
+            f"numerical_gradient must leave x exactly as it was after nudging it in place: put the saved value "
+            f"back; changed at {np.argwhere(x != X).tolist()[:5]}; {SEE_NUM}")
 
 
 @pytest.mark.parametrize("shape", [(5,), (2, 3), (2, 2, 3)])

@@ -7,6 +7,7 @@ from pytest_check import check
 from kata.course.contract import get_path
 from kata.course.manifest import reread
 from tests.helpers import assert_close, copy_params, randomize_params, transformer_params
+from tests.positions import assert_float64_positions
 
 pytestmark = pytest.mark.lesson08
 
@@ -241,6 +242,8 @@ def check_result(result, expected, what, see):
 def test_train_step_matches_the_reference(impl, ref):
     model, reference = make_pair(impl, ref, seed=1)
     tokens, targets, mask = batch_with_hits(ref, reference, 8, seed=1, hits=3)
+    assert_float64_positions(model.positional_encoding, tokens.shape[1], CFG["embed_dim"],
+                             "Transformer.positional_encoding, which this test uses")
     optimizer = impl.SGD(model.get_parameters(), learning_rate=0.1)
     expected = ref.train_step(reference, tokens, targets, ref.CrossEntropyLoss(),
                               ref.SGD(reference.get_parameters(), learning_rate=0.1), mask)
@@ -257,6 +260,8 @@ def test_train_step_matches_the_reference(impl, ref):
 def test_train_step_zeroes_stale_gradients(impl, ref):
     model, reference = make_pair(impl, ref, seed=2)
     tokens, targets, mask = batch_with_hits(ref, reference, 6, seed=2, hits=2)
+    assert_float64_positions(model.positional_encoding, tokens.shape[1], CFG["embed_dim"],
+                             "Transformer.positional_encoding, which this test uses")
     other, _, _ = batch(ref, 6, seed=3)
     for m, rng in ((model, np.random.default_rng(4)), (reference, np.random.default_rng(4))):
         m.forward(other)

@@ -28,6 +28,7 @@ class Mutant:
     description: str  # the mistake, as a student would make it
     find: str  # text that occurs exactly once in solutions/<file>
     replace: str
+    first_failure: str = ""  # if given, a regular expression the first failure ("test_name: message") must match
 
 
 def catalogue():

@@ -59,4 +59,14 @@ MUTANTS = [
     Mutant("batch-tokens-int32", "00", "data.py",
            "create_batch builds int32 token arrays",
            "tokens = np.full((B, T), PAD_TOKEN, dtype=np.int64)", "tokens = np.full((B, T), PAD_TOKEN, dtype=np.int32)"),
+    Mutant("split-sizes-rounded", "00", "data.py",
+           "split sizes rounded to the nearest whole number instead of floored, as the lesson says",
+           "    n_train = math.floor(n * train_ratio + 1e-9)  # 1e-9 keeps 0.29 * 100 = 28.999... from giving 28\n"
+           "    n_val = min(math.floor(n * val_ratio + 1e-9), n - n_train)\n",
+           "    n_train = round(n * train_ratio)\n"
+           "    n_val = min(round(n * val_ratio), n - n_train)\n"),
+    Mutant("split-floor-without-epsilon", "00", "data.py",
+           "split sizes floored without the 1e-9 the lesson adds, so 0.29 * 100 = 28.999999999999996 gives 28",
+           "    n_train = math.floor(n * train_ratio + 1e-9)  # 1e-9 keeps 0.29 * 100 = 28.999... from giving 28\n",
+           "    n_train = math.floor(n * train_ratio)\n"),
 ]

@@ -49,4 +49,8 @@ MUTANTS = [
     Mutant("pe-odd-dimension-breaks", "01", "embedding.py",
            "the cosine columns filled from every angle, which fails for an odd embed_dim",
            "pe[:, 1::2] = np.cos(angles[:, : embed_dim // 2])", "pe[:, 1::2] = np.cos(angles)"),
+    Mutant("pe-table-float32", "01", "embedding.py",
+           "the positional table built as float32: right to 3e-8 only, so every float64 check after it fails",
+           "pe = np.zeros((max_seq_len, embed_dim))", "pe = np.zeros((max_seq_len, embed_dim), dtype=np.float32)",
+           first_failure=r"^test_positional_encoding_is_float64\[.*: the positional table holds float32 values"),
 ]

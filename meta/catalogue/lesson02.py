@@ -101,4 +101,14 @@ MUTANTS = [
            "the gradients of W_k and W_v swapped",
            "        self.grad_W_k += x2.T @ dK\n        self.grad_W_v += x2.T @ dV\n",
            "        self.grad_W_k += x2.T @ dV\n        self.grad_W_v += x2.T @ dK\n"),
+    Mutant("mha-own-softmax-without-max-shift", "02", "attention.py",
+           "MultiHeadAttention with a softmax of its own that skips the max shift (NaN once a score passes about "
+           "709), while the standalone softmax and attention functions are right (found in a public repository)",
+           "        heads, weights = scaled_dot_product_attention(Q, K, V, key_mask)  # (B, H, T, Dh), (B, H, T, T)\n",
+           "        scores = Q @ K.swapaxes(-1, -2) / math.sqrt(Dh)\n"
+           "        if key_mask is not None:\n"
+           "            scores = np.where(key_mask, scores, -np.inf)\n"
+           "        e = np.exp(scores)\n"
+           "        weights = e / e.sum(axis=-1, keepdims=True)\n"
+           "        heads = weights @ V\n"),
 ]

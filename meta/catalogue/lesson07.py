@@ -67,4 +67,15 @@ MUTANTS = [
     Mutant("numerical-gradient-ignores-grad-output", "07", "backprop.py",
            "grad_output ignored: the sum of f(x) is always differentiated",
            "return out.sum() if grad_output is None else (out * grad_output).sum()", "return out.sum()"),
+    Mutant("numerical-gradient-nudges-a-copy", "07", "backprop.py",
+           "numerical_gradient nudges a copy of x and calls f(copy): right for a function of its argument, 0 "
+           "everywhere for the whole-model check, whose f reads the parameter x itself",
+           "        x[index] = original + eps\n        plus = objective()\n"
+           "        x[index] = original - eps\n        minus = objective()\n"
+           "        x[index] = original  # restore the saved value exactly, not original + eps - eps\n",
+           "        weight = 1.0 if grad_output is None else grad_output\n"
+           "        nudged = x.copy()\n        nudged[index] = original + eps\n"
+           "        plus = np.sum(np.asarray(f(nudged), dtype=np.float64) * weight)\n"
+           "        nudged[index] = original - eps\n"
+           "        minus = np.sum(np.asarray(f(nudged), dtype=np.float64) * weight)\n"),
 ]
