@@ -2,6 +2,8 @@
 however long it is (kata/grading/messages.py, gradescope.py), and names the exercise that called a module no lesson
 teaches (kata/grading/reporter.py)."""
 
+import ast
+import re
 import shutil
 
 import numpy as np
@@ -104,3 +106,36 @@ def test_an_error_of_the_kata_validation_names_the_exercise_that_called_it(tmp_p
     for test in failures:
         assert test.message.startswith("mine/validation.py:") and "ValueError: x must have 2 axes" in test.message \
             and test.message.endswith(f"raised in FeedForward.forward: {SEE_FFN}"), test.message
+
+
+def _accepting_everything(folder):
+    """folder (created): the reference with every `raise ValueError(...)` and `raise TypeError(...)` a pass: an
+    implementation that refuses no input."""
+    shutil.copytree(ROOT / "solutions", folder, ignore=shutil.ignore_patterns("__pycache__"))
+
+    class Accept(ast.NodeTransformer):
+        def visit_Raise(self, node):
+            called = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            refuses = isinstance(called, ast.Name) and called.id in ("ValueError", "TypeError")
+            return ast.copy_location(ast.Pass(), node) if refuses else node
+
+    for path in folder.glob("*.py"):
+        path.write_text(ast.unparse(Accept().visit(ast.parse(path.read_text()))))
+    return folder
+
+
+def test_an_input_that_should_have_been_refused_is_named_with_its_section(tmp_path):
+    """Every test that expects an input to be refused says which input and where the lesson says so, never
+    pytest's bare 'DID NOT RAISE' (tests/helpers.py: assert_raises)."""
+    folder = _accepting_everything(tmp_path / "impl")
+    result = grade(str(folder), [f"0{n}" for n in range(8)], sandbox=False, allow_unconfined=True, name="mine")
+    refusals = [(entry.id, test) for entry in result.lessons for test in entry.tests
+                if "reject" in test.name and not test.passed]
+    lessons_refusing = {lesson_id for lesson_id, _ in refusals}  # (numpy itself refuses what the others test)
+    assert lessons_refusing >= {"00", "01", "02", "05", "06", "07"}, [test.name for _, test in refusals]
+    for lesson_id, test in refusals:
+        assert "DID NOT RAISE" not in test.message and "expected " in test.message, (test.name, test.message)
+        assert re.search(rf'; reread lessons/{lesson_id}_\w+\.md, section "[^"]+"$', test.message), \
+            (test.name, test.message)
+    silent = [test.message for _, test in refusals if "nothing was raised" in test.message]
+    assert silent, "the implementation refuses nothing: some test must say that nothing was raised"
