@@ -14,6 +14,7 @@ from kata.course.repository import ROOT
 from kata.grading import gradescope, report
 from kata.grading.grade import grade
 from kata.grading.messages import MESSAGE_CHARS, middle_cut, short
+from kata.student import notebook
 from meta.catalogue import build, catalogue
 from meta.helpers import insert_first
 
@@ -34,7 +35,8 @@ def test_a_long_message_keeps_its_beginning_and_its_pointer_and_loses_its_middle
 
 def test_a_pointer_after_the_sixth_line_is_kept():
     kept = short(f"AssertionError: create_batch tokens: expected\n{ARRAYS}\n; {SEE_BATCH}")
-    assert kept.startswith("AssertionError: create_batch tokens: expected\n[[  0") and kept.endswith(SEE_BATCH), kept
+    assert kept.startswith("AssertionError: create_batch tokens: expected\n[[  0") and \
+        kept.endswith(f"\n[...] {SEE_BATCH}"), kept
 
 
 def test_what_follows_the_pointer_is_cut_before_the_pointer_is():
@@ -61,11 +63,16 @@ def _grade(folder, lesson_id, sandbox):
     return grade(str(folder), [lesson_id], sandbox=sandbox, allow_unconfined=True, name="mine")
 
 
-def test_the_reports_of_a_long_first_failure_all_end_with_its_pointer(tmp_path):
-    """A wrong create_batch fails with both arrays in the message: the JSON, the terminal report and Gradescope
-    all keep the pointer whole."""
+def test_the_reports_of_a_long_first_failure_all_end_with_its_pointer(tmp_path, capsys):
+    """A wrong create_batch fails with both arrays in the message: the JSON, the terminal report, Gradescope and
+    a notebook's check all keep the pointer whole."""
     mutant = {m.id: m for m in catalogue()}["batch-left-padding"]
-    result = _grade(build(mutant, tmp_path / "impl"), "00", sandbox=False)
+    folder = build(mutant, tmp_path / "impl")
+    notebook.check("00", spec=str(folder))
+    printed = capsys.readouterr().out
+    assert f"First failure, test_create_batch_by_hand:\nAssertionError: create_batch tokens:" in printed, printed
+    assert f"\n[...] {SEE_BATCH}\n" in printed.split("First failure")[1], printed
+    result = _grade(folder, "00", sandbox=False)
     entry = result.lessons[0]
     failure = entry.first_failure
     assert failure.name.endswith("test_create_batch_by_hand"), failure

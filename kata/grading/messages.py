@@ -22,7 +22,7 @@ def short(text, limit=MESSAGE_CHARS):
     kept = lines[:6]
     last = next((line for line in reversed(lines) if POINTER.search(line)), None)
     if last is not None and last not in kept:
-        kept.append(POINTER.findall(last)[-1])
+        kept.append(CUT.lstrip() + POINTER.findall(last)[-1])  # the lines between are cut
     return middle_cut("\n".join(kept), limit)
 
 
