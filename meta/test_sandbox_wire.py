@@ -180,6 +180,20 @@ def test_what_the_child_may_send_is_served():
     assert raised.value.remote_message == "m"
 
 
+@pytest.mark.parametrize("trail, kept", [
+    (None, ()), ("f.py", ()), ([["a.py", 1, "f"], ["b.py", "2", None], 7, ["c.py", None, None]],
+                               (("a.py", 1, "f"), ("c.py", None, None))),
+    ([[f"{k}.py", k, "f"] for k in range(10_000)], tuple((f"{k}.py", k, "f") for k in range(9_984, 10_000))),
+], ids=["none", "a-string", "some-malformed", "ten-thousand"])
+def test_an_errors_trail_keeps_the_well_formed_places_and_at_most_sixteen(trail, kept):
+    """The trail of files an error of the child went through (to name the exercise that called a helper): what is
+    not a place is dropped, and only the innermost 16 are read."""
+    error = {"type": "ValueError", "message": "m", "place": ["f.py", 3, "g"], "trail": trail}
+    with pytest.raises(ValueError) as raised:
+        served(frame({"kind": "error", "id": 1, "error": error}))
+    assert tuple((p.file, p.line, p.function) for p in raised.value.remote_trail) == kept
+
+
 def test_random_mutations_of_real_frames_are_served_or_refused_never_anything_else():
     """3,000 mutations (fixed seed) of the frames above: bytes flipped, cut, repeated, and JSON values replaced."""
     rng = np.random.default_rng(0)

@@ -1,6 +1,7 @@
 """Assertions with messages a student can act on: what was expected, what came back, what to reread."""
 
 import numpy as np
+import pytest
 
 from kata.course.contract import (  # noqa: F401
     ATTENTION,
@@ -12,6 +13,7 @@ from kata.course.contract import (  # noqa: F401
     set_path,
     transformer_params,
 )
+from kata.sandbox import SandboxError
 from kata.testing.gradcheck import check_gradients
 
 
@@ -47,6 +49,24 @@ def assert_close(actual, expected, what, see, rtol=1e-7, atol=1e-10):
         raise AssertionError(
             f"{what}: {int((~close).sum())} of {close.size} values differ; at index {index} expected "
             f"{float(expected[worst]):.8g}, got {float(actual[worst]):.8g}; {see}")
+
+
+def assert_raises(error, what, see, call, *args, naming=None):
+    """call(*args) must refuse its input with error (whose message holds the text naming, when given: the value at
+    fault); else a failure saying which input should have been refused (what) and where the lesson says so (see).
+    A stub's NotImplementedError, and the sandbox's own errors (a timeout), go through: they say it themselves."""
+    try:
+        call(*args)
+    except (NotImplementedError, SandboxError):
+        raise
+    except error as caught:
+        if naming is not None and naming not in str(caught):
+            pytest.fail(f"{what}: expected a {error.__name__} whose message names {naming}, got {str(caught)!r}; "
+                        f"{see}", pytrace=False)
+        return
+    except Exception as caught:  # noqa: BLE001 - the message says which exception came instead
+        pytest.fail(f"{what}: expected {error.__name__}, got {type(caught).__name__}: {caught}; {see}", pytrace=False)
+    pytest.fail(f"{what}: expected {error.__name__}, nothing was raised; {see}", pytrace=False)
 
 
 def assert_gradients(what, see, **kwargs):

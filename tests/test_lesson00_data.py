@@ -7,7 +7,7 @@ import pytest
 from pytest_check import check
 
 from kata.course.manifest import reread
-from tests.helpers import as_array, assert_shape
+from tests.helpers import as_array, assert_raises, assert_shape
 
 pytestmark = pytest.mark.lesson00
 
@@ -120,8 +120,8 @@ def test_tokenize_splits_on_any_whitespace(impl):
 def test_tokenize_rejects_unknown_tokens(impl, text, bad):
     ids = impl.tokenize("Min ( 0 9 )")
     assert list(ids) == [16, 17, 2, 11, 18], f'tokenize("Min ( 0 9 )"): expected [16, 17, 2, 11, 18], got {ids!r}; {SEE_TOKENS}'
-    with pytest.raises(ValueError, match=bad):
-        impl.tokenize(text)
+    assert_raises(ValueError, f"tokenize({text!r}): {bad!r} is not a token of the vocabulary", SEE_TOKENS,
+                  impl.tokenize, text, naming=bad)
 
 
 def test_detokenize_inverts_tokenize(impl):

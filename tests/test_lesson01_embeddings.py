@@ -5,7 +5,7 @@ import pytest
 from pytest_check import check
 
 from kata.course.manifest import reread
-from tests.helpers import assert_close, assert_gradients, assert_shape, randomize_params
+from tests.helpers import assert_close, assert_gradients, assert_raises, assert_shape, randomize_params
 from tests.positions import assert_float64_positions
 
 pytestmark = pytest.mark.lesson01
@@ -132,8 +132,8 @@ def test_embedding_rejects_ids_out_of_range(impl, bad):
     emb = impl.Embedding(20, 4)
     tokens = np.array([[0, 19, 7]])
     assert_close(emb.forward(tokens), np.array(emb.W)[tokens], "Embedding(20, 4).forward([[0, 19, 7]])", SEE_LOOKUP)
-    with pytest.raises(ValueError, match=str(bad)):
-        emb.forward(np.array([[0, bad, 7]]))
+    assert_raises(ValueError, f"Embedding(20, 4).forward([[0, {bad}, 7]]): ids must be in [0, 20)", SEE_LOOKUP,
+                  emb.forward, np.array([[0, bad, 7]]), naming=str(bad))
 
 
 # ---------------------------------------------------------------- PositionalEncoding
@@ -191,8 +191,8 @@ def test_positional_encoding_rejects_long_sequences(impl):
     pe = impl.PositionalEncoding(4, max_seq_len=6)
     assert_close(pe.forward(np.zeros((2, 6, 4))), np.broadcast_to(sinusoid(6, 4), (2, 6, 4)),
                  "PositionalEncoding(4, max_seq_len=6).forward(zeros of shape (2, 6, 4)), T = max_seq_len", SEE_PE)
-    with pytest.raises(ValueError, match="7"):
-        pe.forward(np.zeros((2, 7, 4)))
+    assert_raises(ValueError, "PositionalEncoding(4, max_seq_len=6).forward(x of shape (2, 7, 4)): 7 positions, "
+                  "more than max_seq_len", SEE_PE, pe.forward, np.zeros((2, 7, 4)), naming="7")
 
 
 def test_positional_encoding_backward_passes_gradient(impl):

@@ -10,6 +10,7 @@ from tests.helpers import (
     as_array,
     assert_close,
     assert_gradients,
+    assert_raises,
     assert_shape,
     copy_params,
     randomize_params,
@@ -38,17 +39,6 @@ def manual_attention(Q, K, V, mask=None):
         scores = np.where(mask, scores, -np.inf)
     weights = stable_softmax(scores)
     return weights @ V, weights
-
-
-def expect_value_error(what, see, call, *args):
-    """call(*args) must raise ValueError; anything else fails with a message saying what came instead."""
-    try:
-        call(*args)
-    except ValueError:
-        return
-    except Exception as error:  # noqa: BLE001 - the message says which exception came instead
-        pytest.fail(f"{what}: expected ValueError, got {type(error).__name__}: {error}; {see}", pytrace=False)
-    pytest.fail(f"{what}: expected ValueError, nothing was raised; {see}", pytrace=False)
 
 
 def random_key_mask(rng, B, T):
@@ -274,10 +264,12 @@ def test_attention_rejects_mismatched_shapes(impl):
     Q, K, V = np.random.randn(3, 4), np.random.randn(5, 4), np.random.randn(5, 4)
     out, _ = impl.scaled_dot_product_attention(Q, K, V)
     assert_shape(out, (3, 4), "scaled_dot_product_attention(Q (3, 4), K (5, 4), V (5, 4)): output", SEE_SDPA)
-    expect_value_error("scaled_dot_product_attention(Q (3, 4), K (5, 3), V (5, 4)): K's last axis must equal Q's",
-                       SEE_SDPA, impl.scaled_dot_product_attention, Q, np.random.randn(5, 3), V)
-    expect_value_error("scaled_dot_product_attention(Q (3, 4), K (5, 4), V (6, 4)): K and V need the same number "
-                       "of keys", SEE_SDPA, impl.scaled_dot_product_attention, Q, K, np.random.randn(6, 4))
+    assert_raises(ValueError,
+                  "scaled_dot_product_attention(Q (3, 4), K (5, 3), V (5, 4)): K's last axis must equal Q's",
+                  SEE_SDPA, impl.scaled_dot_product_attention, Q, np.random.randn(5, 3), V)
+    assert_raises(ValueError,
+                  "scaled_dot_product_attention(Q (3, 4), K (5, 4), V (6, 4)): K and V need the same number of keys",
+                  SEE_SDPA, impl.scaled_dot_product_attention, Q, K, np.random.randn(6, 4))
 
 
 # ---------------------------------------------------------------- MultiHeadAttention
@@ -530,8 +522,8 @@ def test_mha_embed_dim_must_divide_into_heads(impl):
     mha = impl.MultiHeadAttention(12, 3)
     assert_shape(mha.forward(np.random.randn(2, 3, 12)), (2, 3, 12),
                  "MultiHeadAttention(12, 3).forward(x of shape (2, 3, 12))", SEE_MHA)
-    expect_value_error("MultiHeadAttention(10, 3): embed_dim 10 is not divisible by num_heads 3", SEE_MHA,
-                       impl.MultiHeadAttention, 10, 3)
+    assert_raises(ValueError, "MultiHeadAttention(10, 3): embed_dim 10 is not divisible by num_heads 3", SEE_MHA,
+                  impl.MultiHeadAttention, 10, 3)
 
 
 def test_mha_rejects_bad_input(impl):
@@ -539,11 +531,11 @@ def test_mha_rejects_bad_input(impl):
     mask = np.array([[True, True, False]] * 2)
     assert_shape(mha.forward(np.random.randn(2, 3, 8), mask), (2, 3, 8),
                  "MultiHeadAttention(8, 2).forward(x of shape (2, 3, 8), mask of shape (2, 3))", SEE_MHA)
-    expect_value_error("MultiHeadAttention(8, 2).forward(x of shape (2, 3, 6)): the last axis must be 8", SEE_MHA,
-                       mha.forward, np.random.randn(2, 3, 6))
-    expect_value_error("MultiHeadAttention(8, 2).forward(x of shape (3, 8)): x must be (B, T, D)", SEE_MHA,
-                       mha.forward, np.random.randn(3, 8))
-    expect_value_error("MultiHeadAttention(8, 2).forward(x (2, 3, 8), mask (2, 4)): the mask must be (B, T)",
-                       SEE_MHA, mha.forward, np.random.randn(2, 3, 8), np.ones((2, 4), dtype=bool))
-    expect_value_error("MultiHeadAttention(8, 2).forward(x (2, 3, 8), mask (3,)): the mask must be (B, T)",
-                       SEE_MHA, mha.forward, np.random.randn(2, 3, 8), np.ones(3, dtype=bool))
+    assert_raises(ValueError, "MultiHeadAttention(8, 2).forward(x of shape (2, 3, 6)): the last axis must be 8",
+                  SEE_MHA, mha.forward, np.random.randn(2, 3, 6))
+    assert_raises(ValueError, "MultiHeadAttention(8, 2).forward(x of shape (3, 8)): x must be (B, T, D)", SEE_MHA,
+                  mha.forward, np.random.randn(3, 8))
+    assert_raises(ValueError, "MultiHeadAttention(8, 2).forward(x (2, 3, 8), mask (2, 4)): the mask must be (B, T)",
+                  SEE_MHA, mha.forward, np.random.randn(2, 3, 8), np.ones((2, 4), dtype=bool))
+    assert_raises(ValueError, "MultiHeadAttention(8, 2).forward(x (2, 3, 8), mask (3,)): the mask must be (B, T)",
+                  SEE_MHA, mha.forward, np.random.randn(2, 3, 8), np.ones(3, dtype=bool))

@@ -9,7 +9,15 @@ from pytest_check import check
 
 from kata.course.contract import get_path, set_path
 from kata.course.manifest import reread
-from tests.helpers import BLOCK, assert_close, assert_shape, copy_params, randomize_params, transformer_params
+from tests.helpers import (
+    BLOCK,
+    assert_close,
+    assert_raises,
+    assert_shape,
+    copy_params,
+    randomize_params,
+    transformer_params,
+)
 from tests.positions import assert_float64_positions
 
 pytestmark = pytest.mark.lesson05
@@ -223,6 +231,4 @@ def test_model_rejects_bad_input(impl, case):
         "mask-shape": (ValueError, (tokens, np.ones((2, 5), dtype=bool)), "a mask of shape (2, 5) for tokens (2, 4)"),
         "float-tokens": (TypeError, (tokens.astype(np.float64),), "float tokens (token ids are integers)"),
     }[case]
-    with pytest.raises(error):
-        model.forward(*args)
-        pytest.fail(f"Transformer.forward accepted {what}: expected a {error.__name__}; {SEE}")
+    assert_raises(error, f"Transformer.forward of {what}", SEE, model.forward, *args)

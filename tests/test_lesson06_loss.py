@@ -5,7 +5,7 @@ import pytest
 from pytest_check import check
 
 from kata.course.manifest import reread
-from tests.helpers import assert_close, assert_gradients, assert_shape
+from tests.helpers import assert_close, assert_gradients, assert_raises, assert_shape
 
 pytestmark = pytest.mark.lesson06
 
@@ -176,6 +176,4 @@ def test_loss_rejects_bad_input(impl, case):
         "logits-1d": (ValueError, (logits[0], np.array([0])), "logits of shape (5,) instead of (B, V)"),
         "float-targets": (TypeError, (logits, np.array([0.0, 1.0, 2.0])), "float targets (class ids are integers)"),
     }[case]
-    with pytest.raises(error):
-        loss_fn.forward(*args)
-        pytest.fail(f"CrossEntropyLoss.forward accepted {what}: expected a {error.__name__}; {SEE_LOSS}")
+    assert_raises(error, f"CrossEntropyLoss.forward of {what}", SEE_LOSS, loss_fn.forward, *args)

@@ -9,6 +9,7 @@ from kata.course.manifest import reread
 from tests.helpers import (
     assert_close,
     assert_gradients,
+    assert_raises,
     assert_shape,
     copy_params,
     randomize_params,
@@ -114,8 +115,9 @@ def test_model_backward_rejects_a_wrong_gradient_shape(impl, ref):
     reference.backward(grad_logits)
     assert_close(get_path(model, "output.grad_W"), reference.output.grad_W,
                  "Transformer.output.grad_W after backward(grad_logits of shape (2, 20))", SEE_BACK)
-    with pytest.raises(ValueError, match=r"\(2, 20\)"):
-        model.backward(rng.standard_normal((2, 19)))
+    assert_raises(ValueError, "Transformer.backward(grad_logits of shape (2, 19)) after a forward of 2 examples: "
+                  "grad_logits must have the shape of the logits, (2, 20)", SEE_BACK,
+                  model.backward, rng.standard_normal((2, 19)), naming="(2, 20)")
 
 
 # ---------------------------------------------------------------- get_parameters and zero_grad

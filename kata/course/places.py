@@ -64,6 +64,21 @@ def raised_at(error, folder=None, skip=None):
     return None
 
 
+def trail(error, skip=None, limit=16):
+    """The frames of error's traceback (not under the folder skip, if given) where the file changes, innermost
+    last, at most the innermost limit: the innermost frame of each file it went through, from outside in, so that
+    the frame of an exercise that called a helper module is kept however deep the helper went."""
+    found = []
+    for place in frames(error):
+        if skip is not None and Path(place.file).resolve().is_relative_to(Path(skip).resolve()):
+            continue
+        if found and found[-1].file == place.file:
+            found[-1] = place
+        else:
+            found.append(place)
+    return found[-limit:]
+
+
 def in_dump(text, folder):
     """The innermost Place inside folder of a faulthandler dump (which lists the innermost frame first), or None."""
     for path, line, function in DUMP_FRAME.findall(text):

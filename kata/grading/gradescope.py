@@ -54,6 +54,7 @@ from ..course.manifest import lesson_ids as lesson_ids_of
 from ..course.repository import ROOT
 from ..sandbox import NotContained
 from .grade import grade
+from .messages import middle_cut
 from .settings import DEFAULT_SECONDS, Settings
 from .submission import SubmissionError
 
@@ -80,10 +81,12 @@ def checked_visibility(value, what="visibility"):
 
 
 def _clip(text, limit=OUTPUT_CHARS):
+    """text in at most limit characters (and a note when shortened): the middle is cut, never the pointer to the
+    lesson (messages.middle_cut)."""
     text = text.strip()
     if len(text) <= limit:
         return text
-    return text[:limit] + f"\n[... {len(text) - limit} more characters; run grader.py locally for the whole message]"
+    return middle_cut(text, limit) + "\n[shortened; run grader.py locally for the whole message]"
 
 
 def lesson_output(entry):

@@ -6,17 +6,45 @@ from pathlib import Path
 
 MESSAGE_CHARS = 400  # the longest message a report keeps of one test
 TRACE_LINE = re.compile(r'\s*(File "|\S+\.py:\d+ in )')  # a line of a traceback
+POINTER = re.compile(r'reread \S+\.md, section "[^"\n]*"')  # kata.course.manifest.reread's pointer
+CUT = " [...] "  # where a message was shortened
+BEFORE_POINTER = 40  # the characters kept just before a pointer when the middle of a message is cut
 
 
 def short(text, limit=MESSAGE_CHARS):
-    """The first lines of a failure, up to the assertion introspection, at most limit characters."""
+    """The first lines of a failure, up to the assertion introspection, at most limit characters; the pointer to
+    the lesson (`reread ..., section "..."`) is always kept whole, even when it comes after the sixth line."""
     lines = []
     for line in str(text).replace("AssertionError: FAILURE: ", "AssertionError: ").strip().splitlines():
         if lines and (line.startswith(("assert ", "+  where")) or TRACE_LINE.match(line)):
             break  # pytest's introspection or pytest-check's traceback: the message above says it
         lines.append(line.rstrip())
-    text = "\n".join(lines[:6])
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+    kept = lines[:6]
+    last = next((line for line in reversed(lines) if POINTER.search(line)), None)
+    if last is not None and last not in kept:
+        kept.append(CUT.lstrip() + POINTER.findall(last)[-1])  # the lines between are cut
+    return middle_cut("\n".join(kept), limit)
+
+
+def middle_cut(text, limit=MESSAGE_CHARS):
+    """text in at most limit characters: what is cut is the middle, never the beginning of the first line nor the
+    last pointer to the lesson (`reread ..., section "..."`), nor the few characters just before that pointer."""
+    if len(text) <= limit:
+        return text
+    pointers = list(POINTER.finditer(text))
+    if not pointers:
+        return text[: max(0, limit - len(CUT))].rstrip() + CUT.rstrip()
+    start, end = pointers[-1].span()
+    before, pointer, after = text[:start], text[start:end], text[end:]
+    room = limit - len(pointer)
+    if room <= len(CUT):  # a pointer longer than the limit (a limit that small is not used): the pointer alone
+        return pointer
+    if len(before) <= room:
+        kept = room - len(before)
+        return before + pointer + (after[: kept - len(CUT)].rstrip() + CUT.rstrip() if kept > len(CUT) else "")
+    tail = min(len(before), max(0, min(BEFORE_POINTER, (room - len(CUT)) // 3)))
+    head = room - len(CUT) - tail
+    return before[:head].rstrip() + CUT + before[len(before) - tail:].lstrip() + pointer
 
 
 def cleaner(replacements):

@@ -16,12 +16,11 @@ from ..course.manifest import lessons
 from ..course.places import inside, running
 from ..sandbox import CallTimeout, peak_bytes
 from ..testing.plugin import sandboxed
-from .messages import MESSAGE_CHARS, short
+from .messages import MESSAGE_CHARS, POINTER, short
 from .settings import TestRun
 
 PRINTED_CHARS = 4000  # of what the implementation printed during one test, the last
 _state = {"run": None, "outcome": {}, "trace": None, "folder": None}
-PLAIN_FAILURES = (AssertionError, NotImplementedError, pytest.fail.Exception)  # their message says it all
 
 
 def pytest_addoption(parser):
@@ -85,7 +84,8 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if _logging() and not report.passed:
         box = sandboxed(item.config)
-        report.kata_message = _message(report, call.excinfo, box.errors() if box is not None else [])
+        report.kata_message = message(report, call.excinfo, _state["folder"],
+                                      box.errors() if box is not None else [])
         if call.excinfo is not None and call.excinfo.errisinstance(CallTimeout):  # the sandbox's deadline
             report.kata_timeout = True
             where = running(call.excinfo.value.place)
@@ -113,22 +113,27 @@ def pytest_runtest_logfinish(nodeid, location):
         _log({"id": nodeid, "status": status, "message": message, "peak": peak_bytes(), "printed": printed})
 
 
-def _with_pointer(text, file, line):
-    """text shortened to leave room for the pointer to the exercise holding file:line, then that pointer."""
-    pointer = pointer_for(file, line)
+def _with_pointer(text, places):
+    """text shortened to leave room for a pointer, then the pointer to the exercise that holds the innermost of
+    places ((file, line) pairs, innermost last) lying in an exercise: a helper module of the student's, which no
+    lesson teaches, points to the exercise that called it. text unchanged when it already holds a pointer."""
+    if POINTER.search(text):
+        return short(text)
+    pointer = next(filter(None, (pointer_for(file, line) for file, line in reversed(places))), "")
     return short(text, MESSAGE_CHARS - len(pointer) - 2) + (f"; {pointer}" if pointer else "")
 
 
 def _quoted(text, errors):
-    """The place of the first of errors (raised by a sandboxed implementation) that text quotes, or None."""
+    """The first of errors (raised by a sandboxed implementation) whose place text quotes, or None."""
     found = [(text.find(f" (raised at {error.remote_place})"), index) for index, error in enumerate(errors)
              if error.remote_place is not None]
     first = min(((at, index) for at, index in found if at >= 0), default=None)
-    return errors[first[1]].remote_place if first else None
+    return errors[first[1]] if first else None
 
 
-def _message(report, excinfo, child_errors=()):
-    """The exception line(s) of a failure, after file:line of the innermost frame in the implementation.
+def message(report, excinfo, folder, child_errors=()):
+    """The exception line(s) of a failure, after file:line of the innermost frame in the implementation (folder),
+    ending with the pointer to the exercise that raised it when the message has none.
 
     child_errors: the errors of a sandboxed implementation during the test, whose place a failure may quote."""
     if report.skipped:
@@ -137,16 +142,14 @@ def _message(report, excinfo, child_errors=()):
         return short(str(report.longrepr))
     error = excinfo.value
     text = str(error) if excinfo.errisinstance(pytest.fail.Exception) else excinfo.exconly()
-    spots = [entry for entry in excinfo.traceback if inside(entry.path, _state["folder"])]
+    spots = [(entry.path, entry.lineno + 1) for entry in excinfo.traceback if inside(entry.path, folder)]
     # raised by a sandboxed implementation, or a failure of the test quoting one: its place in the child
-    remote = getattr(error, "remote_place", None) or _quoted(text, child_errors)
-    if not spots and remote is not None and inside(remote.file, _state["folder"]):
-        text = f"{remote.file}:{remote.line}: " + text.replace(f" (raised at {remote})", "", 1)
-        if not excinfo.errisinstance(PLAIN_FAILURES):
-            return _with_pointer(text, remote.file, remote.line)
-        return short(text)
+    remote = error if getattr(error, "remote_place", None) is not None else _quoted(text, child_errors)
+    place = remote.remote_place if remote is not None else None
+    if not spots and place is not None and inside(place.file, folder):
+        text = f"{place.file}:{place.line}: " + text.replace(f" (raised at {place})", "", 1)
+        trail = [(p.file, p.line) for p in getattr(remote, "remote_trail", ()) if inside(p.file, folder)]
+        return _with_pointer(text, [*trail, (place.file, place.line)])
     if spots:
-        text = f"{spots[-1].path}:{spots[-1].lineno + 1}: {text}"
-        if not excinfo.errisinstance(PLAIN_FAILURES):
-            return _with_pointer(text, spots[-1].path, spots[-1].lineno + 1)
+        return _with_pointer(f"{spots[-1][0]}:{spots[-1][1]}: {text}", spots)
     return short(text)

@@ -10,11 +10,12 @@ import math
 
 import numpy as np
 
-from ..course.places import Place, raised_at
+from ..course.places import Place, raised_at, trail
 from .confinement import KATA_PACKAGE
 from .mirrors import Mirrors
 from .wire import ALLOWED_KINDS, MAX_DEPTH, RemoteError, SandboxError
 
+TRAIL_PLACES = 16  # the most places of an error's trail sent or read
 ERRORS = {name: getattr(builtins, name) for name in (
     "ValueError", "TypeError", "IndexError", "KeyError", "NotImplementedError", "ZeroDivisionError",
     "AttributeError", "RuntimeError", "FloatingPointError", "OverflowError", "ArithmeticError", "LookupError",
@@ -212,19 +213,22 @@ class Endpoint:
     @staticmethod
     def describe(error):
         """An exception of this side's code as plain data: its type's name, its message and the place of its
-        innermost frame outside the kata package (Place.to_json(), or None)."""
+        innermost frame outside the kata package (Place.to_json(), or None), and the trail of files it went through
+        (kata.course.places.trail: where an exercise called a helper module)."""
         place = raised_at(error, skip=KATA_PACKAGE)
         try:
             message = str(error)
         except BaseException:  # noqa: B036 - a __str__ that raises is the student's problem, not ours
             message = "(its message could not be printed)"
         return {"type": type(error).__name__, "message": message[:4000],
-                "place": place.to_json() if place is not None else None}
+                "place": place.to_json() if place is not None else None,
+                "trail": [p.to_json() for p in trail(error, skip=KATA_PACKAGE, limit=TRAIL_PLACES)]}
 
     def error_from(self, description):
         """The exception to raise for the other side's description: the built-in class of that name, else
         RemoteError; its text is 'message (raised at FILE:LINE)', and it carries remote_message (the message
-        alone) and remote_place (a Place, its path as this side knows it, or None)."""
+        alone), remote_place (a Place, its path as this side knows it, or None) and remote_trail (Places, innermost
+        last: the other side's trail, its paths as this side knows them)."""
         if not isinstance(description, dict):
             return SandboxError("a malformed error")
         name = str(description.get("type", "Exception"))[:100]
@@ -239,4 +243,8 @@ class Endpoint:
         except Exception:
             error = RemoteError(f"{name}: {text}")
         error.remote_message, error.remote_place = message, place
+        found = description.get("trail")
+        found = [Place.from_json(item) for item in found[-TRAIL_PLACES:]] if isinstance(found, list) else []
+        error.remote_trail = tuple(Place(self.outside(item.file), item.line, item.function)
+                                   for item in found if item is not None)
         return error

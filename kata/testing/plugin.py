@@ -129,9 +129,13 @@ def pytest_runtest_makereport(item, call):
     elif call.excinfo is not None and not call.excinfo.errisinstance((AssertionError, pytest.fail.Exception,
                                                                      pytest.skip.Exception)):
         # an error inside the student's code (a NumPy shape error, a TypeError): say which exercise and section
-        for entry in reversed(call.excinfo.traceback):
-            pointer = pointer_for(entry.path, entry.lineno + 1)
+        # (the innermost frame in an exercise: a helper module of the student's is named by the exercise calling it;
+        # a sandboxed implementation's frames are the error's remote_trail, inside the last frame here)
+        places = [(entry.path, entry.lineno + 1) for entry in call.excinfo.traceback]
+        places += [(place.file, place.line) for place in getattr(call.excinfo.value, "remote_trail", ())]
+        for file, line in reversed(places):
+            pointer = pointer_for(file, line)
             if pointer:
-                report.sections.append(("where to look", f"{entry.path}:{entry.lineno + 1}: {pointer}"))
+                report.sections.append(("where to look", f"{file}:{line}: {pointer}"))
                 break
     return report

@@ -16,8 +16,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from kata.course.manifest import lessons
+import pytest
+
+from kata.course.exercises import enclosing_symbols, exercise_index
+from kata.course.manifest import lessons, reread
 from kata.course.repository import ROOT
+from kata.grading.reporter import message
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class Mutant:
     find: str  # text that occurs exactly once in solutions/<file>
     replace: str
     first_failure: str = ""  # if given, a regular expression the first failure ("test_name: message") must match
+    section: str = ""  # the section its first failure must name, when not that of the exercise it edits
 
 
 def catalogue():
@@ -61,19 +66,43 @@ def build(mutant, folder):
     return folder
 
 
-class _Outcomes:
-    """A pytest plugin that keeps the outcome of every test of one run."""
+def expected_pointer(mutant):
+    """The pointer the first failure of mutant must give: `reread lessons/NN_name.md, section "..."` of its
+    section, or else of the section the manifest lists for the exercise whose code it edits."""
+    if mutant.section:
+        return reread(mutant.lesson, mutant.section)
+    source = (ROOT / "solutions" / mutant.file).read_text()
+    line = source[: source.index(mutant.find)].count("\n") + 1 + len(mutant.find) - len(mutant.find.lstrip("\n"))
+    symbol = enclosing_symbols(source).get(line)
+    found = exercise_index().get((mutant.file, symbol))
+    if found is None:
+        raise ValueError(f"mutant {mutant.id}: it edits {symbol or 'no function'} of {mutant.file}, not an "
+                         f"exercise of manifest.toml: give it a section")
+    return reread(found[0], found[1])
 
-    def __init__(self):
-        self.failed, self.passed = [], 0
+
+class _Outcomes:
+    """A pytest plugin that keeps the outcome of every test of one run, each failure as the grader's report shows
+    it (kata.grading.reporter.message)."""
+
+    def __init__(self, folder):
+        self.failed, self.passed, self.folder = [], 0, folder
 
     def pytest_configure(self, config):
         config.option.tbstyle = "native"  # Python's own tracebacks: pytest's long ones cost ~0.1 s each to format
 
+    @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: after pytest-check has made its failures the report's
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        if report.failed:
+            report.catalogue_message = message(report, call.excinfo, self.folder)
+            # what -x does, without -x: pytest-check would then raise a bare AssertionError, not the message graded
+            item.session.shouldfail = "the first failure"
+        return report
+
     def pytest_runtest_logreport(self, report):
         if report.failed:
-            crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None) or str(report.longrepr)
-            self.failed.append(f"{report.nodeid.split('::')[-1]}: {crash.strip().splitlines()[0][:300]}")
+            self.failed.append(f"{report.nodeid.split('::')[-1]}: {getattr(report, 'catalogue_message', 'failed')}")
         elif report.passed and report.when == "call":
             self.passed += 1
 
@@ -83,16 +112,15 @@ def run_here(mutant):
 
     Stops at the first failing test. Each mutant is imported under a name of its own, so runs do not mix.
     """
-    import pytest
-
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.id}-") as tmp:
         folder = build(mutant, Path(tmp) / "impl")
-        outcomes = _Outcomes()
+        outcomes = _Outcomes(folder)
+        # (the terminal plugin is kept: pytest's assertion rewriting needs it to describe a failed `==`)
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
             # the lesson's own test files only: collecting the whole suite for every mutant costs most of the time
             files = [str(path) for path in sorted((ROOT / "tests").glob(f"test_lesson{mutant.lesson}_*.py"))]
             # (no:unraisableexception: its clean-up runs gc.collect five times per run, a third of a mutant's time)
-            code = pytest.main(["-x", "-p", "no:terminal", "-p", "no:unraisableexception", "--impl", str(folder),
+            code = pytest.main(["-q", "-p", "no:unraisableexception", "--impl", str(folder),
                                 "-m", f"lesson{mutant.lesson}", *files], plugins=[outcomes])
     if code not in (0, 1):  # 1: tests ran and some failed; 0: all passed; anything else: a broken run
         raise RuntimeError(f"mutant {mutant.id}: pytest exited with {code}: {outcomes.failed}")
@@ -136,12 +164,15 @@ def main(argv=None):
     chosen = [m for m in by_id.values()
               if (not args.lesson or m.lesson == args.lesson) and (not args.id or m.id == args.id)]
     verdicts = run_all(chosen)
-    survivors = 0
+    survivors, elsewhere = 0, []
     for mutant in chosen:
         rejected, detail = verdicts[mutant.id]
         print(f"{'rejected' if rejected else 'SURVIVED'}  lesson{mutant.lesson}  {mutant.id}  {detail[:150]}")
         survivors += not rejected
-    print(f"{len(chosen) - survivors} of {len(chosen)} rejected")
+        if rejected and expected_pointer(mutant) not in detail:
+            elsewhere.append(f"  {mutant.id}: expected {expected_pointer(mutant)!r}, got: {detail}")
+    print(f"{len(chosen) - survivors} of {len(chosen)} rejected; {len(chosen) - survivors - len(elsewhere)} first "
+          f"failures name the section to reread" + "".join(f"\n{line}" for line in elsewhere))
     return 1 if survivors else 0
 
 
