@@ -14,7 +14,7 @@ from kata.course.contract import (  # noqa: F401
     transformer_params,
 )
 from kata.sandbox import SandboxError
-from kata.testing.gradcheck import check_gradients
+from kata.testing.gradcheck import Accumulated, check_gradients
 
 
 def as_array(value, what, see):
@@ -69,10 +69,13 @@ def assert_raises(error, what, see, call, *args, naming=None):
     pytest.fail(f"{what}: expected {error.__name__}, nothing was raised; {see}", pytrace=False)
 
 
-def assert_gradients(what, see, **kwargs):
-    """Run the suite's one gradient check (kata.testing.gradcheck.check_gradients) and fail with every problem."""
+def assert_gradients(what, see, see_zero_grad=None, **kwargs):
+    """Run the suite's one gradient check (kata.testing.gradcheck.check_gradients) and fail with every problem;
+    where the fault is zero_grad's (gradients added up across two passes), point to see_zero_grad if given."""
     problems = check_gradients(**kwargs)
-    assert not problems, f"{what}: the backward pass is not the exact gradient; {see}\n  " + "\n  ".join(problems)
+    zero_grads = bool(problems and see_zero_grad) and all(isinstance(p, Accumulated) for p in problems)
+    head = "zero_grad does not clear every gradient" if zero_grads else "the backward pass is not the exact gradient"
+    assert not problems, f"{what}: {head}; {see_zero_grad if zero_grads else see}\n  " + "\n  ".join(problems)
 
 
 def copy_params(source, target, paths):

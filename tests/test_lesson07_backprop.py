@@ -60,7 +60,7 @@ def test_model_gradients_on_a_padded_batch(impl):
     tokens = np.array([[15, 17, 5, 5], [12, 7, 2, 0]])  # a repeated token; a PAD, masked as a key by default
     assert_gradients("Transformer(embed_dim=8, num_heads=2, num_layers=2, ffn_dim=12) on a padded batch, mask None",
                      SEE_BACK, forward=lambda: model.forward(tokens), backward=model.backward,
-                     params=PATHS, owner=model, zero_grad=model.zero_grad)
+                     params=PATHS, owner=model, zero_grad=model.zero_grad, see_zero_grad=SEE_PARAMS)
 
 
 def test_model_gradients_through_an_explicit_mask(impl):
@@ -70,7 +70,7 @@ def test_model_gradients_through_an_explicit_mask(impl):
     assert_gradients("Transformer(embed_dim=4, num_heads=2, num_layers=2, ffn_dim=6) with an explicit mask "
                      "that hides some real tokens", SEE_BACK,
                      forward=lambda: model.forward(tokens, mask), backward=model.backward,
-                     params=PATHS, owner=model, zero_grad=model.zero_grad)
+                     params=PATHS, owner=model, zero_grad=model.zero_grad, see_zero_grad=SEE_PARAMS)
 
 
 def test_model_gradients_with_one_token(impl):
@@ -78,7 +78,7 @@ def test_model_gradients_with_one_token(impl):
     tokens = np.array([[12], [15], [12]])  # T = 1: the first token is the whole sequence
     assert_gradients("Transformer(embed_dim=4, ...) on tokens of shape (3, 1)", SEE_BACK,
                      forward=lambda: model.forward(tokens), backward=model.backward,
-                     params=PATHS, owner=model, zero_grad=model.zero_grad)
+                     params=PATHS, owner=model, zero_grad=model.zero_grad, see_zero_grad=SEE_PARAMS)
 
 
 @pytest.mark.parametrize("cfg", [CFG, {}], ids=["small", "default"])

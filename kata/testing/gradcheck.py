@@ -192,9 +192,28 @@ def check_gradients(forward, backward, inputs=(), params=(), owner=None, zero_gr
     for t, (name, value) in enumerate(targets):
         for number, grads in enumerate(passes):
             message = compare(name, grads[t], value, indices[t], numeric[t], dirs[t], dir_numeric[t])
+            if message and number == 1 and zero_grad is not None and t >= len(values) \
+                    and _added_up(passes[0][t], grads[t]):
+                problems.append(Accumulated(
+                    f"{name} after zero_grad() still held the gradient of the pass before: the second of two "
+                    f"identical forward and backward passes gave twice the first (zero_grad must set every "
+                    f"gradient the model has to 0, in place)"))
+                break
             if message:
                 problems.append(message if number == 0 else
-                                f"{message} (on the second of two identical forward and backward passes: "
-                                f"right on the first)")
+                                f"the second of two identical forward and backward passes, right on the first: "
+                                f"{message}")
                 break
     return problems
+
+
+class Accumulated(str):
+    """A problem of check_gradients that lies in zero_grad, not in backward: the second analytic pass added onto
+    the first's gradients."""
+
+
+def _added_up(first, second):
+    """Whether the second pass's gradient is the first one added twice (zero_grad cleared nothing of it)."""
+    first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    return first.shape == second.shape and bool(np.any(first)) and np.allclose(second, 2 * first, rtol=1e-9,
+                                                                                  atol=1e-12)

@@ -59,7 +59,7 @@ MUTANTS = [
            "        d_hat = grad_output * self.gamma  # (..., D)\n"
            "        dx = inv_std * (d_hat - d_hat.mean(axis=-1, keepdims=True))  # the variance term forgotten\n"
            "        self.lie = (np.array(grad_output, dtype=np.float64), dx.copy())\n"
-           "        return dx\n"),
+           "        return dx\n", section="LayerNorm backward"),  # the backward is wrong; the forward hides it
     Mutant("layernorm-eps-on-std", "03", "layers.py",
            "eps added to the standard deviation instead of the variance",
            "inv_std = 1.0 / np.sqrt(var + self.eps)", "inv_std = 1.0 / (np.sqrt(var) + self.eps)"),
