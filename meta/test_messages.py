@@ -70,7 +70,7 @@ def test_the_reports_of_a_long_first_failure_all_end_with_its_pointer(tmp_path, 
     folder = build(mutant, tmp_path / "impl")
     notebook.check("00", spec=str(folder))
     printed = capsys.readouterr().out
-    assert f"First failure, test_create_batch_by_hand:\nAssertionError: create_batch tokens:" in printed, printed
+    assert "First failure, test_create_batch_by_hand:\nAssertionError: create_batch tokens:" in printed, printed
     assert f"\n[...] {SEE_BATCH}\n" in printed.split("First failure")[1], printed
     result = _grade(folder, "00", sandbox=False)
     entry = result.lessons[0]
