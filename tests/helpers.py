@@ -66,3 +66,50 @@ def randomize_params(obj, paths, rng, scale=0.5):
     for path in paths:
         value = np.asarray(get_path(obj, path))
         set_path(obj, path, rng.standard_normal(value.shape) * scale + (1.0 if path.endswith("gamma") else 0.0))
+
+
+def _snapshot(value):
+    """A private copy of an array argument, or of a list or tuple holding arrays, numbers and lists; else None."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_snapshot(item) if isinstance(item, (np.ndarray, list, tuple)) else item for item in value)
+    return None
+
+
+def _changed(before, after):
+    """How many values of after differ from the private copy before (0: unchanged)."""
+    if isinstance(before, np.ndarray):
+        if not isinstance(after, np.ndarray) or after.shape != before.shape or after.dtype != before.dtype:
+            return max(before.size, 1)
+        return int((~((after == before) | ((after != after) & (before != before)))).sum())  # NaN equals NaN
+    if not isinstance(after, (list, tuple)) or len(after) != len(before):
+        return max(len(before), 1)
+    return sum(_changed(b, a) if isinstance(b, (np.ndarray, list, tuple)) else int(not (a is b or a == b))
+               for b, a in zip(before, after))
+
+
+def call(fn, *args, what, see, **kwargs):
+    """fn(*args, **kwargs) for an exercise whose array arguments are read-only (CONTRACT.md section 2).
+
+    The arguments are passed as they are, so the call is an ordinary one; private copies taken before it are
+    compared with them afterwards, and any change fails the test with the suite's one in-place message. Tests
+    compute their expectations from the inputs only once they are known to be unchanged (or before the call).
+    Never used for what the contract lets write in place (optimizers' parameters, gradients, clip_grad_norm).
+    """
+    copies = [(f"argument {k + 1}", value, _snapshot(value)) for k, value in enumerate(args)]
+    copies += [(f"argument {name}", value, _snapshot(value)) for name, value in kwargs.items()]
+    result = fn(*args, **kwargs)
+    for name, value, before in copies:
+        if before is not None:
+            changed = _changed(before, value)
+            size = before.size if isinstance(before, np.ndarray) else len(before)
+            assert not changed, (
+                f"{what} changed its input in place: {name} ({_describe(before)}) came back with {changed} of "
+                f"{size} values changed. Inputs are read-only: compute into a new array (y = x + a, "
+                f"np.maximum(x, 0)) and never write into the caller's (x += a, x[...] = ..., out=x); {see}")
+    return result
+
+
+def _describe(value):
+    return f"an array of shape {value.shape}" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"

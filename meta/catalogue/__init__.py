@@ -28,6 +28,12 @@ class Mutant:
     description: str  # the mistake, as a student would make it
     find: str  # text that occurs exactly once in solutions/<file>
     replace: str
+    more: tuple = ()  # further edits (file, find, replace), each applying exactly once, for a mistake spanning files
+    says: str = ""  # when set, the first failure's message must contain it (the test that catches it says so)
+
+    def edits(self):
+        """Every (file, find, replace) edit of the mutant."""
+        return ((self.file, self.find, self.replace), *self.more)
 
 
 def catalogue():
@@ -41,22 +47,25 @@ def catalogue():
 
 
 def mutated_source(mutant):
-    """The text of solutions/<file> with the mutant's edit; fails if the edit does not apply exactly once."""
-    source = (ROOT / "solutions" / mutant.file).read_text()
-    count = source.count(mutant.find)
-    if count != 1:
-        raise ValueError(f"mutant {mutant.id}: its text occurs {count} times in solutions/{mutant.file}, "
-                         f"expected once (did the reference change?)")
-    return source.replace(mutant.find, mutant.replace)
+    """{file: text of solutions/<file> with the mutant's edits}; fails if an edit does not apply exactly once."""
+    sources = {}
+    for file, find, replace in mutant.edits():
+        source = sources.get(file) or (ROOT / "solutions" / file).read_text()
+        count = source.count(find)
+        if count != 1:
+            raise ValueError(f"mutant {mutant.id}: its text occurs {count} times in solutions/{file}, "
+                             f"expected once (did the reference change?)")
+        sources[file] = source.replace(find, replace)
+    return sources
 
 
 def build(mutant, folder):
     """Write a copy of solutions/ with the mutant applied into folder (created); return the folder."""
     folder = Path(folder)
     shutil.copytree(ROOT / "solutions", folder, ignore=shutil.ignore_patterns("__pycache__"))
-    text = mutated_source(mutant)
-    compile(text, str(folder / mutant.file), "exec")  # a mutant must be wrong code, not broken syntax
-    (folder / mutant.file).write_text(text)
+    for file, text in mutated_source(mutant).items():
+        compile(text, str(folder / file), "exec")  # a mutant must be wrong code, not broken syntax
+        (folder / file).write_text(text)
     return folder
 
 
@@ -91,7 +100,10 @@ def run_here(mutant):
             # the lesson's own test files only: collecting the whole suite for every mutant costs most of the time
             files = [str(path) for path in sorted((ROOT / "tests").glob(f"test_lesson{mutant.lesson}_*.py"))]
             # (no:unraisableexception: its clean-up runs gc.collect five times per run, a third of a mutant's time)
-            code = pytest.main(["-x", "-p", "no:terminal", "-p", "no:unraisableexception", "--impl", str(folder),
+            # (--assert=plain: without the terminal plugin, a rewritten `assert a < b` fails inside pytest's
+            # comparison report and the failure's own message is lost)
+            code = pytest.main(["-x", "-p", "no:terminal", "-p", "no:unraisableexception", "--assert=plain",
+                                "--impl", str(folder),
                                 "-m", f"lesson{mutant.lesson}", *files], plugins=[outcomes])
     if code not in (0, 1):  # 1: tests ran and some failed; 0: all passed; anything else: a broken run
         raise RuntimeError(f"mutant {mutant.id}: pytest exited with {code}: {outcomes.failed}")
