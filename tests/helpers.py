@@ -49,9 +49,16 @@ def assert_close(actual, expected, what, see, rtol=1e-7, atol=1e-10):
             f"{float(expected[worst]):.8g}, got {float(actual[worst]):.8g}; {see}")
 
 
-def assert_gradients(what, see, **kwargs):
-    """Run the suite's one gradient check (kata.testing.gradcheck.check_gradients) and fail with every problem."""
-    problems = check_gradients(**kwargs)
+def assert_gradients(what, see, forward, backward, **kwargs):
+    """Run the suite's one gradient check (kata.testing.gradcheck.check_gradients) and fail with every problem.
+
+    Every forward and backward call of the check goes through call(): an input or upstream gradient changed in
+    place fails with the in-place message rather than as a wrong gradient.
+    """
+    problems = check_gradients(forward=lambda *arrays: call(forward, *arrays, what=f"{what}: forward", see=see),
+                               backward=lambda upstream: call(backward, upstream, what=f"{what}: backward",
+                                                              see=see),
+                               **kwargs)
     assert not problems, f"{what}: the backward pass is not the exact gradient; {see}\n  " + "\n  ".join(problems)
 
 

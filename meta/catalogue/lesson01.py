@@ -49,4 +49,19 @@ MUTANTS = [
     Mutant("pe-odd-dimension-breaks", "01", "embedding.py",
            "the cosine columns filled from every angle, which fails for an odd embed_dim",
            "pe[:, 1::2] = np.cos(angles[:, : embed_dim // 2])", "pe[:, 1::2] = np.cos(angles)"),
+    Mutant("positions-added-in-place", "01", "embedding.py",
+           "the position table added to the caller's x in place (x += pe): the output is right, x is changed",
+           "        return x + self.pe[: x.shape[1]].astype(x.dtype, copy=False)  # keeps float32 input float32\n",
+           "        x += self.pe[: x.shape[1]].astype(x.dtype, copy=False)\n        return x\n", says="in place"),
+    Mutant("embedding-forward-clears-tokens", "01", "embedding.py",
+           "forward keeps a copy of the tokens and then overwrites the caller's array (tokens[...] = 0)",
+           "        self.cache = tokens\n        return self.W[tokens]  # (B, T, D)\n",
+           "        self.cache = tokens.copy()\n        out = self.W[tokens]\n        tokens[...] = 0\n"
+           "        return out\n", says="in place"),
+    Mutant("embedding-backward-clears-upstream", "01", "embedding.py",
+           "backward adds the upstream gradient into grad_W, then clears the caller's array (grad_output[...] = 0)",
+           "        np.add.at(self.grad_W, tokens.reshape(-1), grad_output.reshape(-1, self.embed_dim))\n"
+           "        return None\n",
+           "        np.add.at(self.grad_W, tokens.reshape(-1), grad_output.reshape(-1, self.embed_dim))\n"
+           "        grad_output[...] = 0.0\n        return None\n", says="in place"),
 ]
