@@ -96,13 +96,18 @@ def _changed(before, after):
                for b, a in zip(before, after))
 
 
-def call(fn, *args, what, see, **kwargs):
+READ_ONLY = ("Inputs are read-only: compute into a new array (y = x + a, np.maximum(x, 0)) and never write into "
+             "the caller's (x += a, x[...] = ..., out=x)")
+
+
+def call(fn, *args, what, see, hint=READ_ONLY, **kwargs):
     """fn(*args, **kwargs) for an exercise whose array arguments are read-only (CONTRACT.md section 2).
 
     The arguments are passed as they are, so the call is an ordinary one; private copies taken before it are
     compared with them afterwards, and any change fails the test with the suite's one in-place message. Tests
     compute their expectations from the inputs only once they are known to be unchanged (or before the call).
     Never used for what the contract lets write in place (optimizers' parameters, gradients, clip_grad_norm).
+    hint: what to do instead, for an exercise whose lesson teaches something else than READ_ONLY.
     """
     copies = [(f"argument {k + 1}", value, _snapshot(value)) for k, value in enumerate(args)]
     copies += [(f"argument {name}", value, _snapshot(value)) for name, value in kwargs.items()]
@@ -113,8 +118,7 @@ def call(fn, *args, what, see, **kwargs):
             size = before.size if isinstance(before, np.ndarray) else len(before)
             assert not changed, (
                 f"{what} changed its input in place: {name} ({_describe(before)}) came back with {changed} of "
-                f"{size} values changed. Inputs are read-only: compute into a new array (y = x + a, "
-                f"np.maximum(x, 0)) and never write into the caller's (x += a, x[...] = ..., out=x); {see}")
+                f"{size} values changed. {hint}; {see}")
     return result
 
 
