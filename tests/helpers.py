@@ -80,20 +80,28 @@ def _snapshot(value):
     if isinstance(value, np.ndarray):
         return value.copy()
     if isinstance(value, (list, tuple)):
-        return type(value)(_snapshot(item) if isinstance(item, (np.ndarray, list, tuple)) else item for item in value)
+        return [_snapshot(item) if isinstance(item, (np.ndarray, list, tuple)) else item for item in value]
     return None
 
 
 def _changed(before, after):
-    """How many values of after differ from the private copy before (0: unchanged)."""
+    """How many values (of an array) or items (of a list) of after differ from the private copy before."""
     if isinstance(before, np.ndarray):
         if not isinstance(after, np.ndarray) or after.shape != before.shape or after.dtype != before.dtype:
             return max(before.size, 1)
         return int((~((after == before) | ((after != after) & (before != before)))).sum())  # NaN equals NaN
     if not isinstance(after, (list, tuple)) or len(after) != len(before):
         return max(len(before), 1)
-    return sum(_changed(b, a) if isinstance(b, (np.ndarray, list, tuple)) else int(not (a is b or a == b))
+    return sum(bool(_changed(b, a)) if isinstance(b, (np.ndarray, list)) else not _same(a, b)
                for b, a in zip(before, after))
+
+
+def _same(a, b):
+    """An item of a list equals its private copy (an item that no longer compares cleanly has changed)."""
+    try:
+        return a is b or bool(a == b)
+    except (TypeError, ValueError):
+        return False
 
 
 READ_ONLY = ("Inputs are read-only: compute into a new array (y = x + a, np.maximum(x, 0)) and never write into "
@@ -115,10 +123,10 @@ def call(fn, *args, what, see, hint=READ_ONLY, **kwargs):
     for name, value, before in copies:
         if before is not None:
             changed = _changed(before, value)
-            size = before.size if isinstance(before, np.ndarray) else len(before)
+            size, unit = (before.size, "values") if isinstance(before, np.ndarray) else (len(before), "items")
             assert not changed, (
-                f"{what} changed its input in place: {name} ({_describe(before)}) came back with {changed} of "
-                f"{size} values changed. {hint}; {see}")
+                f"{what} changed its input in place: {name} ({_describe(value)}) came back with {changed} of "
+                f"{size} {unit} changed. {hint}; {see}")
     return result
 
 
