@@ -1,5 +1,7 @@
 """Assertions with messages a student can act on: what was expected, what came back, what to reread."""
 
+import os
+
 import numpy as np
 
 from kata.course.contract import (  # noqa: F401
@@ -112,22 +114,47 @@ def call(fn, *args, what, see, hint=READ_ONLY, **kwargs):
     """fn(*args, **kwargs) for an exercise whose array arguments are read-only (CONTRACT.md section 2).
 
     The arguments are passed as they are, so the call is an ordinary one; private copies taken before it are
-    compared with them afterwards, and any change fails the test with the suite's one in-place message. Tests
-    compute their expectations from the inputs only once they are known to be unchanged (or before the call).
+    compared with them afterwards, and any change fails the test with the suite's one in-place message. The
+    arrays the test gave to earlier calls are checked again after every call of the same test, so a backward
+    that writes into the input its forward kept is caught too. Tests compute their expectations from the
+    inputs only once they are known to be unchanged (or before the call).
     Never used for what the contract lets write in place (optimizers' parameters, gradients, clip_grad_norm).
     hint: what to do instead, for an exercise whose lesson teaches something else than READ_ONLY.
     """
+    earlier = _earlier_inputs()
     copies = [(f"argument {k + 1}", value, _snapshot(value)) for k, value in enumerate(args)]
     copies += [(f"argument {name}", value, _snapshot(value)) for name, value in kwargs.items()]
+    copies = [(name, value, before) for name, value, before in copies if before is not None]
     result = fn(*args, **kwargs)
     for name, value, before in copies:
-        if before is not None:
-            changed = _changed(before, value)
-            size, unit = (before.size, "values") if isinstance(before, np.ndarray) else (len(before), "items")
-            assert not changed, (
-                f"{what} changed its input in place: {name} ({_describe(value)}) came back with {changed} of "
-                f"{size} {unit} changed. {hint}; {see}")
+        _assert_unchanged(before, value, f"{what} changed its input in place: {name}", hint, see)
+    for earlier_what, name, value, before in earlier["inputs"]:
+        _assert_unchanged(before, value, f"{what} changed in place an array given earlier to {earlier_what} "
+                          f"({name}; kept by reference and written into later?)", hint, see)
+    returned = result if isinstance(result, (tuple, list)) else (result,)
+    earlier["theirs"] += [value for value in returned if isinstance(value, np.ndarray)]
+    mine = [(name, value, before) for name, value, before in copies
+            if not any(value is theirs for theirs in earlier["theirs"])]  # the implementation's own arrays may change
+    earlier["inputs"] += [(what, name, value, before) for name, value, before in mine]
     return result
+
+
+_EARLIER = {"test": None, "inputs": [], "theirs": []}
+
+
+def _earlier_inputs():
+    """What the running test gave to earlier calls, and the arrays those calls returned (reset for each test)."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+    if _EARLIER["test"] != test:
+        _EARLIER.update(test=test, inputs=[], theirs=[])
+    return _EARLIER
+
+
+def _assert_unchanged(before, value, what, hint, see):
+    changed = _changed(before, value)
+    size, unit = (before.size, "values") if isinstance(before, np.ndarray) else (len(before), "items")
+    assert not changed, (f"{what} ({_describe(value)}) came back with {changed} of {size} {unit} changed. "
+                         f"{hint}; {see}")
 
 
 def _describe(value):

@@ -64,4 +64,10 @@ MUTANTS = [
            "        return None\n",
            "        np.add.at(self.grad_W, tokens.reshape(-1), grad_output.reshape(-1, self.embed_dim))\n"
            "        grad_output[...] = 0.0\n        return None\n", says="in place"),
+    Mutant("embedding-backward-clears-cached-tokens", "01", "embedding.py",
+           "Embedding.backward overwrites the tokens its forward kept, which are the caller's array",
+           "        np.add.at(self.grad_W, tokens.reshape(-1), grad_output.reshape(-1, self.embed_dim))\n"
+           "        return None\n",
+           "        np.add.at(self.grad_W, tokens.reshape(-1), grad_output.reshape(-1, self.embed_dim))\n"
+           "        tokens[...] = 0\n        return None\n", says="given earlier to Embedding.forward"),
 ]

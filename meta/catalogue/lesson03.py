@@ -63,4 +63,9 @@ MUTANTS = [
            "LayerNorm.backward multiplies the caller's grad_output by gamma in place",
            "        d_hat = grad_output * self.gamma  # (..., D)\n",
            "        grad_output *= self.gamma\n        d_hat = grad_output  # (..., D)\n", says="in place"),
+    Mutant("linear-backward-clears-cached-x", "03", "layers.py",
+           "Linear.backward clears the x its forward kept, which is the caller's array",
+           "        return (g2 @ self.W.T).reshape(x.shape)\n",
+           "        dx = (g2 @ self.W.T).reshape(x.shape)\n        x[...] = 0.0\n        return dx\n",
+           says="given earlier to Linear.forward"),
 ]
