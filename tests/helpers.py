@@ -111,7 +111,7 @@ READ_ONLY = ("Inputs are read-only: compute into a new array (y = x + a, np.maxi
 
 
 def call(fn, *args, what, see, hint=READ_ONLY, **kwargs):
-    """fn(*args, **kwargs) for an exercise whose array arguments are read-only (CONTRACT.md section 2).
+    """fn(*args, **kwargs) for an exercise that must only read its array and list arguments.
 
     The arguments are passed as they are, so the call is an ordinary one; private copies taken before it are
     compared with them afterwards, and any change fails the test with the suite's one in-place message. The
