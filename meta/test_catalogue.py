@@ -35,6 +35,8 @@ def test_mutant_is_rejected(mutant, verdicts):
     rejected, detail = verdicts[mutant.id]
     assert rejected, (f"the wrong implementation {mutant.id!r} ({mutant.description}) passes every test of "
                       f"lesson {mutant.lesson}: add a test that catches it ({detail})")
+    assert mutant.says in detail, (f"the wrong implementation {mutant.id!r} ({mutant.description}) is rejected, but "
+                                   f"its first failure does not say {mutant.says!r}: {detail}")
     assert not mutant.first_failure or re.search(mutant.first_failure, detail), (
         f"the wrong implementation {mutant.id!r} is rejected first by another failure than the one it expects "
         f"({mutant.first_failure!r}): {detail}")

@@ -1,5 +1,7 @@
 """Assertions with messages a student can act on: what was expected, what came back, what to reread."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -69,10 +71,17 @@ def assert_raises(error, what, see, call, *args, naming=None):
     pytest.fail(f"{what}: expected {error.__name__}, nothing was raised; {see}", pytrace=False)
 
 
-def assert_gradients(what, see, see_zero_grad=None, **kwargs):
+def assert_gradients(what, see, forward, backward, see_zero_grad=None, **kwargs):
     """Run the suite's one gradient check (kata.testing.gradcheck.check_gradients) and fail with every problem;
-    where the fault is zero_grad's (gradients added up across two passes), point to see_zero_grad if given."""
-    problems = check_gradients(**kwargs)
+    where the fault is zero_grad's (gradients added up across two passes), point to see_zero_grad if given.
+
+    Every forward and backward call of the check goes through call(): an input or upstream gradient changed in
+    place fails with the in-place message rather than as a wrong gradient.
+    """
+    problems = check_gradients(forward=lambda *arrays: call(forward, *arrays, what=f"{what}: forward", see=see),
+                               backward=lambda upstream: call(backward, upstream, what=f"{what}: backward",
+                                                              see=see),
+                               **kwargs)
     zero_grads = bool(problems and see_zero_grad) and all(isinstance(p, Accumulated) for p in problems)
     head = "zero_grad does not clear every gradient" if zero_grads else "the backward pass is not the exact gradient"
     assert not problems, f"{what}: {head}; {see_zero_grad if zero_grads else see}\n  " + "\n  ".join(problems)
@@ -89,3 +98,87 @@ def randomize_params(obj, paths, rng, scale=0.5):
     for path in paths:
         value = np.asarray(get_path(obj, path))
         set_path(obj, path, rng.standard_normal(value.shape) * scale + (1.0 if path.endswith("gamma") else 0.0))
+
+
+def _snapshot(value):
+    """A private copy of an array argument, or of a list or tuple holding arrays, numbers and lists; else None."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, (list, tuple)):
+        return [_snapshot(item) if isinstance(item, (np.ndarray, list, tuple)) else item for item in value]
+    return None
+
+
+def _changed(before, after):
+    """How many values (of an array) or items (of a list) of after differ from the private copy before."""
+    if isinstance(before, np.ndarray):
+        if not isinstance(after, np.ndarray) or after.shape != before.shape or after.dtype != before.dtype:
+            return max(before.size, 1)
+        return int((~((after == before) | ((after != after) & (before != before)))).sum())  # NaN equals NaN
+    if not isinstance(after, (list, tuple)) or len(after) != len(before):
+        return max(len(before), 1)
+    return sum(bool(_changed(b, a)) if isinstance(b, (np.ndarray, list)) else not _same(a, b)
+               for b, a in zip(before, after))
+
+
+def _same(a, b):
+    """An item of a list equals its private copy (an item that no longer compares cleanly has changed)."""
+    try:
+        return a is b or bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+READ_ONLY = ("Inputs are read-only: compute into a new array (y = x + a, np.maximum(x, 0)) and never write into "
+             "the caller's (x += a, x[...] = ..., out=x)")
+
+
+def call(fn, *args, what, see, hint=READ_ONLY, **kwargs):
+    """fn(*args, **kwargs) for an exercise that must only read its array and list arguments.
+
+    The arguments are passed as they are, so the call is an ordinary one; private copies taken before it are
+    compared with them afterwards, and any change fails the test with the suite's one in-place message. The
+    arrays the test gave to earlier calls are checked again after every call of the same test, so a backward
+    that writes into the input its forward kept is caught too. Tests compute their expectations from the
+    inputs only once they are known to be unchanged (or before the call).
+    Never used for what the contract lets write in place (optimizers' parameters, gradients, clip_grad_norm).
+    hint: what to do instead, for an exercise whose lesson teaches something else than READ_ONLY.
+    """
+    earlier = _earlier_inputs()
+    copies = [(f"argument {k + 1}", value, _snapshot(value)) for k, value in enumerate(args)]
+    copies += [(f"argument {name}", value, _snapshot(value)) for name, value in kwargs.items()]
+    copies = [(name, value, before) for name, value, before in copies if before is not None]
+    result = fn(*args, **kwargs)
+    for name, value, before in copies:
+        _assert_unchanged(before, value, f"{what} changed its input in place: {name}", hint, see)
+    for earlier_what, name, value, before in earlier["inputs"]:
+        _assert_unchanged(before, value, f"{what} changed in place an array given earlier to {earlier_what} "
+                          f"({name}; kept by reference and written into later?)", hint, see)
+    returned = result if isinstance(result, (tuple, list)) else (result,)
+    earlier["theirs"] += [value for value in returned if isinstance(value, np.ndarray)]
+    mine = [(name, value, before) for name, value, before in copies
+            if not any(value is theirs for theirs in earlier["theirs"])]  # the implementation's own arrays may change
+    earlier["inputs"] += [(what, name, value, before) for name, value, before in mine]
+    return result
+
+
+_EARLIER = {"test": None, "inputs": [], "theirs": []}
+
+
+def _earlier_inputs():
+    """What the running test gave to earlier calls, and the arrays those calls returned (reset for each test)."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+    if _EARLIER["test"] != test:
+        _EARLIER.update(test=test, inputs=[], theirs=[])
+    return _EARLIER
+
+
+def _assert_unchanged(before, value, what, hint, see):
+    changed = _changed(before, value)
+    size, unit = (before.size, "values") if isinstance(before, np.ndarray) else (len(before), "items")
+    assert not changed, (f"{what} ({_describe(value)}) came back with {changed} of {size} {unit} changed. "
+                         f"{hint}; {see}")
+
+
+def _describe(value):
+    return f"an array of shape {value.shape}" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"

@@ -7,7 +7,7 @@ import pytest
 from pytest_check import check
 
 from kata.course.manifest import reread
-from tests.helpers import as_array, assert_raises, assert_shape
+from tests.helpers import as_array, assert_raises, assert_shape, call
 
 pytestmark = pytest.mark.lesson00
 
@@ -126,29 +126,29 @@ def test_tokenize_rejects_unknown_tokens(impl, text, bad):
 
 def test_detokenize_inverts_tokenize(impl):
     ids = [15, 17, 7, 5, 11, 18]
-    text = impl.detokenize(ids)
+    text = call(impl.detokenize, ids, what="detokenize", see=SEE_TOKENS)
     with check:
         assert text == "Max ( 5 3 9 )", (
             f"detokenize({ids}): expected 'Max ( 5 3 9 )' (tokens joined by single spaces), got {text!r}; {SEE_TOKENS}")
     for sample in ["First ( 0 1 2 3 )", "Min ( 9 9 )", "[EOS] , Second"]:
-        back = impl.detokenize(impl.tokenize(sample))
+        back = call(impl.detokenize, impl.tokenize(sample), what="detokenize", see=SEE_TOKENS)
         with check:
             assert back == sample, f"detokenize(tokenize({sample!r})): expected {sample!r}, got {back!r}; {SEE_TOKENS}"
 
 
 def test_detokenize_drops_padding(impl):
     ids = [14, 17, 3, 4, 18, 0, 0, 0]
-    text = impl.detokenize(ids)
+    text = call(impl.detokenize, ids, what="detokenize", see=SEE_TOKENS)
     with check:
         assert text == "Last ( 1 2 )", (
             f"detokenize({ids}): [PAD] (0) is dropped, expected 'Last ( 1 2 )', got {text!r}; {SEE_TOKENS}")
     row = np.array([12, 17, 8, 2, 18, 0], dtype=np.int64)
-    text = impl.detokenize(row)
+    text = call(impl.detokenize, row, what="detokenize", see=SEE_TOKENS)
     with check:
         assert text == "First ( 6 0 )", (
             f"detokenize(a padded row of a batch, int64 array {row.tolist()}): expected 'First ( 6 0 )', "
             f"got {text!r}; {SEE_TOKENS}")
-    text = impl.detokenize([0, 0])
+    text = call(impl.detokenize, [0, 0], what="detokenize", see=SEE_TOKENS)
     with check:
         assert text == "", f"detokenize([0, 0]): only padding, expected '', got {text!r}; {SEE_TOKENS}"
 
@@ -255,7 +255,7 @@ def targets_of(part):
 
 @pytest.mark.parametrize("n", [100, 1000])
 def test_split_sizes_are_80_10_10(impl, n):
-    train, val, test = impl.split_dataset(numbered_dataset(n), seed=0)
+    train, val, test = call(impl.split_dataset, numbered_dataset(n), seed=0, what="split_dataset", see=SEE_SPLIT)
     sizes = (len(train), len(val), len(test))
     expected = (n * 8 // 10, n // 10, n // 10)
     assert sizes == expected, (
@@ -265,8 +265,8 @@ def test_split_sizes_are_80_10_10(impl, n):
 
 @pytest.mark.parametrize("n, train_ratio, val_ratio", [(50, 0.6, 0.2), (20, 0.7, 0.15), (40, 0.5, 0.0)])
 def test_split_custom_ratios(impl, n, train_ratio, val_ratio):
-    train, val, test = impl.split_dataset(numbered_dataset(n), train_ratio=train_ratio, val_ratio=val_ratio,
-                                          seed=1)
+    train, val, test = call(impl.split_dataset, numbered_dataset(n), train_ratio=train_ratio, val_ratio=val_ratio,
+                            seed=1, what="split_dataset", see=SEE_SPLIT)
     sizes = (len(train), len(val), len(test))
     wanted = (n * train_ratio, n * val_ratio)
     assert sum(sizes) == n and abs(sizes[0] - wanted[0]) < 1 and abs(sizes[1] - wanted[1]) < 1, (
@@ -290,7 +290,7 @@ def test_split_sizes_are_floored(impl, n, train_ratio, val_ratio, expected):
 
 def test_split_is_disjoint_and_covers_everything(impl):
     dataset = numbered_dataset(200)
-    parts = impl.split_dataset(dataset, seed=2)
+    parts = call(impl.split_dataset, dataset, seed=2, what="split_dataset", see=SEE_SPLIT)
     everything = [k for part in parts for k in targets_of(part)]
     with check:
         assert len(everything) == len(set(everything)), (
@@ -307,7 +307,7 @@ def test_split_is_disjoint_and_covers_everything(impl):
 
 
 def test_split_is_shuffled(impl):
-    train, val, test = impl.split_dataset(numbered_dataset(100), seed=3)
+    train, val, test = call(impl.split_dataset, numbered_dataset(100), seed=3, what="split_dataset", see=SEE_SPLIT)
     with check:
         assert set(targets_of(train)) != set(range(80)), (
             f"split_dataset: train holds exactly the first 80 examples; shuffle before splitting "
@@ -319,10 +319,13 @@ def test_split_is_shuffled(impl):
 
 def test_split_same_seed_same_split(impl):
     dataset = numbered_dataset(60)
-    first = [targets_of(part) for part in impl.split_dataset(dataset, seed=4)]
+    first = [targets_of(part) for part in call(impl.split_dataset, dataset, seed=4,
+                                               what="split_dataset", see=SEE_SPLIT)]
     np.random.seed(321)  # the global random state must not matter when a seed is given
-    second = [targets_of(part) for part in impl.split_dataset(dataset, seed=4)]
-    other = [targets_of(part) for part in impl.split_dataset(dataset, seed=5)]
+    second = [targets_of(part) for part in call(impl.split_dataset, dataset, seed=4,
+                                                what="split_dataset", see=SEE_SPLIT)]
+    other = [targets_of(part) for part in call(impl.split_dataset, dataset, seed=5,
+                                               what="split_dataset", see=SEE_SPLIT)]
     with check:
         assert first == second, f"split_dataset with seed=4 twice gave different splits; {SEE_SPLIT}"
     with check:
@@ -339,7 +342,7 @@ EXAMPLES = [([15, 17, 7, 5, 11, 18], 11),  # Max ( 5 3 9 )
 
 
 def test_create_batch_by_hand(impl):
-    tokens, targets, mask = impl.create_batch(EXAMPLES)
+    tokens, targets, mask = call(impl.create_batch, EXAMPLES, what="create_batch", see=SEE_BATCH)
     expected_tokens = np.array([[15, 17, 7, 5, 11, 18, 0],
                                 [12, 17, 3, 4, 18, 0, 0],
                                 [13, 17, 2, 9, 4, 6, 18]])
@@ -361,7 +364,7 @@ def test_create_batch_by_hand(impl):
 
 
 def test_create_batch_dtypes(impl):
-    tokens, targets, mask = impl.create_batch(EXAMPLES[:2])
+    tokens, targets, mask = call(impl.create_batch, EXAMPLES[:2], what="create_batch", see=SEE_BATCH)
     for value, what, dtype in ((tokens, "tokens", np.int64), (targets, "targets", np.int64), (mask, "mask", bool)):
         value = as_array(value, f"create_batch {what}", SEE_BATCH)
         with check:
@@ -372,7 +375,7 @@ def test_create_batch_dtypes(impl):
 @pytest.mark.parametrize("batch_size, num_args", [(1, 3), (4, 3), (16, (2, 6))])
 def test_create_batch_shapes_and_padding(impl, batch_size, num_args):
     examples = _examples(batch_size, num_args)
-    tokens, targets, mask = impl.create_batch(examples)
+    tokens, targets, mask = call(impl.create_batch, examples, what="create_batch", see=SEE_BATCH)
     lengths = [len(seq) for seq, _ in examples]
     B, T = batch_size, max(lengths)
     assert_shape(tokens, (B, T), f"create_batch tokens for {B} examples of lengths {lengths}", SEE_BATCH)

@@ -12,6 +12,7 @@ from tests.helpers import (
     assert_gradients,
     assert_raises,
     assert_shape,
+    call,
     copy_params,
     randomize_params,
 )
@@ -62,7 +63,7 @@ def assert_masked_are_zero(weights, allowed, what, see):
 def test_softmax_by_hand(impl):
     x = np.array([[0.0, np.log(2.0), np.log(3.0)], [-1.0, -1.0, -1.0], [5.0, 5.0 + np.log(4.0), 5.0]])
     expected = [[1 / 6, 2 / 6, 3 / 6], [1 / 3, 1 / 3, 1 / 3], [1 / 6, 4 / 6, 1 / 6]]
-    assert_close(impl.Softmax().forward(x), expected,
+    assert_close(call(impl.Softmax().forward, x, what="Softmax.forward", see=SEE_SOFTMAX), expected,
                  "Softmax().forward([[0, ln 2, ln 3], [-1, -1, -1], [5, 5 + ln 4, 5]])", SEE_SOFTMAX)
 
 
@@ -70,7 +71,7 @@ def test_softmax_by_hand(impl):
                                          ((3, 4), 0), ((2, 3, 4), 1), ((2, 3, 4), 0)])
 def test_softmax_is_a_distribution_along_its_axis(impl, shape, axis):
     x = np.random.randn(*shape) * 2.0
-    out = impl.Softmax(axis=axis).forward(x)
+    out = call(impl.Softmax(axis=axis).forward, x, what="Softmax.forward", see=SEE_SOFTMAX)
     what = f"Softmax(axis={axis}).forward(x of shape {shape})"
     assert_shape(out, shape, what, SEE_SOFTMAX)
     with check:
@@ -86,7 +87,8 @@ def test_softmax_ignores_a_constant_added_to_a_row(impl):
     x = np.random.randn(4, 5)
     shift = np.array([[3.0], [-7.0], [100.0], [0.5]])
     softmax = impl.Softmax()
-    assert_close(softmax.forward(x + shift), softmax.forward(x),
+    assert_close(call(softmax.forward, x + shift, what="Softmax.forward", see=SEE_SOFTMAX),
+                 call(softmax.forward, x, what="Softmax.forward", see=SEE_SOFTMAX),
                  "Softmax().forward(x + c) with a different constant c per row (must equal forward(x))",
                  SEE_SOFTMAX)
 
@@ -96,22 +98,25 @@ def test_softmax_is_stable_for_large_inputs(impl):
     e = np.exp([0.0, 1.0, 2.0])
     expected = np.array([e / e.sum(), e[::-1] / e.sum(), [1.0, 0.0, 0.0]])
     softmax = impl.Softmax()
-    out = softmax.forward(x)
+    out = call(softmax.forward, x, what="Softmax.forward", see=SEE_SOFTMAX)
     assert_close(out, expected, "Softmax().forward([[1000, 1001, 1002], [-1000, -1001, -1002], [1000, -1000, 0]]) "
                  "(subtract each row's maximum before exp so it never overflows)", SEE_SOFTMAX)
     g = np.array([[1.0, -2.0, 0.5], [0.3, 0.0, -1.0], [2.0, 1.0, -1.0]])
     small = impl.Softmax()
-    small.forward(x - x.max(axis=-1, keepdims=True))
-    assert_close(softmax.backward(g), small.backward(g),
+    call(small.forward, x - x.max(axis=-1, keepdims=True), what="Softmax.forward", see=SEE_SOFTMAX)
+    assert_close(call(softmax.backward, g, what="Softmax.backward", see=SEE_SOFTMAX_BACK),
+                 call(small.backward, g, what="Softmax.backward", see=SEE_SOFTMAX_BACK),
                  "Softmax.backward after forward of inputs of magnitude 1000 (must equal the backward after "
                  "forward of the same rows shifted to a maximum of 0)", SEE_SOFTMAX_BACK)
 
 
 def test_softmax_backward_by_hand(impl):
     softmax = impl.Softmax()
-    softmax.forward(np.array([[0.0, np.log(2.0), np.log(3.0)]]))  # y = [1/6, 1/3, 1/2]
+    call(softmax.forward, np.array([[0.0, np.log(2.0), np.log(3.0)]]),
+         what="Softmax.forward", see=SEE_SOFTMAX)  # y = [1/6, 1/3, 1/2]
     # dx_i = y_i (g_i - sum_j g_j y_j); g = [1, 0, 0] gives sum g y = 1/6
-    assert_close(softmax.backward(np.array([[1.0, 0.0, 0.0]])), [[5 / 36, -2 / 36, -3 / 36]],
+    assert_close(call(softmax.backward, np.array([[1.0, 0.0, 0.0]]), what="Softmax.backward", see=SEE_SOFTMAX_BACK),
+                 [[5 / 36, -2 / 36, -3 / 36]],
                  "Softmax.backward([1, 0, 0]) after forward([0, ln 2, ln 3]): y * (g - sum(g * y)), the full "
                  "Jacobian, not only its diagonal y * (1 - y) * g", SEE_SOFTMAX_BACK)
 
@@ -134,7 +139,7 @@ def test_attention_by_hand(impl):
     K = np.array([[2.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0]])
     V = np.array([[6.0, 0.0, 0.0, 1.0], [0.0, 6.0, 0.0, 1.0], [0.0, 0.0, 6.0, 1.0]])
     weights = np.array([[1 / 6, 2 / 6, 3 / 6], [1 / 3, 1 / 3, 1 / 3], [4 / 6, 1 / 6, 1 / 6]])
-    result = impl.scaled_dot_product_attention(Q, K, V)
+    result = call(impl.scaled_dot_product_attention, Q, K, V, what="scaled_dot_product_attention", see=SEE_SDPA)
     assert isinstance(result, tuple) and len(result) == 2, (
         f"scaled_dot_product_attention must return a tuple (output, weights), got {type(result).__name__}; "
         f"{SEE_SDPA}")
@@ -154,7 +159,7 @@ def test_attention_shapes_and_values(impl, lead, T_q, T_k, Dh):
     Q, K, V = (rng.standard_normal((*lead, T_q, Dh)), rng.standard_normal((*lead, T_k, Dh)),
                rng.standard_normal((*lead, T_k, Dh)))
     what = f"scaled_dot_product_attention(Q {Q.shape}, K {K.shape}, V {V.shape})"
-    out, weights = impl.scaled_dot_product_attention(Q, K, V)
+    out, weights = call(impl.scaled_dot_product_attention, Q, K, V, what="scaled_dot_product_attention", see=SEE_SDPA)
     assert_shape(out, (*lead, T_q, Dh), f"{what}: output", SEE_SDPA)
     assert_shape(weights, (*lead, T_q, T_k), f"{what}: weights (..., T_q, T_k)", SEE_SDPA)
     with check:
@@ -171,7 +176,7 @@ def test_attention_shapes_and_values(impl, lead, T_q, T_k, Dh):
 def test_attention_scale_is_one_over_sqrt_head_dim(impl):
     rng = np.random.default_rng(3)
     Q, K, V = rng.standard_normal((2, 3, 16)), rng.standard_normal((2, 3, 16)), rng.standard_normal((2, 3, 16))
-    _, weights = impl.scaled_dot_product_attention(Q, K, V)
+    _, weights = call(impl.scaled_dot_product_attention, Q, K, V, what="scaled_dot_product_attention", see=SEE_SDPA)
     expected = stable_softmax(Q @ np.swapaxes(K, -1, -2) / 4.0)
     assert_close(weights, expected, "weights with Dh = 16: softmax(Q K^T / 4), scaled by 1/sqrt(16), not 1/16 "
                  "and not unscaled", SEE_SDPA)
@@ -182,7 +187,7 @@ def test_attention_is_stable_for_large_scores(impl):
     Q, K = rng.standard_normal((2, 3, 4)) * 40.0, rng.standard_normal((2, 3, 4)) * 40.0
     V = rng.standard_normal((2, 3, 4))
     expected_out, expected_weights = manual_attention(Q, K, V)
-    out, weights = impl.scaled_dot_product_attention(Q, K, V)
+    out, weights = call(impl.scaled_dot_product_attention, Q, K, V, what="scaled_dot_product_attention", see=SEE_SDPA)
     with check:
         assert_close(weights, expected_weights, "weights when the scores reach magnitudes near 1000 (the softmax "
                      "must subtract each row's maximum)", SEE_SDPA)
@@ -210,7 +215,8 @@ def test_attention_mask(impl, kind):
     B, H, T, Dh = 3, 2, 4, 4
     Q, K, V, mask = masked_inputs(5, (B, H, T, Dh), kind)
     what = f"scaled_dot_product_attention with a {kind} mask"
-    out, weights = impl.scaled_dot_product_attention(Q, K, V, mask)
+    out, weights = call(impl.scaled_dot_product_attention, Q, K, V, mask,
+                        what="scaled_dot_product_attention", see=SEE_SDPA)
     assert_shape(weights, (B, H, T, T), f"{what}: weights", SEE_SDPA)
     with check:
         assert_masked_are_zero(weights, mask, what, SEE_SDPA)
@@ -224,7 +230,8 @@ def test_attention_mask(impl, kind):
         assert_close(out, expected_out, f"{what}: output", SEE_SDPA)
     V2 = np.where(np.broadcast_to(mask, (B, H, T, T)).any(axis=-2)[..., None], V, 1e3)  # keys no query may see
     with check:
-        assert_close(impl.scaled_dot_product_attention(Q, K, V2, mask)[0], out,
+        assert_close(call(impl.scaled_dot_product_attention, Q, K, V2, mask,
+                          what="scaled_dot_product_attention", see=SEE_SDPA)[0], out,
                      f"{what}: output after changing V at keys that every query masks (must not change)", SEE_SDPA)
 
 
@@ -233,13 +240,14 @@ def check_attention_gradients(impl, Q, K, V, mask, what):
     state = {}
 
     def forward(Q, K, V):
-        out, weights = impl.scaled_dot_product_attention(Q, K, V, mask)
+        out, weights = call(impl.scaled_dot_product_attention, Q, K, V, mask,
+                            what="scaled_dot_product_attention", see=SEE_SDPA)
         state.update(Q=Q, K=K, V=V, weights=weights)
         return out
 
     def backward(grad_output):
-        return impl.scaled_dot_product_attention_backward(grad_output, state["Q"], state["K"], state["V"],
-                                                          state["weights"])
+        return call(impl.scaled_dot_product_attention_backward, grad_output, state["Q"], state["K"], state["V"],
+                    state["weights"], what="scaled_dot_product_attention_backward", see=SEE_SDPA_BACK)
 
     assert_gradients(what, SEE_SDPA_BACK, forward=forward, backward=backward,
                      inputs=[("Q", Q), ("K", K), ("V", V)])
@@ -262,7 +270,7 @@ def test_attention_gradients_with_mask(impl, kind):
 
 def test_attention_rejects_mismatched_shapes(impl):
     Q, K, V = np.random.randn(3, 4), np.random.randn(5, 4), np.random.randn(5, 4)
-    out, _ = impl.scaled_dot_product_attention(Q, K, V)
+    out, _ = call(impl.scaled_dot_product_attention, Q, K, V, what="scaled_dot_product_attention", see=SEE_SDPA)
     assert_shape(out, (3, 4), "scaled_dot_product_attention(Q (3, 4), K (5, 4), V (5, 4)): output", SEE_SDPA)
     assert_raises(ValueError,
                   "scaled_dot_product_attention(Q (3, 4), K (5, 3), V (5, 4)): K's last axis must equal Q's",
@@ -307,10 +315,12 @@ def test_mha_parameters(impl):
             f"MultiHeadAttention: W_q and W_k must be drawn independently, got equal matrices; {SEE_MHA}")
     x = np.random.randn(2, 3, D)
     expected, _ = per_head_attention(x, *(np.array(arrays[n]) for n in ATTENTION), H)
-    assert_close(mha.forward(x), expected, f"MultiHeadAttention({D}, {H}).forward(x) of a fresh layer (Q = x @ W_q, "
+    assert_close(call(mha.forward, x, what="MultiHeadAttention.forward", see=SEE_MHA),
+                 expected, f"MultiHeadAttention({D}, {H}).forward(x) of a fresh layer (Q = x @ W_q, "
                  "likewise K and V; head h uses columns h*Dh:(h+1)*Dh; heads concatenated in order, then @ W_o)",
                  SEE_MHA)
-    assert_close(mha.forward(np.zeros((2, 3, D))), np.zeros((2, 3, D)),
+    assert_close(call(mha.forward, np.zeros((2, 3, D)), what="MultiHeadAttention.forward", see=SEE_MHA),
+                 np.zeros((2, 3, D)),
                  "MultiHeadAttention.forward(zeros): there are no biases, so the output is 0", SEE_MHA)
 
 
@@ -319,7 +329,7 @@ def test_mha_shapes(impl, B, T):
     D, H = 8, 2
     mha = impl.MultiHeadAttention(D, H)
     x = np.random.randn(B, T, D)
-    out = mha.forward(x)
+    out = call(mha.forward, x, what="MultiHeadAttention.forward", see=SEE_MHA)
     assert_shape(out, (B, T, D), f"MultiHeadAttention({D}, {H}).forward(x of shape {x.shape})", SEE_MHA)
     weights = mha.last_attention_weights
     assert_shape(weights, (B, H, T, T), "MultiHeadAttention.last_attention_weights (B, H, T, T) after forward",
@@ -327,7 +337,7 @@ def test_mha_shapes(impl, B, T):
     with check:
         assert_close(weights.sum(axis=-1), np.ones((B, H, T)),
                      "MultiHeadAttention.last_attention_weights: each row must sum to 1", SEE_MHA)
-    dx = mha.backward(np.random.randn(B, T, D))
+    dx = call(mha.backward, np.random.randn(B, T, D), what="MultiHeadAttention.backward", see=SEE_MHA_BACK)
     with check:
         assert_shape(dx, (B, T, D), "MultiHeadAttention.backward: the gradient with respect to x", SEE_MHA_BACK)
     for name in ATTENTION:
@@ -345,7 +355,7 @@ def test_mha_uniform_attention_by_hand(impl):
     mha.W_o = np.eye(D)
     x = np.arange(24, dtype=np.float64).reshape(2, 3, D)
     mask = np.array([[True, True, True], [True, True, False]])
-    out = mha.forward(x, mask)
+    out = call(mha.forward, x, mask, what="MultiHeadAttention.forward", see=SEE_MHA)
     expected = np.stack([np.broadcast_to(x[0].mean(axis=0), (3, D)), np.broadcast_to(x[1, :2].mean(axis=0), (3, D))])
     assert_close(out, expected, "MultiHeadAttention.forward with W_q = 0, W_v = W_o = I and mask "
                  "[[1, 1, 1], [1, 1, 0]]: each position gets the mean of x over the real tokens", SEE_MHA)
@@ -355,7 +365,8 @@ def test_mha_uniform_attention_by_hand(impl):
                      "MultiHeadAttention.last_attention_weights with W_q = 0 (uniform over the real keys)", SEE_MHA)
     mha.W_o *= 2.0  # a change in place must show as well
     with check:
-        assert_close(mha.forward(x, mask), 2 * expected, "MultiHeadAttention.forward after doubling W_o in place",
+        assert_close(call(mha.forward, x, mask, what="MultiHeadAttention.forward", see=SEE_MHA),
+                     2 * expected, "MultiHeadAttention.forward after doubling W_o in place",
                      SEE_MHA)
 
 
@@ -368,7 +379,7 @@ def test_mha_head_layout(impl, masked):
     x = rng.standard_normal((B, T, D))
     mask = random_key_mask(rng, B, T) if masked else None
     expected_out, expected_weights = per_head_attention(x, *(np.array(getattr(mha, n)) for n in ATTENTION), H, mask)
-    out = mha.forward(x, mask)
+    out = call(mha.forward, x, mask, what="MultiHeadAttention.forward", see=SEE_MHA)
     what = f"MultiHeadAttention({D}, {H}).forward{' with a mask' if masked else ''}"
     with check:
         assert_close(mha.last_attention_weights, expected_weights,
@@ -386,7 +397,7 @@ def test_mha_key_mask(impl):
     randomize_params(mha, ATTENTION, rng)
     mask = np.array([[True] * 5, [True, True, True, False, False], [True, False, False, False, False]])
     x = rng.standard_normal((B, T, D))
-    out = mha.forward(x, mask)
+    out = call(mha.forward, x, mask, what="MultiHeadAttention.forward", see=SEE_MHA)
     weights = as_array(mha.last_attention_weights, "MultiHeadAttention.last_attention_weights", SEE_MHA)
     assert_shape(weights, (B, H, T, T), "MultiHeadAttention.last_attention_weights with a mask", SEE_MHA)
     what = "MultiHeadAttention.forward(x, mask (B, T)), last_attention_weights"
@@ -396,7 +407,7 @@ def test_mha_key_mask(impl):
         assert_close(weights.sum(axis=-1), np.ones((B, H, T)), f"{what}: each row must sum to 1, padded query rows "
                      "included (the mask hides keys, not queries)", SEE_MHA)
     x2 = np.where(mask[:, :, None], x, rng.standard_normal((B, T, D)) * 10.0)
-    out2 = mha.forward(x2, mask)
+    out2 = call(mha.forward, x2, mask, what="MultiHeadAttention.forward", see=SEE_MHA)
     with check:
         assert_close(out2[mask], out[mask], "MultiHeadAttention.forward at real positions after changing x at "
                      "padded positions (must not change: padded keys get weight 0)", SEE_MHA)
@@ -414,14 +425,16 @@ def test_mha_matches_reference(impl, ref, masked):
     mask = random_key_mask(rng, B, T) if masked else None
     what = f"MultiHeadAttention({D}, {H}){' with a mask' if masked else ''}"
     expected = theirs.forward(x, mask)
-    assert_close(mine.forward(x, mask), expected, f"{what}.forward(x) compared with the reference", SEE_MHA)
+    assert_close(call(mine.forward, x, mask, what="MultiHeadAttention.forward", see=SEE_MHA),
+                 expected, f"{what}.forward(x) compared with the reference", SEE_MHA)
     with check:
         assert_close(mine.last_attention_weights, theirs.last_attention_weights,
                      f"{what}.last_attention_weights compared with the reference", SEE_MHA)
     mine.zero_grad()
     theirs.zero_grad()
     with check:
-        assert_close(mine.backward(g), theirs.backward(g), f"{what}.backward(g) compared with the reference",
+        assert_close(call(mine.backward, g, what="MultiHeadAttention.backward", see=SEE_MHA_BACK),
+                     theirs.backward(g), f"{what}.backward(g) compared with the reference",
                      SEE_MHA_BACK)
     for name in ATTENTION:
         with check:
@@ -485,8 +498,8 @@ def test_mha_gradients_accumulate_and_reset(impl, ref):
     x, g = np.random.randn(B, T, D), np.random.randn(B, T, D)
     mine.zero_grad()
     theirs.zero_grad()
-    mine.forward(x)
-    mine.backward(g)
+    call(mine.forward, x, what="MultiHeadAttention.forward", see=SEE_MHA)
+    call(mine.backward, g, what="MultiHeadAttention.backward", see=SEE_MHA_BACK)
     theirs.forward(x)
     theirs.backward(g)
     grads = {name: getattr(mine, "grad_" + name) for name in ATTENTION}
@@ -494,8 +507,8 @@ def test_mha_gradients_accumulate_and_reset(impl, ref):
     for name in ATTENTION:
         assert_close(once[name], getattr(theirs, "grad_" + name),
                      f"MultiHeadAttention.grad_{name} after one backward, compared with the reference", SEE_MHA_BACK)
-    mine.forward(x)
-    mine.backward(g)
+    call(mine.forward, x, what="MultiHeadAttention.forward", see=SEE_MHA)
+    call(mine.backward, g, what="MultiHeadAttention.backward", see=SEE_MHA_BACK)
     for name in ATTENTION:
         with check:
             assert_close(getattr(mine, "grad_" + name), 2 * once[name],
@@ -520,7 +533,8 @@ def test_mha_gradients_accumulate_and_reset(impl, ref):
 
 def test_mha_embed_dim_must_divide_into_heads(impl):
     mha = impl.MultiHeadAttention(12, 3)
-    assert_shape(mha.forward(np.random.randn(2, 3, 12)), (2, 3, 12),
+    assert_shape(call(mha.forward, np.random.randn(2, 3, 12), what="MultiHeadAttention.forward", see=SEE_MHA),
+                 (2, 3, 12),
                  "MultiHeadAttention(12, 3).forward(x of shape (2, 3, 12))", SEE_MHA)
     assert_raises(ValueError, "MultiHeadAttention(10, 3): embed_dim 10 is not divisible by num_heads 3", SEE_MHA,
                   impl.MultiHeadAttention, 10, 3)
@@ -529,7 +543,8 @@ def test_mha_embed_dim_must_divide_into_heads(impl):
 def test_mha_rejects_bad_input(impl):
     mha = impl.MultiHeadAttention(8, 2)
     mask = np.array([[True, True, False]] * 2)
-    assert_shape(mha.forward(np.random.randn(2, 3, 8), mask), (2, 3, 8),
+    assert_shape(call(mha.forward, np.random.randn(2, 3, 8), mask, what="MultiHeadAttention.forward", see=SEE_MHA),
+                 (2, 3, 8),
                  "MultiHeadAttention(8, 2).forward(x of shape (2, 3, 8), mask of shape (2, 3))", SEE_MHA)
     assert_raises(ValueError, "MultiHeadAttention(8, 2).forward(x of shape (2, 3, 6)): the last axis must be 8",
                   SEE_MHA, mha.forward, np.random.randn(2, 3, 6))

@@ -14,6 +14,7 @@ from tests.helpers import (
     assert_gradients,
     assert_raises,
     assert_shape,
+    call,
     randomize_params,
     set_path,
 )
@@ -35,9 +36,9 @@ LEADING_SHAPES = [(1,), (5,), (2, 3), (1, 1), (2, 3, 4)]
 def test_linear_shapes(impl, lead):
     layer = impl.Linear(4, 3)
     x = np.random.randn(*lead, 4)
-    out = layer.forward(x)
+    out = call(layer.forward, x, what="Linear.forward", see=SEE_LINEAR)
     assert_shape(out, (*lead, 3), f"Linear(4, 3).forward(x of shape {x.shape})", SEE_LINEAR)
-    dx = layer.backward(np.random.randn(*lead, 3))
+    dx = call(layer.backward, np.random.randn(*lead, 3), what="Linear.backward", see=SEE_LINEAR)
     assert_shape(dx, x.shape, "Linear.backward: the gradient with respect to x", SEE_LINEAR)
     with check:
         assert_shape(layer.grad_W, (4, 3), "Linear.grad_W", SEE_LINEAR)
@@ -56,19 +57,20 @@ def test_linear_fresh_layer_computes_x_W_plus_b(impl):
             f"max |W| {np.abs(W).max():.4f}, std {W.std():.4f}; {SEE_LINEAR}")
     with check:
         assert b.shape == (20,) and not b.any(), f"Linear.b must start as zeros of shape (20,); {SEE_LINEAR}"
-    assert_close(layer.forward(x), x @ W + b, "Linear.forward(x) of a fresh layer", SEE_LINEAR)
+    assert_close(call(layer.forward, x, what="Linear.forward", see=SEE_LINEAR),
+                 x @ W + b, "Linear.forward(x) of a fresh layer", SEE_LINEAR)
 
 
 def test_linear_forward_uses_current_parameters(impl):
     layer = impl.Linear(3, 2)
     x = np.array([[1.0, 2.0, -1.0]])
-    layer.forward(x)
+    call(layer.forward, x, what="Linear.forward", see=SEE_LINEAR)
     layer.W = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 3.0]])
     layer.b = np.array([0.5, -0.5])
-    assert_close(layer.forward(x), [[-1.0 + 0.5, -1.0 - 0.5]],
+    assert_close(call(layer.forward, x, what="Linear.forward", see=SEE_LINEAR), [[-1.0 + 0.5, -1.0 - 0.5]],
                  "Linear.forward after assigning W and b (x = [1, 2, -1])", SEE_LINEAR)
     layer.W[0, 0] = 10.0  # a change in place must show as well
-    assert_close(layer.forward(x), [[8.0 + 0.5, -1.0 - 0.5]],
+    assert_close(call(layer.forward, x, what="Linear.forward", see=SEE_LINEAR), [[8.0 + 0.5, -1.0 - 0.5]],
                  "Linear.forward after changing W in place", SEE_LINEAR)
 
 
@@ -94,21 +96,22 @@ def test_linear_without_bias(impl):
         pairs = layer.get_parameters()
         assert len(pairs) == 1 and pairs[0][0] is layer.W, (
             f"Linear(bias=False).get_parameters() must be [(W, grad_W)], got {len(pairs)} pairs; {SEE_LINEAR}")
-    assert_close(layer.forward(x), x @ np.array(layer.W), "Linear(bias=False).forward(x)", SEE_LINEAR)
+    assert_close(call(layer.forward, x, what="Linear.forward", see=SEE_LINEAR),
+                 x @ np.array(layer.W), "Linear(bias=False).forward(x)", SEE_LINEAR)
 
 
 def test_linear_gradients_accumulate_and_reset(impl):
     layer = impl.Linear(4, 3)
     x, g = np.random.randn(6, 4), np.random.randn(6, 3)
     layer.zero_grad()
-    layer.forward(x)
-    layer.backward(g)
+    call(layer.forward, x, what="Linear.forward", see=SEE_LINEAR)
+    call(layer.backward, g, what="Linear.backward", see=SEE_LINEAR)
     grad_W, grad_b = layer.grad_W, layer.grad_b
     once_W, once_b = np.array(grad_W), np.array(grad_b)
     assert_close(once_b, g.sum(axis=0), "Linear.grad_b after one backward: the sum of grad_output over the batch",
                  SEE_LINEAR)
-    layer.forward(x)
-    layer.backward(g)
+    call(layer.forward, x, what="Linear.forward", see=SEE_LINEAR)
+    call(layer.backward, g, what="Linear.backward", see=SEE_LINEAR)
     with check:
         assert_close(layer.grad_W, 2 * once_W, "Linear.grad_W after two backward passes (gradients add up, +=)",
                      SEE_LINEAR)
@@ -125,7 +128,8 @@ def test_linear_gradients_accumulate_and_reset(impl):
 
 def test_linear_rejects_wrong_input_size(impl):
     layer = impl.Linear(4, 3)
-    assert_shape(layer.forward(np.ones((2, 4))), (2, 3), "Linear(4, 3).forward(x of shape (2, 4))", SEE_LINEAR)
+    assert_shape(call(layer.forward, np.ones((2, 4)), what="Linear.forward", see=SEE_LINEAR),
+                 (2, 3), "Linear(4, 3).forward(x of shape (2, 4))", SEE_LINEAR)
     assert_raises(ValueError, "Linear(4, 3).forward(x of shape (2, 5)): the last axis must be 4", SEE_LINEAR,
                   layer.forward, np.ones((2, 5)), naming="4")
 
@@ -136,9 +140,11 @@ def test_relu_forward_and_backward_by_hand(impl):
     relu = impl.ReLU()
     x = np.array([[-2.0, -0.5, 0.0, 0.5, 3.0]])
     with check:
-        assert_close(relu.forward(x), [[0.0, 0.0, 0.0, 0.5, 3.0]], "ReLU.forward([-2, -0.5, 0, 0.5, 3])", SEE_RELU)
+        assert_close(call(relu.forward, x, what="ReLU.forward", see=SEE_RELU),
+                     [[0.0, 0.0, 0.0, 0.5, 3.0]], "ReLU.forward([-2, -0.5, 0, 0.5, 3])", SEE_RELU)
     with check:
-        assert_close(relu.backward(np.array([[1.0, 2.0, 3.0, 4.0, 5.0]])), [[0.0, 0.0, 0.0, 4.0, 5.0]],
+        assert_close(call(relu.backward, np.array([[1.0, 2.0, 3.0, 4.0, 5.0]]), what="ReLU.backward", see=SEE_RELU),
+                     [[0.0, 0.0, 0.0, 4.0, 5.0]],
                      "ReLU.backward([1, 2, 3, 4, 5]) after forward([-2, -0.5, 0, 0.5, 3]): the gradient passes "
                      "only where x > 0, and x = 0 gets 0", SEE_RELU)
 
@@ -149,7 +155,8 @@ def test_relu_shapes_and_gradients(impl, shape):
     rng = np.random.default_rng(2)
     x = rng.standard_normal(shape)
     x = np.where(np.abs(x) < 0.05, 0.5, x)  # keep away from the kink, where differences are undefined
-    assert_shape(relu.forward(x), shape, f"ReLU.forward(x of shape {shape})", SEE_RELU)
+    assert_shape(call(relu.forward, x, what="ReLU.forward", see=SEE_RELU),
+                 shape, f"ReLU.forward(x of shape {shape})", SEE_RELU)
     assert_gradients("ReLU", SEE_RELU, forward=relu.forward, backward=relu.backward, inputs=[("x", x)])
 
 
@@ -160,7 +167,7 @@ def test_layernorm_by_hand(impl):
     x = np.array([[1.0, 2.0, 3.0, 4.0]])
     # mean 2.5, biased variance 1.25 (the unbiased one would be 5/3)
     expected = (x - 2.5) / np.sqrt(1.25 + 1e-5)
-    assert_close(norm.forward(x), expected,
+    assert_close(call(norm.forward, x, what="LayerNorm.forward", see=SEE_LN), expected,
                  "LayerNorm(4).forward([1, 2, 3, 4]): (x - 2.5) / sqrt(1.25 + 1e-5), with the biased variance",
                  SEE_LN)
 
@@ -169,7 +176,7 @@ def test_layernorm_by_hand(impl):
 def test_layernorm_output_is_normalised(impl, shape):
     norm = impl.LayerNorm(8)
     x = np.random.randn(*shape) * 3.0 + 5.0
-    out = norm.forward(x)
+    out = call(norm.forward, x, what="LayerNorm.forward", see=SEE_LN)
     assert_shape(out, shape, f"LayerNorm(8).forward(x of shape {shape})", SEE_LN)
     with check:
         assert_close(out.mean(axis=-1), np.zeros(shape[:-1]), "mean of each LayerNorm output row", SEE_LN,
@@ -177,7 +184,8 @@ def test_layernorm_output_is_normalised(impl, shape):
     with check:
         assert_close(out.var(axis=-1), np.full(shape[:-1], 1.0), "variance of each LayerNorm output row "
                      "(1 up to eps)", SEE_LN, rtol=1e-3)
-    assert_shape(norm.backward(np.ones(shape)), shape, "LayerNorm.backward: the gradient with respect to x",
+    assert_shape(call(norm.backward, np.ones(shape), what="LayerNorm.backward", see=SEE_LN_BACK),
+                 shape, "LayerNorm.backward: the gradient with respect to x",
                  SEE_LN_BACK)
 
 
@@ -187,7 +195,8 @@ def test_layernorm_applies_gamma_and_beta(impl):
     norm.beta = np.array([0.0, 1.0, -3.0])
     x = np.array([[0.0, 3.0, 6.0]])  # mean 3, biased variance 6
     x_hat = np.array([-3.0, 0.0, 3.0]) / np.sqrt(6.0 + 1e-5)
-    assert_close(norm.forward(x), [x_hat * [2.0, -1.0, 0.5] + [0.0, 1.0, -3.0]],
+    assert_close(call(norm.forward, x, what="LayerNorm.forward", see=SEE_LN),
+                 [x_hat * [2.0, -1.0, 0.5] + [0.0, 1.0, -3.0]],
                  "LayerNorm.forward with gamma = [2, -1, 0.5], beta = [0, 1, -3]", SEE_LN)
 
 
@@ -196,7 +205,7 @@ def test_layernorm_eps_goes_inside_the_square_root(impl):
     x = np.array([[1.0, 1.0 + 1e-4, 1.0, 1.0 + 1e-4], [7.0, 7.0, 7.0, 7.0]])
     # row 0 has variance 2.5e-9, far below eps: (x - mean) / sqrt(var + eps) is about +-0.0158
     expected = np.array([[-1.0, 1.0, -1.0, 1.0]]) * 5e-5 / np.sqrt(2.5e-9 + 1e-5)
-    out = norm.forward(x)
+    out = call(norm.forward, x, what="LayerNorm.forward", see=SEE_LN)
     with check:
         assert_close(out[:1], expected, "LayerNorm.forward of a row with variance 2.5e-9 (eps = 1e-5 goes "
                      "under the square root with the variance, not added to the standard deviation)", SEE_LN)
@@ -237,13 +246,13 @@ def test_layernorm_gradients_accumulate(impl):
     norm = impl.LayerNorm(5)
     x, g = np.random.randn(4, 5), np.random.randn(4, 5)
     norm.zero_grad()
-    norm.forward(x)
-    norm.backward(g)
+    call(norm.forward, x, what="LayerNorm.forward", see=SEE_LN)
+    call(norm.backward, g, what="LayerNorm.backward", see=SEE_LN_BACK)
     once = np.array(norm.grad_gamma), np.array(norm.grad_beta)
     assert_close(once[1], g.sum(axis=0), "LayerNorm.grad_beta: the sum of grad_output over every leading axis",
                  SEE_LN_BACK)
-    norm.forward(x)
-    norm.backward(g)
+    call(norm.forward, x, what="LayerNorm.forward", see=SEE_LN)
+    call(norm.backward, g, what="LayerNorm.backward", see=SEE_LN_BACK)
     with check:
         assert_close(norm.grad_gamma, 2 * once[0], "LayerNorm.grad_gamma after two backward passes (+=)",
                      SEE_LN_BACK)
@@ -253,7 +262,8 @@ def test_layernorm_gradients_accumulate(impl):
 
 def test_layernorm_rejects_wrong_input_size(impl):
     norm = impl.LayerNorm(4)
-    assert_shape(norm.forward(np.random.randn(2, 4)), (2, 4), "LayerNorm(4).forward(x of shape (2, 4))", SEE_LN)
+    assert_shape(call(norm.forward, np.random.randn(2, 4), what="LayerNorm.forward", see=SEE_LN),
+                 (2, 4), "LayerNorm(4).forward(x of shape (2, 4))", SEE_LN)
     assert_raises(ValueError, "LayerNorm(4).forward(x of shape (2, 3)): the last axis must be 4", SEE_LN,
                   norm.forward, np.ones((2, 3)), naming="4")
 
@@ -267,7 +277,7 @@ def test_feedforward_is_linear_relu_linear(impl):
     x = rng.standard_normal((2, 3, 4))
     W1, b1, W2, b2 = (np.array(ffn.linear1.W), np.array(ffn.linear1.b), np.array(ffn.linear2.W),
                       np.array(ffn.linear2.b))
-    out = ffn.forward(x)
+    out = call(ffn.forward, x, what="FeedForward.forward", see=SEE_FFN)
     assert_shape(out, (2, 3, 4), "FeedForward(4, 6).forward(x of shape (2, 3, 4))", SEE_FFN)
     assert_close(out, np.maximum(x @ W1 + b1, 0.0) @ W2 + b2, "FeedForward.forward: linear2(relu(linear1(x)))",
                  SEE_FFN)
@@ -284,8 +294,8 @@ def test_feedforward_gradients(impl):
 
 def test_feedforward_parameters(impl):
     ffn = impl.FeedForward(4, 6)
-    ffn.forward(np.random.randn(3, 4))
-    ffn.backward(np.random.randn(3, 4))
+    call(ffn.forward, np.random.randn(3, 4), what="FeedForward.forward", see=SEE_FFN)
+    call(ffn.backward, np.random.randn(3, 4), what="FeedForward.backward", see=SEE_FFN)
     pairs = ffn.get_parameters()
     expected = [(ffn.linear1.W, ffn.linear1.grad_W), (ffn.linear1.b, ffn.linear1.grad_b),
                 (ffn.linear2.W, ffn.linear2.grad_W), (ffn.linear2.b, ffn.linear2.grad_b)]

@@ -12,6 +12,7 @@ from tests.helpers import (
     assert_gradients,
     assert_raises,
     assert_shape,
+    call,
     copy_params,
     randomize_params,
 )
@@ -55,17 +56,18 @@ def test_block_shapes(impl, B, T):
     x = np.random.randn(B, T, D)
     for mask in (None, padding_mask(B, T)):
         with_mask = "without a mask" if mask is None else "with a (B, T) mask"
-        out = block.forward(x, mask)
+        out = call(block.forward, x, mask, what="TransformerBlock.forward", see=SEE_BLOCK)
         assert_shape(out, (B, T, D), f"TransformerBlock({D}, {H}, {F}).forward(x of shape {x.shape}) {with_mask}",
                      SEE_BLOCK)
-        dx = block.backward(np.random.randn(B, T, D))
+        dx = call(block.backward, np.random.randn(B, T, D), what="TransformerBlock.backward", see=SEE_BACK)
         assert_shape(dx, (B, T, D), f"TransformerBlock.backward {with_mask}: the gradient with respect to x",
                      SEE_BACK)
 
 
 def test_block_has_the_contract_sublayers(impl):
     block = impl.TransformerBlock(D, H, F)
-    assert_shape(block.forward(np.random.randn(2, 3, D)), (2, 3, D),
+    assert_shape(call(block.forward, np.random.randn(2, 3, D), what="TransformerBlock.forward", see=SEE_BLOCK),
+                 (2, 3, D),
                  f"TransformerBlock({D}, {H}, {F}).forward(x of shape (2, 3, {D}))", SEE_BLOCK)
     expected = {"attention.W_q": (D, D), "attention.W_k": (D, D), "attention.W_v": (D, D), "attention.W_o": (D, D),
                 "norm1.gamma": (D,), "norm1.beta": (D,), "norm2.gamma": (D,), "norm2.beta": (D,),
@@ -94,15 +96,9 @@ def test_block_is_post_ln(impl, ref, masked):
     x = rng.standard_normal((3, 4, D)) * 1.5
     mask = padding_mask(3, 4) if masked else None
     expected = post_ln(reference, x.copy(), mask)
-    given = x.copy()
-    out = block.forward(given, mask)
-    with check:
-        assert_close(out, expected, f"TransformerBlock.forward(x, {'mask' if masked else 'None'}) with random "
-                     f"parameters: Post-LN, {POST_LN}", SEE_BLOCK)
-    with check:
-        assert np.array_equal(given, x), (
-            f"TransformerBlock.forward changed its input x in place (x += ... ?): expected x unchanged, "
-            f"{int((given != x).sum())} of {x.size} values changed; write x + attention(...) instead; {SEE_BLOCK}")
+    out = call(block.forward, x, mask, what="TransformerBlock.forward", see=SEE_BLOCK)
+    assert_close(out, expected, f"TransformerBlock.forward(x, {'mask' if masked else 'None'}) with random "
+                 f"parameters: Post-LN, {POST_LN}", SEE_BLOCK)
 
 
 @pytest.mark.parametrize("shape", [(2, 5, D), (1, 1, D)])
@@ -110,7 +106,7 @@ def test_block_output_rows_are_normalised(impl, shape):
     # with gamma = 1 and beta = 0, a Post-LN block ends with a LayerNorm: mean 0, variance 1 in every row
     block = impl.TransformerBlock(D, H, F)
     x = np.random.randn(*shape) * 3.0 + 2.0
-    out = block.forward(x)
+    out = call(block.forward, x, what="TransformerBlock.forward", see=SEE_BLOCK)
     assert_shape(out, shape, f"TransformerBlock.forward(x of shape {shape})", SEE_BLOCK)
     with check:
         assert_close(out.mean(axis=-1), np.zeros(shape[:-1]),
@@ -128,7 +124,8 @@ def test_block_mask_hides_padded_positions(impl, ref):
     x = rng.standard_normal((2, 4, D))
     changed = x.copy()
     changed[~mask] = rng.standard_normal((int((~mask).sum()), D)) * 3.0  # new values at the padded positions
-    out, out_changed = block.forward(x, mask), block.forward(changed, mask)
+    out = call(block.forward, x, mask, what="TransformerBlock.forward", see=SEE_BLOCK)
+    out_changed = call(block.forward, changed, mask, what="TransformerBlock.forward", see=SEE_BLOCK)
     assert_shape(out, (2, 4, D), "TransformerBlock.forward(x of shape (2, 4, 8), mask)", SEE_BLOCK)
     assert_close(out_changed[mask], out[mask],
                  "TransformerBlock.forward at real positions after changing x only at padded positions (the mask "
@@ -162,10 +159,11 @@ def test_block_backward_through_the_skip_paths(impl, ref):
     expected_dx = reference.norm1.backward(reference.norm2.backward(g))
     block.zero_grad()
     with check:
-        assert_close(block.forward(x), expected_out, "TransformerBlock.forward when attention and feed_forward "
+        assert_close(call(block.forward, x, what="TransformerBlock.forward", see=SEE_BLOCK),
+                     expected_out, "TransformerBlock.forward when attention and feed_forward "
                      "output 0: norm2(norm1(x)) (the residuals carry x through)", SEE_BLOCK)
     with check:
-        assert_close(block.backward(g), expected_dx,
+        assert_close(call(block.backward, g, what="TransformerBlock.backward", see=SEE_BACK), expected_dx,
                      "TransformerBlock.backward when attention and feed_forward output 0: the gradient reaches x "
                      "only through the two skip paths (d_h = d_sum2 + feed_forward.backward(d_sum2), "
                      "dx = d_sum1 + attention.backward(d_sum1))", SEE_BACK)
@@ -179,16 +177,17 @@ def test_block_backward_matches_reference_and_accumulates(impl, ref):
     reference.forward(x, mask)
     expected_dx = reference.backward(g)
     block.zero_grad()
-    block.forward(x, mask)
-    assert_close(block.backward(g), expected_dx, "TransformerBlock.backward(g) with a mask: the gradient with "
+    call(block.forward, x, mask, what="TransformerBlock.forward", see=SEE_BLOCK)
+    assert_close(call(block.backward, g, what="TransformerBlock.backward", see=SEE_BACK),
+                 expected_dx, "TransformerBlock.backward(g) with a mask: the gradient with "
                  "respect to x", SEE_BACK)
     once = {path: np.array(get_path(block, grad_path(path))) for path in BLOCK}
     for path in BLOCK:
         with check:
             assert_close(once[path], get_path(reference, grad_path(path)),
                          f"TransformerBlock.{grad_path(path)} after one backward pass", SEE_BACK)
-    block.forward(x, mask)
-    block.backward(g)
+    call(block.forward, x, mask, what="TransformerBlock.forward", see=SEE_BLOCK)
+    call(block.backward, g, what="TransformerBlock.backward", see=SEE_BACK)
     for path in BLOCK:
         with check:
             assert_close(get_path(block, grad_path(path)), 2 * once[path],
@@ -205,7 +204,8 @@ def test_block_backward_matches_reference_and_accumulates(impl, ref):
 ], ids=["last-axis", "two-axes", "mask-shape"])
 def test_block_rejects_bad_input(impl, bad, what):
     block = impl.TransformerBlock(D, H, F)
-    assert_shape(block.forward(np.random.randn(2, 3, D), np.ones((2, 3), dtype=bool)), (2, 3, D),
+    assert_shape(call(block.forward, np.random.randn(2, 3, D), np.ones((2, 3), dtype=bool),
+                      what="TransformerBlock.forward", see=SEE_BLOCK), (2, 3, D),
                  f"TransformerBlock.forward(x of shape (2, 3, {D}), mask of shape (2, 3))", SEE_BLOCK)
     x, mask = bad()
     assert_raises(ValueError, f"TransformerBlock.forward of {what}", SEE_BLOCK, block.forward, x, mask)

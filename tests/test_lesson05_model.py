@@ -14,6 +14,7 @@ from tests.helpers import (
     assert_close,
     assert_raises,
     assert_shape,
+    call,
     copy_params,
     randomize_params,
     transformer_params,
@@ -79,14 +80,16 @@ def pooling_hint(logits, hidden, W, b, mask):
 def test_model_logits_shape(impl, B, T):
     model = make_model(impl)
     tokens = random_tokens(np.random.default_rng(20), B, T)
-    assert_shape(model.forward(tokens), (B, V), f"{CONFIG}.forward(tokens of shape {(B, T)}): the logits (B, V)",
+    assert_shape(call(model.forward, tokens, what="Transformer.forward", see=SEE),
+                 (B, V), f"{CONFIG}.forward(tokens of shape {(B, T)}): the logits (B, V)",
                  SEE)
 
 
 def test_default_model_has_102036_parameters(impl):
     model = impl.Transformer()
     tokens = random_tokens(np.random.default_rng(21), 2, 6, lengths=[6, 4])
-    assert_shape(model.forward(tokens), (2, 20), "Transformer().forward(tokens of shape (2, 6)): the logits (B, V)",
+    assert_shape(call(model.forward, tokens, what="Transformer.forward", see=SEE),
+                 (2, 20), "Transformer().forward(tokens of shape (2, 6)): the logits (B, V)",
                  SEE)
     assert isinstance(model.blocks, list) and len(model.blocks) == 2, (
         f"Transformer().blocks: expected a list of 2 TransformerBlocks (num_layers=2), got "
@@ -117,7 +120,7 @@ def test_model_matches_reference(impl, ref):
     model, reference, rng = make_pair(impl, ref, seed=22)
     tokens = random_tokens(rng, 4, 7, lengths=[7, 5, 3, 1])
     assert_float64_positions(model.positional_encoding, 7, D, "Transformer.positional_encoding, which this test uses")
-    assert_close(model.forward(tokens), reference.forward(tokens),
+    assert_close(call(model.forward, tokens, what="Transformer.forward", see=SEE), reference.forward(tokens),
                  f"{CONFIG}.forward(right-padded tokens of shape (4, 7)) with random parameters", SEE)
 
 
@@ -150,7 +153,7 @@ def test_model_pools_the_first_token(impl, ref, B, T, lengths):
     mask = tokens != 0
     hidden = final_hidden(reference, tokens, mask)
     W, b = np.array(reference.output.W), np.array(reference.output.b)
-    logits = model.forward(tokens)
+    logits = call(model.forward, tokens, what="Transformer.forward", see=SEE)
     assert_close(logits, hidden[:, 0, :] @ W + b,
                  "Transformer.forward: output(x[:, 0, :]), the output layer applied to the first position of the "
                  "last block's output, where x = blocks(positional_encoding(embedding(tokens)), mask)"
@@ -163,7 +166,7 @@ def test_model_returns_logits_not_probabilities(impl, ref):
     model.output.W = np.zeros((D, V))  # every hidden state now maps to the bias
     model.output.b = bias.copy()
     tokens = random_tokens(rng, 3, 5, lengths=[5, 3, 2])
-    logits = model.forward(tokens)
+    logits = call(model.forward, tokens, what="Transformer.forward", see=SEE)
     probs = np.exp(bias) / np.exp(bias).sum()
     hint = (" (these are softmax probabilities: forward returns the raw logits, the loss applies the softmax)"
             if isinstance(logits, np.ndarray) and logits.shape == (3, V) and np.allclose(logits, probs) else "")
@@ -175,8 +178,8 @@ def test_model_returns_logits_not_probabilities(impl, ref):
 def test_model_mask_none_means_tokens_not_pad(impl, ref):
     model, reference, rng = make_pair(impl, ref, seed=25)
     tokens = random_tokens(rng, 3, 6, lengths=[6, 2, 4])
-    implicit = model.forward(tokens)
-    explicit = model.forward(tokens, tokens != 0)
+    implicit = call(model.forward, tokens, what="Transformer.forward", see=SEE)
+    explicit = call(model.forward, tokens, tokens != 0, what="Transformer.forward", see=SEE)
     with check:
         assert_close(implicit, explicit, "Transformer.forward(tokens) compared with forward(tokens, tokens != PAD) "
                      "(a missing mask means: attend to every non-PAD token)", SEE)
@@ -189,7 +192,7 @@ def test_model_uses_the_given_mask(impl, ref):
     tokens = random_tokens(rng, 2, 5)  # no PAD at all: only the given mask hides the last tokens
     assert_float64_positions(model.positional_encoding, 5, D, "Transformer.positional_encoding, which this test uses")
     mask = np.array([[True, True, True, False, False], [True, True, True, True, False]])
-    logits = model.forward(tokens, mask)
+    logits = call(model.forward, tokens, mask, what="Transformer.forward", see=SEE)
     unmasked = reference.forward(tokens)
     hint = (" (it equals the logits without a mask: pass the mask to every block)"
             if isinstance(logits, np.ndarray) and logits.shape == unmasked.shape and np.allclose(logits, unmasked)
@@ -202,16 +205,17 @@ def test_padding_does_not_change_the_logits(impl, ref):
     model, _, _ = make_pair(impl, ref, seed=27)
     short = np.array([[15, 17, 7, 5, 11, 18]])  # Max ( 5 3 9 )
     long = np.array([[13, 17, 3, 9, 2, 4, 8, 18]])  # Second ( 1 7 0 2 6 )
-    alone = model.forward(short)
+    alone = call(model.forward, short, what="Transformer.forward", see=SEE)
     assert_shape(alone, (1, V), "Transformer.forward(one example of 6 tokens)", SEE)
     batch = np.concatenate([np.pad(short, ((0, 0), (0, 2))), long])  # the short one right-padded with PAD
-    together = model.forward(batch)
+    together = call(model.forward, batch, what="Transformer.forward", see=SEE)
     assert_shape(together, (2, V), "Transformer.forward(a batch of 2 examples padded to 8 tokens)", SEE)
     with check:
         assert_close(together[0], alone[0], "the logits of a 6-token example padded to 8 tokens in a batch, "
                      "compared with the same example alone (PAD must be masked out in every block)", SEE)
     with check:
-        assert_close(together[1], model.forward(long)[0], "the logits of the longest example of a batch, compared "
+        assert_close(together[1], call(model.forward, long, what="Transformer.forward", see=SEE)[0],
+                     "the logits of the longest example of a batch, compared "
                      "with the same example alone (examples of a batch must not mix)", SEE)
 
 
@@ -221,7 +225,8 @@ def test_padding_does_not_change_the_logits(impl, ref):
 def test_model_rejects_bad_input(impl, case):
     model = make_model(impl)
     tokens = random_tokens(np.random.default_rng(28), 2, 4)
-    assert_shape(model.forward(tokens, np.ones((2, 4), dtype=bool)), (2, V),
+    assert_shape(call(model.forward, tokens, np.ones((2, 4), dtype=bool), what="Transformer.forward", see=SEE),
+                 (2, V),
                  f"{CONFIG}.forward(tokens of shape (2, 4), mask of shape (2, 4))", SEE)
     error, args, what = {
         "token-id-V": (ValueError, (np.array([[3, V, 5]]),), f"a token id {V} (ids must be in [0, {V}))"),

@@ -5,7 +5,7 @@ import pytest
 from pytest_check import check
 
 from kata.course.manifest import reread
-from tests.helpers import assert_close, assert_gradients, assert_raises, assert_shape
+from tests.helpers import assert_close, assert_gradients, assert_raises, assert_shape, call
 
 pytestmark = pytest.mark.lesson06
 
@@ -29,6 +29,11 @@ def expected_grad(z, targets):
     return grad / len(targets)
 
 
+def forward(loss_fn, logits, targets):
+    """loss_fn.forward(logits, targets), failing if it changed logits or targets in place."""
+    return call(loss_fn.forward, logits, targets, what="CrossEntropyLoss.forward(logits, targets)", see=SEE_LOSS)
+
+
 def as_number(loss, what, see):
     """The loss as a float, or a failure saying it must be a number."""
     assert isinstance(loss, (float, np.floating)), (
@@ -44,7 +49,7 @@ def test_loss_by_hand(impl):
     targets = np.array([2, 0])
     # row 0: -log(e^3 / (e^1 + e^2 + e^3)) = log(1 + e^-1 + e^-2); row 1: three equal logits, -log(1/3)
     by_hand = (np.log(1.0 + np.exp(-1.0) + np.exp(-2.0)) + np.log(3.0)) / 2
-    loss = impl.CrossEntropyLoss().forward(logits, targets)
+    loss = forward(impl.CrossEntropyLoss(), logits, targets)
     assert_close(as_number(loss, "CrossEntropyLoss.forward", SEE_LOSS), by_hand,
                  "CrossEntropyLoss.forward([[1, 2, 3], [0.5, 0.5, 0.5]], targets [2, 0]): the mean of "
                  "log(1 + e^-1 + e^-2) and log 3 (each row picks its own target's log-probability)", SEE_LOSS)
@@ -54,7 +59,7 @@ def test_loss_by_hand(impl):
 def test_uniform_logits_give_log_v(impl, B, V):
     logits = np.full((B, V), 0.7)
     targets = np.arange(B) % V
-    loss = impl.CrossEntropyLoss().forward(logits, targets)
+    loss = forward(impl.CrossEntropyLoss(), logits, targets)
     assert_close(as_number(loss, "CrossEntropyLoss.forward", SEE_LOSS), np.log(V),
                  f"CrossEntropyLoss.forward of equal logits, shape {(B, V)}: every class has probability 1/{V}, "
                  f"so the loss is ln {V}", SEE_LOSS)
@@ -64,12 +69,12 @@ def test_loss_is_a_number_and_calling_is_forward(impl):
     rng = np.random.default_rng(30)
     logits, targets = rng.standard_normal((4, 6)), np.array([0, 5, 2, 2])
     loss_fn = impl.CrossEntropyLoss()
-    loss = as_number(loss_fn.forward(logits, targets), "CrossEntropyLoss.forward(logits (4, 6), targets (4,))",
+    loss = as_number(forward(loss_fn, logits, targets), "CrossEntropyLoss.forward(logits (4, 6), targets (4,))",
                      SEE_LOSS)
     with check:
         assert_close(loss, expected_loss(logits, targets), "CrossEntropyLoss.forward of random logits (4, 6)",
                      SEE_LOSS)
-    called = loss_fn(logits, targets)
+    called = call(loss_fn, logits, targets, what="loss_fn(logits, targets)", see=SEE_LOSS)
     with check:
         assert_close(as_number(called, "CrossEntropyLoss()(logits, targets)", SEE_LOSS), loss,
                      "calling the loss object, loss_fn(logits, targets), compared with "
@@ -79,8 +84,8 @@ def test_loss_is_a_number_and_calling_is_forward(impl):
 
 def test_loss_is_a_mean_over_the_batch(impl):
     row, target = np.array([[0.3, -1.2, 2.0, 0.1, 0.0]]), 3
-    one = impl.CrossEntropyLoss().forward(row, np.array([target]))
-    four = impl.CrossEntropyLoss().forward(np.repeat(row, 4, axis=0), np.full(4, target))
+    one = forward(impl.CrossEntropyLoss(), row, np.array([target]))
+    four = forward(impl.CrossEntropyLoss(), np.repeat(row, 4, axis=0), np.full(4, target))
     with check:
         assert_close(as_number(one, "CrossEntropyLoss.forward", SEE_LOSS), expected_loss(row, [target]),
                      "CrossEntropyLoss.forward of one example", SEE_LOSS)
@@ -94,7 +99,8 @@ def test_loss_is_stable_for_large_logits(impl):
     logits = np.array([[1000.0, 0.0, -1000.0], [-1000.0, -999.0, -1000.0], [1000.0, 1000.0, 999.0]])
     targets = np.array([0, 1, 2])
     loss_fn = impl.CrossEntropyLoss()
-    loss = as_number(loss_fn.forward(logits, targets), "CrossEntropyLoss.forward", SEE_LOSS)
+    grad_expected = expected_grad(logits, targets)  # before the calls: backward could reach the array forward kept
+    loss = as_number(forward(loss_fn, logits, targets), "CrossEntropyLoss.forward", SEE_LOSS)
     # log-sum-exp of each row, shifted by the row's maximum: 1000, -999 + log(1 + 2/e), 1000 + log(2 + 1/e)
     lse = np.array([1000.0 + np.log1p(np.exp(-1000.0) + np.exp(-2000.0)),
                     -999.0 + np.log1p(2 * np.exp(-1.0)), 1000.0 + np.log(2.0 + np.exp(-1.0))])
@@ -104,10 +110,10 @@ def test_loss_is_stable_for_large_logits(impl):
                      "each row's maximum before exp, or exp overflows)", SEE_LOSS)
     grad = loss_fn.backward()
     with check:
-        assert_close(grad, expected_grad(logits, targets), "CrossEntropyLoss.backward() after logits of magnitude "
+        assert_close(grad, grad_expected, "CrossEntropyLoss.backward() after logits of magnitude "
                      "1000", SEE_GRAD)
     # the target's probability is e^-1000, which underflows to 0: only a log-softmax gives the loss 1000
-    unlikely = loss_fn.forward(np.array([[1000.0, 0.0, -1000.0]]), np.array([1]))
+    unlikely = forward(loss_fn, np.array([[1000.0, 0.0, -1000.0]]), np.array([1]))
     with check:
         assert_close(as_number(unlikely, "CrossEntropyLoss.forward", SEE_LOSS), 1000.0,
                      "CrossEntropyLoss.forward([[1000, 0, -1000]], targets [1]): the target has probability e^-1000 "
@@ -122,11 +128,12 @@ def test_backward_is_softmax_minus_one_hot_over_b(impl, B, V):
     rng = np.random.default_rng(31)
     logits, targets = rng.standard_normal((B, V)) * 2.0, rng.integers(0, V, size=B)
     loss_fn = impl.CrossEntropyLoss()
-    loss_fn.forward(logits, targets)
+    expected = expected_grad(logits, targets)  # before the calls: backward could reach the array forward kept
+    forward(loss_fn, logits, targets)
     grad = loss_fn.backward()
     assert_shape(grad, (B, V), f"CrossEntropyLoss.backward() after logits of shape {(B, V)}", SEE_GRAD)
     with check:
-        assert_close(grad, expected_grad(logits, targets),
+        assert_close(grad, expected,
                      f"CrossEntropyLoss.backward(): (softmax(logits) - one_hot(targets)) / B with B = {B}", SEE_GRAD)
     with check:
         assert_close(grad.sum(axis=1), np.zeros(B), "the sum of each row of CrossEntropyLoss.backward() (softmax "
@@ -147,12 +154,13 @@ def test_loss_gradients(impl):
 def test_backward_uses_the_latest_forward(impl):
     rng = np.random.default_rng(33)
     first, second = rng.standard_normal((2, 4)), rng.standard_normal((3, 4))
+    expected = expected_grad(second, np.array([3, 3, 0]))  # before the calls, from the test's own arrays
     loss_fn = impl.CrossEntropyLoss()
-    loss_fn.forward(first, np.array([0, 1]))
-    loss_fn.forward(second, np.array([3, 3, 0]))
+    forward(loss_fn, first, np.array([0, 1]))
+    forward(loss_fn, second, np.array([3, 3, 0]))
     once = loss_fn.backward()
     with check:
-        assert_close(once, expected_grad(second, np.array([3, 3, 0])),
+        assert_close(once, expected,
                      "CrossEntropyLoss.backward() after two forward calls (the gradient of the latest one)", SEE_GRAD)
     with check:
         assert_close(loss_fn.backward(), once, "CrossEntropyLoss.backward() called a second time (the same "
@@ -166,7 +174,7 @@ def test_backward_uses_the_latest_forward(impl):
 def test_loss_rejects_bad_input(impl, case):
     loss_fn = impl.CrossEntropyLoss()
     logits = np.random.randn(3, 5)
-    loss = as_number(loss_fn.forward(logits, np.array([0, 4, 2])), "CrossEntropyLoss.forward", SEE_LOSS)
+    loss = as_number(forward(loss_fn, logits, np.array([0, 4, 2])), "CrossEntropyLoss.forward", SEE_LOSS)
     assert_close(loss, expected_loss(logits, [0, 4, 2]), "CrossEntropyLoss.forward of logits (3, 5)", SEE_LOSS)
     error, args, what = {
         "target-equals-V": (ValueError, (logits, np.array([0, 5, 2])), "a target 5 with V = 5 (ids in [0, 5))"),

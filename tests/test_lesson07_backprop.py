@@ -11,6 +11,7 @@ from tests.helpers import (
     assert_gradients,
     assert_raises,
     assert_shape,
+    call,
     copy_params,
     randomize_params,
     transformer_params,
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.lesson07
 SEE_BACK = reread("07", "Backward through the model")
 SEE_PARAMS = reread("07", "Parameters and gradients")
 SEE_NUM = reread("07", "Numerical gradients")
+SEE_FORWARD = reread("05", "Stacking, pooling and projecting")
 
 # small, so that a gradient check of every parameter stays fast; two layers, so the order of blocks matters
 CFG = dict(vocab_size=20, embed_dim=8, num_heads=2, num_layers=2, ffn_dim=12)
@@ -91,9 +93,9 @@ def test_model_backward_returns_none_and_matches_the_reference(impl, ref, cfg):
     grad_logits = rng.standard_normal((2, 20))
     model.zero_grad()
     reference.zero_grad()
-    model.forward(TOKENS)
+    call(model.forward, TOKENS, what="Transformer.forward", see=SEE_FORWARD)
     reference.forward(TOKENS)
-    result = model.backward(grad_logits)
+    result = call(model.backward, grad_logits, what="Transformer.backward (transformer_backward)", see=SEE_BACK)
     reference.backward(grad_logits)
     with check:
         assert result is None, (f"Transformer.backward must return None (the input was token ids, which have no "
@@ -109,9 +111,9 @@ def test_model_backward_returns_none_and_matches_the_reference(impl, ref, cfg):
 def test_model_backward_rejects_a_wrong_gradient_shape(impl, ref):
     model, reference, rng = make_pair(impl, ref, CFG, seed=5)
     grad_logits = rng.standard_normal((2, 20))
-    model.forward(TOKENS)
+    call(model.forward, TOKENS, what="Transformer.forward", see=SEE_FORWARD)
     reference.forward(TOKENS)
-    model.backward(grad_logits)
+    call(model.backward, grad_logits, what="Transformer.backward (transformer_backward)", see=SEE_BACK)
     reference.backward(grad_logits)
     assert_close(get_path(model, "output.grad_W"), reference.output.grad_W,
                  "Transformer.output.grad_W after backward(grad_logits of shape (2, 20))", SEE_BACK)
@@ -124,8 +126,8 @@ def test_model_backward_rejects_a_wrong_gradient_shape(impl, ref):
 
 def test_get_parameters_returns_every_parameter_once(impl):
     model, rng = make_model(impl, CFG, seed=6)
-    model.forward(TOKENS)
-    model.backward(rng.standard_normal((2, 20)))
+    call(model.forward, TOKENS, what="Transformer.forward", see=SEE_FORWARD)
+    call(model.backward, rng.standard_normal((2, 20)), what="Transformer.backward (transformer_backward)", see=SEE_BACK)
     pairs = model.get_parameters()
     assert isinstance(pairs, list), (f"Transformer.get_parameters() must return a list of (param, grad) pairs, got "
                                      f"{type(pairs).__name__}; {SEE_PARAMS}")
@@ -170,8 +172,8 @@ def test_default_model_has_102036_parameters(impl):
 
 def test_zero_grad_fills_every_gradient_in_place(impl):
     model, rng = make_model(impl, CFG, seed=7)
-    model.forward(TOKENS)
-    model.backward(rng.standard_normal((2, 20)))
+    call(model.forward, TOKENS, what="Transformer.forward", see=SEE_FORWARD)
+    call(model.backward, rng.standard_normal((2, 20)), what="Transformer.backward (transformer_backward)", see=SEE_BACK)
     before = {path: get_path(model, grad_path(path)) for path in PATHS}
     with check:
         assert np.any(before["embedding.W"]) and np.any(before["output.b"]), (
@@ -192,22 +194,22 @@ def test_gradients_accumulate_over_two_backward_passes(impl):
     model, rng = make_model(impl, CFG, seed=8)
     grad_logits = rng.standard_normal((2, 20))
     model.zero_grad()
-    model.forward(TOKENS)
-    model.backward(grad_logits)
+    call(model.forward, TOKENS, what="Transformer.forward", see=SEE_FORWARD)
+    call(model.backward, grad_logits, what="Transformer.backward (transformer_backward)", see=SEE_BACK)
     once = gradients(model)
     with check:
         assert np.any(once["embedding.W"]) and np.any(once["blocks.0.attention.W_q"]), (
             f"after one backward pass, embedding.grad_W and blocks[0].attention.grad_W_q must not be zero; {SEE_BACK}")
-    model.forward(TOKENS)
-    model.backward(grad_logits)
+    call(model.forward, TOKENS, what="Transformer.forward", see=SEE_FORWARD)
+    call(model.backward, grad_logits, what="Transformer.backward (transformer_backward)", see=SEE_BACK)
     twice = gradients(model)
     for path in PATHS:
         with check:
             assert_close(twice[path], 2 * once[path], f"Transformer.{grad_path(path)} after two identical backward "
                          f"passes without zero_grad (gradients add up, +=)", SEE_PARAMS)
     model.zero_grad()
-    model.forward(TOKENS)
-    model.backward(grad_logits)
+    call(model.forward, TOKENS, what="Transformer.forward", see=SEE_FORWARD)
+    call(model.backward, grad_logits, what="Transformer.backward (transformer_backward)", see=SEE_BACK)
     for path in PATHS:
         with check:
             assert_close(get_path(model, grad_path(path)), once[path], f"Transformer.{grad_path(path)} after "
@@ -217,18 +219,25 @@ def test_gradients_accumulate_over_two_backward_passes(impl):
 # ---------------------------------------------------------------- numerical_gradient
 
 X = np.array([[0.1, -1.3, 2.0], [0.7, 0.2, -0.25]])  # 0.1 + eps - 2 eps + eps is not 0.1 in floating point
+RESTORE = ("numerical_gradient must leave x (and grad_output) exactly as they were: save x[i] and put the saved "
+           "value back (adding and subtracting eps does not give the same float)")
+
+
+def numerical_gradient(impl, *args, **kwargs):
+    """impl.numerical_gradient(*args, **kwargs), failing if x or grad_output did not come back unchanged."""
+    return call(impl.numerical_gradient, *args, what="numerical_gradient", see=SEE_NUM, hint=RESTORE, **kwargs)
 
 
 def test_numerical_gradient_of_a_square(impl):
     x = X.copy()
-    grad = impl.numerical_gradient(lambda v: v ** 2, x)
+    grad = numerical_gradient(impl, lambda v: v ** 2, x)
     assert_close(grad, 2 * X, "numerical_gradient(f(x) = x**2, x) with grad_output None (ones): 2x", SEE_NUM)
 
 
 def test_numerical_gradient_weights_by_grad_output(impl):
     x = X.copy()
     g = np.array([[1.0, -2.0, 0.5], [3.0, 0.0, -1.5]])
-    grad = impl.numerical_gradient(np.sin, x, grad_output=g)
+    grad = numerical_gradient(impl, np.sin, x, grad_output=g)
     assert_close(grad, g * np.cos(X), "numerical_gradient(np.sin, x, grad_output=g): the derivative of "
                  "sum(sin(x) * g) is g * cos(x)", SEE_NUM, rtol=1e-8, atol=1e-9)
 
@@ -237,14 +246,14 @@ def test_numerical_gradient_of_a_matrix_product(impl):
     x = X.copy()
     A = np.array([[1.0, 2.0], [-1.0, 0.5], [0.25, -3.0]])
     g = np.array([[0.5, -1.0], [2.0, 1.5]])
-    grad = impl.numerical_gradient(lambda v: v @ A, x, grad_output=g)
+    grad = numerical_gradient(impl, lambda v: v @ A, x, grad_output=g)
     assert_close(grad, g @ A.T, "numerical_gradient(f(x) = x @ A, x, grad_output=g): each entry of x reaches "
                  "every output of its row, so the result is g @ A.T", SEE_NUM, rtol=1e-8, atol=1e-9)
 
 
 def test_numerical_gradient_of_a_scalar_function(impl):
     x = X.copy()
-    grad = impl.numerical_gradient(lambda v: float(np.sum(v ** 2) + 3.0 * v[0, 1]), x)
+    grad = numerical_gradient(impl, lambda v: float(np.sum(v ** 2) + 3.0 * v[0, 1]), x)
     expected = 2 * X
     expected[0, 1] += 3.0
     assert_shape(grad, X.shape, "numerical_gradient(f, x) for a float-valued f: the gradient is shaped like x", SEE_NUM)
@@ -253,7 +262,7 @@ def test_numerical_gradient_of_a_scalar_function(impl):
 
 def test_numerical_gradient_uses_central_differences_with_eps(impl):
     x = np.array([0.5, -1.0, 2.0])
-    grad = impl.numerical_gradient(lambda v: v ** 3, x, eps=1e-2)
+    grad = numerical_gradient(impl, lambda v: v ** 3, x, eps=1e-2)
     # ((x + h)^3 - (x - h)^3) / 2h = 3x^2 + h^2 exactly; a one-sided difference gives 3x^2 + 3xh + h^2
     assert_close(grad, 3 * np.array([0.5, -1.0, 2.0]) ** 2 + 1e-4,
                  "numerical_gradient(f(x) = x**3, x, eps=0.01): central differences give 3x^2 + eps^2",
@@ -287,7 +296,7 @@ def test_numerical_gradient_restores_x_exactly(impl, shape):
     x = np.round(rng.standard_normal(shape), 1)  # values like 0.1 and -1.3: x + eps - 2 eps + eps != x
     x.flat[0] = 0.1
     saved = x.copy()
-    grad = impl.numerical_gradient(lambda v: np.tanh(v) * 2.0, x)
+    grad = numerical_gradient(impl, lambda v: np.tanh(v) * 2.0, x)
     assert_close(grad, 2.0 * (1.0 - np.tanh(saved) ** 2), f"numerical_gradient(2 tanh, x of shape {shape})",
                  SEE_NUM, rtol=1e-8, atol=1e-9)
     with check:

@@ -6,7 +6,7 @@ from pytest_check import check
 
 from kata.course.contract import get_path
 from kata.course.manifest import reread
-from tests.helpers import assert_close, copy_params, randomize_params, transformer_params
+from tests.helpers import assert_close, call, copy_params, randomize_params, transformer_params
 from tests.positions import assert_float64_positions
 
 pytestmark = pytest.mark.lesson08
@@ -247,7 +247,8 @@ def test_train_step_matches_the_reference(impl, ref):
     optimizer = impl.SGD(model.get_parameters(), learning_rate=0.1)
     expected = ref.train_step(reference, tokens, targets, ref.CrossEntropyLoss(),
                               ref.SGD(reference.get_parameters(), learning_rate=0.1), mask)
-    result = impl.train_step(model, tokens, targets, impl.CrossEntropyLoss(), optimizer, mask)
+    result = call(impl.train_step, model, tokens, targets, impl.CrossEntropyLoss(), optimizer, mask,
+                  what="train_step", see=SEE_STEP)
     check_result(result, expected, "train_step(model, tokens, targets, loss_fn, SGD(lr=0.1), mask) on 8 examples, "
                  "3 of them predicted right before the step (accuracy 3/8)", SEE_STEP)
     with check:
@@ -271,7 +272,8 @@ def test_train_step_zeroes_stale_gradients(impl, ref):
     loss_fn, ref_loss_fn = impl.CrossEntropyLoss(), ref.CrossEntropyLoss()
     for step in (1, 2):
         expected = ref.train_step(reference, tokens, targets, ref_loss_fn, ref_optimizer, mask)
-        result = impl.train_step(model, tokens, targets, loss_fn, optimizer, mask)
+        result = call(impl.train_step, model, tokens, targets, loss_fn, optimizer, mask,
+                      what="train_step", see=SEE_STEP)
         check_result(result, expected, f"train_step number {step} on the same batch", SEE_STEP)
         compare_models(model, reference, f"after train_step number {step}, started with stale gradients in the "
                        f"model (train_step must zero the gradients before its backward pass)", SEE_STEP)
@@ -285,8 +287,8 @@ def test_train_step_passes_the_mask(impl, ref):
     targets[:2] = reference.forward(tokens, mask)[:2].argmax(axis=1)
     expected = ref.train_step(reference, tokens, targets, ref.CrossEntropyLoss(),
                               ref.SGD(reference.get_parameters(), learning_rate=0.1), mask)
-    result = impl.train_step(model, tokens, targets, impl.CrossEntropyLoss(),
-                             impl.SGD(model.get_parameters(), learning_rate=0.1), mask)
+    result = call(impl.train_step, model, tokens, targets, impl.CrossEntropyLoss(),
+                  impl.SGD(model.get_parameters(), learning_rate=0.1), mask, what="train_step", see=SEE_STEP)
     check_result(result, expected, "train_step(..., mask) with a mask that hides the third token of every example "
                  "(forward must receive the mask)", SEE_STEP)
     compare_models(model, reference, "after train_step with a mask hiding the third token", SEE_STEP)
@@ -299,7 +301,8 @@ def test_train_step_loss_falls_on_a_fixed_batch(impl, ref):
     loss_fn = impl.CrossEntropyLoss()
     losses, accuracies = [], []
     for _ in range(20):
-        loss, accuracy = impl.train_step(model, tokens, targets, loss_fn, optimizer, mask)
+        loss, accuracy = call(impl.train_step, model, tokens, targets, loss_fn, optimizer, mask,
+                              what="train_step", see=SEE_STEP)
         losses.append(float(loss))
         accuracies.append(accuracy)
     with check:
@@ -329,7 +332,8 @@ def eval_data(ref, reference):
 def test_evaluate_loss_is_the_mean_over_all_examples(impl, ref, batch_size):
     model, reference = make_pair(impl, ref, seed=6)
     tokens, targets, expected = eval_data(ref, reference)
-    result = impl.evaluate(model, tokens, targets, impl.CrossEntropyLoss(), batch_size=batch_size)
+    result = call(impl.evaluate, model, tokens, targets, impl.CrossEntropyLoss(), batch_size=batch_size,
+                  what="evaluate", see=SEE_EVAL)
     check_result(result, expected, f"evaluate(model, 5 examples, batch_size={batch_size}) with 3 of 5 predictions "
                  f"right (the loss is the mean over the 5 examples, not the mean of the batch means; the accuracy "
                  f"is 3/5)", SEE_EVAL)
@@ -339,13 +343,15 @@ def test_evaluate_does_not_change_parameters(impl, ref):
     model, reference = make_pair(impl, ref, seed=7)
     tokens, targets, expected = eval_data(ref, reference)
     before = {path: np.array(get_path(model, path)) for path in PATHS}
-    result = impl.evaluate(model, tokens, targets, impl.CrossEntropyLoss(), batch_size=2)
+    result = call(impl.evaluate, model, tokens, targets, impl.CrossEntropyLoss(), batch_size=2,
+                  what="evaluate", see=SEE_EVAL)
     check_result(result, expected, "evaluate(model, 5 examples, batch_size=2)", SEE_EVAL)
     for path in PATHS:
         with check:
             assert np.array_equal(get_path(model, path), before[path]), (
                 f"evaluate changed Transformer.{path}: evaluation runs forward only (no backward, no optimizer "
                 f"step); {SEE_EVAL}")
-    again = impl.evaluate(model, tokens, targets, impl.CrossEntropyLoss(), batch_size=2)
+    again = call(impl.evaluate, model, tokens, targets, impl.CrossEntropyLoss(), batch_size=2,
+                 what="evaluate", see=SEE_EVAL)
     check_result(again, expected, "evaluate called a second time on the same data (must give the same result)",
                  SEE_EVAL)

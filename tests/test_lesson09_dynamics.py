@@ -7,7 +7,7 @@ import pytest
 from pytest_check import check
 
 from kata.course.manifest import reread
-from tests.helpers import assert_close, copy_params, randomize_params, transformer_params
+from tests.helpers import assert_close, call, copy_params, randomize_params, transformer_params
 
 pytestmark = pytest.mark.lesson09
 
@@ -61,7 +61,7 @@ def check_accuracies(result, expected, what):
 
 def test_per_operation_accuracy_of_a_model_that_always_answers_five(impl):
     model = always_answering(impl, 7)  # token 7 is the digit "5"
-    result = impl.per_operation_accuracy(model, ALWAYS_FIVE)
+    result = call(impl.per_operation_accuracy, model, ALWAYS_FIVE, what="per_operation_accuracy", see=SEE_OPS)
     check_accuracies(result, ALWAYS_FIVE_ACCURACY, "per_operation_accuracy(a model that always answers 5, 13 examples "
                      "of 2 to 4 arguments: First 1 of 2 right, Second 1 of 1, Last 0 of 3, Max 3 of 4, Min 1 of 3)")
     with check:
@@ -74,7 +74,7 @@ def test_per_operation_accuracy_of_another_constant_model(impl):
             example("Second", [3, 0, 9, 9]), example("Max", [0, 0]), example("Second", [0, 0]),
             example("Min", [0, 1, 2, 3]), example("Last", [7, 7])]
     model = always_answering(impl, 2)  # token 2 is the digit "0"
-    result = impl.per_operation_accuracy(model, data)
+    result = call(impl.per_operation_accuracy, model, data, what="per_operation_accuracy", see=SEE_OPS)
     check_accuracies(result, {"First": 1.0, "Second": 1.0, "Last": 0.5, "Max": 1.0, "Min": 1.0},
                      "per_operation_accuracy(a model that always answers 0, 8 examples: only Last ( 7 7 ) is wrong)")
 
@@ -90,7 +90,7 @@ def test_per_operation_accuracy_matches_the_reference(impl, ref):
     model = impl.Transformer(**CFG)
     copy_params(reference, model, paths)
     expected = ref.per_operation_accuracy(reference, data)
-    result = impl.per_operation_accuracy(model, data)
+    result = call(impl.per_operation_accuracy, model, data, what="per_operation_accuracy", see=SEE_OPS)
     check_accuracies(result, expected, "per_operation_accuracy(a partly trained model, 80 examples of 2 to 4 "
                      "arguments)")
 
@@ -106,7 +106,7 @@ def entropy_of(weights):
 @pytest.mark.parametrize("T", [1, 2, 5, 7])
 def test_attention_entropy_of_uniform_rows_is_ln_T(impl, T):
     weights = np.full((2, 3, T), 1.0 / T)
-    result = impl.attention_entropy(weights)
+    result = call(impl.attention_entropy, weights, what="attention_entropy", see=SEE_ENTROPY)
     assert_close(result, np.full((2, 3), math.log(T)), f"attention_entropy(rows of shape (2, 3, {T}) all equal to "
                  f"1/{T}): ln {T} = {math.log(T):.6f} nats (natural log, not bits)", SEE_ENTROPY)
 
@@ -114,7 +114,7 @@ def test_attention_entropy_of_uniform_rows_is_ln_T(impl, T):
 def test_attention_entropy_of_one_hot_rows_is_zero(impl):
     weights = np.eye(4)[None, None].repeat(2, axis=1)  # (1, 2, 4, 4): each query attends to one key
     with np.errstate(all="ignore"):
-        result = impl.attention_entropy(weights)
+        result = call(impl.attention_entropy, weights, what="attention_entropy", see=SEE_ENTROPY)
     assert_close(result, np.zeros((1, 2, 4)), "attention_entropy(one-hot rows): 0, with 0 * ln 0 taken as 0 "
                  "(not NaN)", SEE_ENTROPY)
 
@@ -122,7 +122,7 @@ def test_attention_entropy_of_one_hot_rows_is_zero(impl):
 def test_attention_entropy_by_hand(impl):
     weights = np.array([[0.5, 0.25, 0.25, 0.0], [0.5, 0.0, 0.5, 0.0], [0.1, 0.2, 0.3, 0.4]])
     with np.errstate(all="ignore"):
-        result = impl.attention_entropy(weights)
+        result = call(impl.attention_entropy, weights, what="attention_entropy", see=SEE_ENTROPY)
     expected = [1.5 * math.log(2), math.log(2), -sum(w * math.log(w) for w in (0.1, 0.2, 0.3, 0.4))]
     assert_close(result, expected, "attention_entropy([[0.5, 0.25, 0.25, 0], [0.5, 0, 0.5, 0], [0.1, 0.2, 0.3, "
                  "0.4]]): 1.5 ln 2, ln 2 and -sum(w ln w)", SEE_ENTROPY)
@@ -133,7 +133,7 @@ def test_attention_entropy_shapes(impl, shape):
     rng = np.random.default_rng(3)
     weights = rng.random(shape) + 0.1
     weights /= weights.sum(axis=-1, keepdims=True)
-    result = impl.attention_entropy(weights)
+    result = call(impl.attention_entropy, weights, what="attention_entropy", see=SEE_ENTROPY)
     with check:
         assert np.shape(result) == shape[:-1], (
             f"attention_entropy(weights of shape {shape}) must have shape weights.shape[:-1] = {shape[:-1]}, got "
@@ -150,7 +150,7 @@ def test_attention_entropy_of_masked_attention(impl, ref):
     attention.forward(np.random.default_rng(5).standard_normal((2, 5, 8)), mask)
     weights = np.array(attention.last_attention_weights)  # (2, 2, 5, 5), exact zeros on the masked keys
     with np.errstate(all="ignore"):
-        result = impl.attention_entropy(weights)
+        result = call(impl.attention_entropy, weights, what="attention_entropy", see=SEE_ENTROPY)
     with check:
         assert_close(result, entropy_of(weights), "attention_entropy(the (2, 2, 5, 5) weights of a masked attention, "
                      "with exact zeros)", SEE_ENTROPY)

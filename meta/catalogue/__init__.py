@@ -34,6 +34,12 @@ class Mutant:
     replace: str
     first_failure: str = ""  # if given, a regular expression the first failure ("test_name: message") must match
     section: str = ""  # the section its first failure must name, when not that of the exercise it edits
+    more: tuple = ()  # further edits (file, find, replace), each applying exactly once, for a mistake spanning files
+    says: str = ""  # when set, the first failure's message must contain it (the test that catches it says so)
+
+    def edits(self):
+        """Every (file, find, replace) edit of the mutant."""
+        return ((self.file, self.find, self.replace), *self.more)
 
 
 def catalogue():
@@ -47,22 +53,25 @@ def catalogue():
 
 
 def mutated_source(mutant):
-    """The text of solutions/<file> with the mutant's edit; fails if the edit does not apply exactly once."""
-    source = (ROOT / "solutions" / mutant.file).read_text()
-    count = source.count(mutant.find)
-    if count != 1:
-        raise ValueError(f"mutant {mutant.id}: its text occurs {count} times in solutions/{mutant.file}, "
-                         f"expected once (did the reference change?)")
-    return source.replace(mutant.find, mutant.replace)
+    """{file: text of solutions/<file> with the mutant's edits}; fails if an edit does not apply exactly once."""
+    sources = {}
+    for file, find, replace in mutant.edits():
+        source = sources.get(file) or (ROOT / "solutions" / file).read_text()
+        count = source.count(find)
+        if count != 1:
+            raise ValueError(f"mutant {mutant.id}: its text occurs {count} times in solutions/{file}, "
+                             f"expected once (did the reference change?)")
+        sources[file] = source.replace(find, replace)
+    return sources
 
 
 def build(mutant, folder):
     """Write a copy of solutions/ with the mutant applied into folder (created); return the folder."""
     folder = Path(folder)
     shutil.copytree(ROOT / "solutions", folder, ignore=shutil.ignore_patterns("__pycache__"))
-    text = mutated_source(mutant)
-    compile(text, str(folder / mutant.file), "exec")  # a mutant must be wrong code, not broken syntax
-    (folder / mutant.file).write_text(text)
+    for file, text in mutated_source(mutant).items():
+        compile(text, str(folder / file), "exec")  # a mutant must be wrong code, not broken syntax
+        (folder / file).write_text(text)
     return folder
 
 

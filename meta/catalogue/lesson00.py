@@ -69,4 +69,16 @@ MUTANTS = [
            "split sizes floored without the 1e-9 the lesson adds, so 0.29 * 100 = 28.999999999999996 gives 28",
            "    n_train = math.floor(n * train_ratio + 1e-9)  # 1e-9 keeps 0.29 * 100 = 28.999... from giving 28\n",
            "    n_train = math.floor(n * train_ratio)\n"),
+    Mutant("split-shuffles-the-callers-list", "00", "data.py",
+           "split_dataset reorders the caller's list in place with the seeded permutation, then slices it",
+           "    pick = lambda idx: [dataset[i] for i in idx]\n"
+           "    return pick(order[:n_train]), pick(order[n_train:n_train + n_val]), pick(order[n_train + n_val:])\n",
+           "    dataset[:] = [dataset[i] for i in order]  # shuffled in place\n"
+           "    return dataset[:n_train], dataset[n_train:n_train + n_val], dataset[n_train + n_val:]\n",
+           says="in place"),
+    Mutant("batch-pads-the-callers-sequences", "00", "data.py",
+           "create_batch also pads the caller's token lists with PAD (seq.extend) once it has built the batch",
+           "    return tokens, targets, mask\n",
+           "    for seq, _ in examples:\n        seq.extend([PAD_TOKEN] * (T - len(seq)))  # padded in place\n"
+           "    return tokens, targets, mask\n", says="in place"),
 ]

@@ -53,4 +53,25 @@ MUTANTS = [
            "the positional table built as float32: right to 3e-8 only, so every float64 check after it fails",
            "pe = np.zeros((max_seq_len, embed_dim))", "pe = np.zeros((max_seq_len, embed_dim), dtype=np.float32)",
            first_failure=r"^test_positional_encoding_is_float64\[.*: the positional table holds float32 values"),
+    Mutant("positions-added-in-place", "01", "embedding.py",
+           "the position table added to the caller's x in place (x += pe): the output is right, x is changed",
+           "        return x + self.pe[: x.shape[1]].astype(x.dtype, copy=False)  # keeps float32 input float32\n",
+           "        x += self.pe[: x.shape[1]].astype(x.dtype, copy=False)\n        return x\n", says="in place"),
+    Mutant("embedding-forward-clears-tokens", "01", "embedding.py",
+           "forward keeps a copy of the tokens and then overwrites the caller's array (tokens[...] = 0)",
+           "        self.cache = tokens\n        return self.W[tokens]  # (B, T, D)\n",
+           "        self.cache = tokens.copy()\n        out = self.W[tokens]\n        tokens[...] = 0\n"
+           "        return out\n", says="in place"),
+    Mutant("embedding-backward-clears-upstream", "01", "embedding.py",
+           "backward adds the upstream gradient into grad_W, then clears the caller's array (grad_output[...] = 0)",
+           "        np.add.at(self.grad_W, tokens.reshape(-1), grad_output.reshape(-1, self.embed_dim))\n"
+           "        return None\n",
+           "        np.add.at(self.grad_W, tokens.reshape(-1), grad_output.reshape(-1, self.embed_dim))\n"
+           "        grad_output[...] = 0.0\n        return None\n", says="in place"),
+    Mutant("embedding-backward-clears-cached-tokens", "01", "embedding.py",
+           "Embedding.backward overwrites the tokens its forward kept, which are the caller's array",
+           "        np.add.at(self.grad_W, tokens.reshape(-1), grad_output.reshape(-1, self.embed_dim))\n"
+           "        return None\n",
+           "        np.add.at(self.grad_W, tokens.reshape(-1), grad_output.reshape(-1, self.embed_dim))\n"
+           "        tokens[...] = 0\n        return None\n", says="given earlier to Embedding.forward"),
 ]

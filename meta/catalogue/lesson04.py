@@ -27,7 +27,7 @@ MUTANTS = [
            "the residual added in place (x += ...), changing the caller's x and attention's cached input",
            "        h = self.norm1.forward(x + self.attention.forward(x, mask))\n",
            "        x += self.attention.forward(x, mask)\n"
-           "        h = self.norm1.forward(x)\n"),
+           "        h = self.norm1.forward(x)\n", says="in place"),
     Mutant("block-backward-drops-ffn-skip", "04", "block.py",
            "backward drops the skip path around the feed-forward network",
            "d_h = d_sum2 + self.feed_forward.backward(d_sum2)", "d_h = self.feed_forward.backward(d_sum2)"),
@@ -45,4 +45,8 @@ MUTANTS = [
            "the second residual adds the block's input x instead of h",
            "return self.norm2.forward(h + self.feed_forward.forward(h))",
            "return self.norm2.forward(x + self.feed_forward.forward(h))"),
+    Mutant("block-backward-clears-upstream", "04", "block.py",
+           "TransformerBlock.backward clears the caller's grad_output once it has used it",
+           "return d_sum1 + self.attention.backward(d_sum1)",
+           "grad_output[...] = 0.0\n        return d_sum1 + self.attention.backward(d_sum1)", says="in place"),
 ]

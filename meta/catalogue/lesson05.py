@@ -42,4 +42,14 @@ MUTANTS = [
            "        return self.output.forward(x[:, 0, :])",
            "            break\n"
            "        return self.output.forward(x[:, 0, :])"),
+    Mutant("model-forward-clears-tokens", "05", "model.py",
+           "Transformer.forward overwrites the caller's tokens with PAD once it has computed the logits",
+           "        return self.output.forward(x[:, 0, :])  # (B, V), the first token's state is the summary\n",
+           "        logits = self.output.forward(x[:, 0, :])\n        tokens[...] = 0\n        return logits\n",
+           says="in place"),
+    Mutant("model-forward-fills-mask", "05", "model.py",
+           "Transformer.forward sets every entry of the mask it was given to True once it has computed the logits",
+           "        return self.output.forward(x[:, 0, :])  # (B, V), the first token's state is the summary\n",
+           "        logits = self.output.forward(x[:, 0, :])\n        mask[...] = True\n        return logits\n",
+           says="in place"),
 ]

@@ -41,4 +41,9 @@ MUTANTS = [
            "the log taken of the (stable) softmax probabilities, which underflow to 0 for very unlikely targets",
            LOG_PROBS,
            "log_probs = np.log(np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True))  # (B, V)"),
+    Mutant("loss-shifts-logits-in-place", "06", "loss.py",
+           "the maximum subtracted from the caller's logits in place (logits -= max): the loss is right, the "
+           "caller's logits are changed",
+           "shifted = logits - logits.max(axis=1, keepdims=True)",
+           "logits -= logits.max(axis=1, keepdims=True)\n        shifted = logits", says="in place"),
 ]

@@ -78,4 +78,17 @@ MUTANTS = [
            "        plus = np.sum(np.asarray(f(nudged), dtype=np.float64) * weight)\n"
            "        nudged[index] = original - eps\n"
            "        minus = np.sum(np.asarray(f(nudged), dtype=np.float64) * weight)\n"),
+    Mutant("model-backward-clears-grad-logits", "07", "backprop.py",
+           "transformer_backward clears the caller's grad_logits once the output layer has used them",
+           "    d_pooled = model.output.backward(grad_logits)  # (B, D)\n",
+           "    d_pooled = model.output.backward(grad_logits)  # (B, D)\n    grad_logits[...] = 0.0\n",
+           says="in place"),
+    Mutant("numerical-gradient-scales-grad-output", "07", "backprop.py",
+           "numerical_gradient folds 1 / (2 eps) into the caller's grad_output in place",
+           "        return out.sum() if grad_output is None else (out * grad_output).sum()\n",
+           "        return out.sum() if grad_output is None else (out * grad_output).sum()\n\n"
+           "    if grad_output is not None:\n        grad_output /= 2 * eps\n        scale = 1.0\n"
+           "    else:\n        scale = 1.0 / (2 * eps)\n",
+           more=(("backprop.py", "        grad[index] = (plus - minus) / (2 * eps)\n",
+                  "        grad[index] = (plus - minus) * scale\n"),), says="in place"),
 ]

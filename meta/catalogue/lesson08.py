@@ -84,4 +84,14 @@ MUTANTS = [
            "        batch, batch_targets = tokens[start:start + batch_size], targets[start:start + batch_size]\n"
            "        train_step(model, batch, batch_targets, loss_fn, optimizer)\n"
            "        logits = model.forward(batch)\n"),
+    Mutant("train-step-clears-targets", "08", "training.py",
+           "train_step overwrites the caller's targets with the model's predictions once it has taken the step",
+           "    return float(loss), float((logits.argmax(axis=1) == targets).mean())\n",
+           "    accuracy = float((logits.argmax(axis=1) == targets).mean())\n"
+           "    targets[...] = logits.argmax(axis=1)\n    return float(loss), accuracy\n", says="in place"),
+    Mutant("evaluate-clears-tokens", "08", "training.py",
+           "evaluate overwrites the caller's tokens with PAD once it has computed the loss and accuracy",
+           "    return total_loss / len(tokens), correct / len(tokens)\n",
+           "    result = total_loss / len(tokens), correct / len(tokens)\n    tokens[...] = 0\n    return result\n",
+           says="in place"),
 ]

@@ -70,4 +70,16 @@ MUTANTS = [
     Mutant("cosine-not-clamped", "09", "dynamics.py",
            "no clamp after total_steps: the cosine rises again",
            "    if step >= total_steps:\n        return min_lr\n", ""),
+    Mutant("entropy-writes-ones-into-weights", "09", "dynamics.py",
+           "attention_entropy replaces the zero weights by 1 in the caller's array (log 1 = 0, so the entropy is "
+           "right)",
+           "    safe = np.where(weights > 0, weights, 1.0)  # log(1) = 0 where the weight is 0\n"
+           "    return -(weights * np.log(safe)).sum(axis=-1)\n",
+           "    weights[weights <= 0] = 1.0  # log(1) = 0\n"
+           "    return -(np.where(weights < 1.0, weights, 0.0) * np.log(weights)).sum(axis=-1)\n", says="in place"),
+    Mutant("per-operation-sorts-the-dataset", "09", "dynamics.py",
+           "per_operation_accuracy sorts the caller's list of examples by target (the accuracies are unchanged)",
+           "    tokens, targets, mask = create_batch(dataset)\n",
+           "    dataset.sort(key=lambda example: example[1])\n    tokens, targets, mask = create_batch(dataset)\n",
+           says="in place"),
 ]
