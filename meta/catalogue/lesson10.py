@@ -27,5 +27,6 @@ MUTANTS = [
     Mutant("integration-reports-made-up-numbers", "10", "training.py",
            "a train_step that never trains the (correct) model and returns made-up falling losses, and an "
            "evaluate that returns (0.05, 0.99)",
-           TRAIN_STEP, FAKE_STEP, more=(("training.py", EVALUATE, FAKE_EVALUATE),), says="computed by the test"),
+           TRAIN_STEP, FAKE_STEP, more=(("training.py", EVALUATE, FAKE_EVALUATE),), says="computed by the test",
+           section="Training your own model"),  # lesson 10 judges the model by what it measures itself
 ]
