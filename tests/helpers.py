@@ -78,9 +78,10 @@ def assert_gradients(what, see, forward, backward, see_zero_grad=None, **kwargs)
     Every forward and backward call of the check goes through call(): an input or upstream gradient changed in
     place fails with the in-place message rather than as a wrong gradient.
     """
-    problems = check_gradients(forward=lambda *arrays: call(forward, *arrays, what=f"{what}: forward", see=see),
+    problems = check_gradients(forward=lambda *arrays: call(forward, *arrays, what=f"{what}: forward", see=see,
+                                                            remember=False),
                                backward=lambda upstream: call(backward, upstream, what=f"{what}: backward",
-                                                              see=see),
+                                                              see=see, remember=False),
                                **kwargs)
     zero_grads = bool(problems and see_zero_grad) and all(isinstance(p, Accumulated) for p in problems)
     head = "zero_grad does not clear every gradient" if zero_grads else "the backward pass is not the exact gradient"
@@ -133,7 +134,7 @@ READ_ONLY = ("Inputs are read-only: compute into a new array (y = x + a, np.maxi
              "the caller's (x += a, x[...] = ..., out=x)")
 
 
-def call(fn, *args, what, see, hint=READ_ONLY, **kwargs):
+def call(fn, *args, what, see, hint=READ_ONLY, remember=True, **kwargs):
     """fn(*args, **kwargs) for an exercise that must only read its array and list arguments.
 
     The arguments are passed as they are, so the call is an ordinary one; private copies taken before it are
@@ -143,8 +144,10 @@ def call(fn, *args, what, see, hint=READ_ONLY, **kwargs):
     inputs only once they are known to be unchanged (or before the call).
     Never used for what the contract lets write in place (optimizers' parameters, gradients, clip_grad_norm).
     hint: what to do instead, for an exercise whose lesson teaches something else than READ_ONLY.
+    remember=False: only this call's own arguments are checked, and kept for no later call (the gradient check's
+    hundreds of calls, each given fresh copies: checking every earlier one again after each would cost the square).
     """
-    earlier = _earlier_inputs()
+    earlier = _earlier_inputs() if remember else {"inputs": [], "theirs": []}
     copies = [(f"argument {k + 1}", value, _snapshot(value)) for k, value in enumerate(args)]
     copies += [(f"argument {name}", value, _snapshot(value)) for name, value in kwargs.items()]
     copies = [(name, value, before) for name, value, before in copies if before is not None]
