@@ -147,11 +147,16 @@ def call(fn, *args, what, see, hint=READ_ONLY, remember=True, **kwargs):
     remember=False: only this call's own arguments are checked, and kept for no later call (the gradient check's
     hundreds of calls, each given fresh copies: checking every earlier one again after each would cost the square).
     """
+    remember = remember and not _EARLIER["quiet"]  # (a call inside a forgetful one forgets too)
     earlier = _earlier_inputs() if remember else {"inputs": [], "theirs": []}
     copies = [(f"argument {k + 1}", value, _snapshot(value)) for k, value in enumerate(args)]
     copies += [(f"argument {name}", value, _snapshot(value)) for name, value in kwargs.items()]
     copies = [(name, value, before) for name, value, before in copies if before is not None]
-    result = fn(*args, **kwargs)
+    _EARLIER["quiet"] += not remember
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        _EARLIER["quiet"] -= not remember
     for name, value, before in copies:
         _assert_unchanged(before, value, f"{what} changed its input in place: {name}", hint, see)
     for earlier_what, name, value, before in earlier["inputs"]:
@@ -165,7 +170,7 @@ def call(fn, *args, what, see, hint=READ_ONLY, remember=True, **kwargs):
     return result
 
 
-_EARLIER = {"test": None, "inputs": [], "theirs": []}
+_EARLIER = {"test": None, "inputs": [], "theirs": [], "quiet": 0}
 
 
 def _earlier_inputs():
