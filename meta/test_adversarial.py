@@ -335,14 +335,10 @@ def leftovers(wait=10.0):
     holds. A PID namespace dies a few milliseconds after its first process: waited for, up to wait seconds."""
     from kata.sandbox import Policy
     from kata.sandbox.accounts import sandbox_user
-    from kata.sandbox.processes import CGROUPS, CONTROLLERS
+    from kata.sandbox.processes import CGROUPS, CONTROLLERS, holder_gone
     policy = Policy(hidden=())
     named = sandbox_user(policy)
     low, high = policy.transient_uids
-
-    def holder_alive(name):
-        holder = name.split("-")[1]
-        return holder.isdigit() and os.path.exists(f"/proc/{holder}")
 
     def ours(pid):
         try:
@@ -358,14 +354,14 @@ def leftovers(wait=10.0):
                 marked = False
         except OSError:
             return False
-        if any(g.startswith("kata-") and holder_alive(g) for g in groups) or not alive(pid):
+        if any(g.startswith("kata-") and not holder_gone(g) for g in groups) or not alive(pid):
             return False  # a sandbox still running (another test's, on this machine), or dead (a zombie)
         return (named is not None and uid == named[0]) or low <= uid < high or marked or MARK.encode() in argv
 
     stop = time.monotonic() + wait
     while True:
         left = [str(path) for controller in CONTROLLERS for path in (CGROUPS / controller).glob("kata-*")
-                if not holder_alive(path.name)]
+                if holder_gone(path.name)]
         left += [f"process {pid}" for pid in filter(str.isdigit, os.listdir("/proc")) if ours(pid)]
         if not left or time.monotonic() > stop:
             return left

@@ -143,8 +143,7 @@ def sweep_cgroups():
     orphans = {}
     for controller in CONTROLLERS:
         for path in (CGROUPS / controller).glob("kata-*-*"):
-            holder = path.name.split("-")[1]
-            if holder.isdigit() and not os.path.exists(f"/proc/{holder}"):
+            if holder_gone(path.name):
                 orphans.setdefault(path.name, {})[controller] = path
     for paths in orphans.values():
         left = Cgroups(paths)
@@ -152,15 +151,34 @@ def sweep_cgroups():
             victims = left.members()
             if not victims:
                 break
-            left.freeze()
-            for pid in victims:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            left.freeze(False)
+            kill_frozen(victims, left)
             time.sleep(0.01)
         left.remove()
+
+
+def holder_gone(name):
+    """Whether the process holding the cgroup called name (kata-<holder pid>-<token>) is gone."""
+    holder = name.split("-")[1] if name.count("-") >= 2 else ""
+    return holder.isdigit() and not os.path.exists(f"/proc/{holder}")
+
+
+def kill_frozen(pids, cgroups=None, group=None):
+    """SIGKILL pids (and the process group group), with cgroups frozen meanwhile: nothing in them forks while the
+    signals go out, and a frozen process dies of its SIGKILL once it runs again."""
+    if cgroups is not None:
+        cgroups.freeze()
+    if group is not None:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except OSError:
+            pass
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if cgroups is not None:
+        cgroups.freeze(False)
 
 
 def cgroup_members(cgroups):
@@ -207,19 +225,7 @@ def kill_all(process, cgroup, known, token):
             victims.add(pid)
         if not victims and not cgroup_members(cgroup):
             break
-        if cgroup is not None:
-            cgroup.freeze()
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        for victim in victims:
-            try:
-                os.kill(victim, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        if cgroup is not None:
-            cgroup.freeze(False)  # (a frozen process dies of SIGKILL once it runs again)
+        kill_frozen(victims, cgroup, group=pid)
         reap(victims - {pid})
         time.sleep(0.02 * (attempt > 0))
     process.wait()
