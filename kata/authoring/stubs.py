@@ -1,14 +1,18 @@
 """Write exercises/ from solutions/: each solution region becomes a stub (kata/course/exercises.py says how).
 
     python -m kata.authoring.stubs [--check]
+
+A file of exercises/ that would change (a student's work, or an older stub) is first copied to .kata/backup/.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
+from ..course.backups import Backups
 from ..course.exercises import generate
-from ..course.repository import STUDENT
+from ..course.files import write_atomic
+from ..course.repository import STATE, STUDENT, shown
 
 
 def stale_files(target=STUDENT):
@@ -30,9 +34,16 @@ def main(argv=None):
         print("exercises/ is up to date" if not stale else f"out of date: {', '.join(stale)}")
         return 1 if stale else 0
     target.mkdir(exist_ok=True)
+    keep, written = Backups(STATE / "backup"), 0
     for name, text in generate().items():
-        (target / name).write_text(text)
-    print(f"wrote {len(generate())} files to {target}")
+        path = target / name
+        if path.is_file() and path.read_bytes() == text.encode():
+            continue
+        keep.save(path)  # a changed file may hold a student's work: nothing is written over without a copy
+        write_atomic(path, text)
+        written += 1
+    print(f"wrote {written} of {len(generate())} files to {shown(target)}"
+          + (f"; the {len(keep.saved)} replaced were copied to {shown(keep.folder)}/ first" if keep.saved else ""))
     return 0
 
 

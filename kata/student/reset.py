@@ -3,10 +3,7 @@
     reset("03")     -> the backups made (nothing is written over without one)
 """
 
-import datetime
-import shutil
-from pathlib import Path
-
+from ..course.backups import Backups
 from ..course.exercises import generate, holds_reference
 from ..course.files import write_atomic
 from ..course.manifest import lesson
@@ -28,27 +25,10 @@ def reset(lesson_id, folder=STUDENT, backup_root=STATE / "backup"):
     if not item.files:
         raise ValueError(f"lesson {item.id} ({item.title}) has no files of its own to reset")
     generated = generate()
-    backups, backup_dir = [], None
+    keep = Backups(backup_root)
     for name in item.files:
         target = folder / name
         if target.is_file() and target.read_bytes() != generated[name].encode():
-            if backup_dir is None:
-                backup_dir = _new_backup_dir(Path(backup_root))
-            shutil.copy2(target, backup_dir / name)
-            backups.append(backup_dir / name)
+            keep.save(target)
         write_atomic(target, generated[name])
-    return backups
-
-
-def _new_backup_dir(root):
-    """A fresh backup_root/<timestamp> folder (with a -2, -3... suffix when two resets share a second)."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    root.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, 1000):
-        path = root / (stamp if attempt == 1 else f"{stamp}-{attempt}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise ValueError(f"cannot create a backup folder in {root}: too many backups named {stamp}")
+    return keep.saved
