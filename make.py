@@ -102,8 +102,8 @@ def find_python():
         if version < MINIMUM:
             raise Refused("PYTHON=%s is Python %d.%d. %s" % ((chosen,) + version + (how_to_get_python(),)))
         return command, version
-    if sys.version_info[:2] >= MINIMUM:
-        return [sys.executable], tuple(sys.version_info[:2])
+    if sys.version_info[:2] >= MINIMUM:  # (the interpreter a venv was made from, when this runs inside one)
+        return [getattr(sys, "_base_executable", sys.executable)], tuple(sys.version_info[:2])
     found = []
     for name in CANDIDATES:
         path = shutil.which(name)
@@ -126,8 +126,9 @@ def venv_python(venv=VENV):
 
 def interpreter_identity(command):
     """What identifies an interpreter for .venv: its real executable and full version."""
-    out = subprocess.run(command + ["-c", "import os, sys; print(os.path.realpath(sys.executable)); "
-                                          "print(sys.version.split()[0])"],
+    out = subprocess.run(command + ["-c", "import os, sys; "
+                                          "print(os.path.realpath(getattr(sys, '_base_executable', sys.executable)));"
+                                          " print(sys.version.split()[0])"],
                          stdout=subprocess.PIPE, universal_newlines=True, check=True)
     executable, version = out.stdout.split("\n")[:2]
     return {"python": executable, "version": version}
@@ -149,24 +150,45 @@ def lock_digest():
     return digest.hexdigest()[:16]
 
 
+def reason_to_remake(venv=VENV, state=None):
+    """Why the existing venv must be made again (None: keep it, or there is none)."""
+    if not os.path.isdir(venv):
+        return None
+    state = read_state(venv) if state is None else state
+    python = venv_python(venv)
+    version = version_of([python]) if os.path.exists(python) else None
+    if version is None:
+        return "its Python does not run any more"
+    if version < MINIMUM:
+        return "it was made with Python %d.%d" % version
+    if os.environ.get("PYTHON"):
+        identity = interpreter_identity(find_python()[0])
+        if {key: state.get(key) for key in identity} != identity:
+            return "it was made with %s, and PYTHON=%s is Python %s" % (
+                "Python " + state["version"] if state.get("version") else "another Python",
+                os.environ["PYTHON"], identity["version"])
+    return None
+
+
 def setup(extras=BASE, venv=VENV, say=print):
     """.venv made with a 3.11+ interpreter and the locked dependencies of extras installed; returns its Python.
 
-    .venv is made again when the interpreter it was made with is not the one chosen now (another version, or
-    gone), and the dependencies are installed again when requirements.lock, pyproject.toml or extras changed."""
-    command, version = find_python()
-    identity = interpreter_identity(command)
-    state, python = read_state(venv), venv_python(venv)
-    base_state = {key: state.get(key) for key in identity}
-    if os.path.isdir(venv) and (base_state != identity or not os.path.exists(python)):
-        was = state.get("version") or "an unknown Python"
-        say("Making .venv again: it was made with %s, this is Python %s (%s)."
-            % (was, identity["version"], identity["python"]))
+    .venv is made again when its interpreter no longer runs or is older than 3.11 (it was made by an old Python,
+    or that Python was removed or upgraded), or when $PYTHON names another interpreter than the one it was made
+    with; the dependencies are installed again when requirements.lock, pyproject.toml or extras changed."""
+    state = read_state(venv)
+    reason = reason_to_remake(venv, state)
+    if reason:
+        say("Making .venv again: %s." % reason)
         shutil.rmtree(venv)
         state = {}
     if not os.path.isdir(venv):
+        command, _ = find_python()
+        identity = interpreter_identity(command)
         say("Creating .venv with Python %s (%s)." % (identity["version"], identity["python"]))
         subprocess.run(command + ["-m", "venv", venv], check=True)
+        state = {}
+    python = venv_python(venv)
     wanted = set(filter(None, extras.split(",")))
     have = set(state.get("extras", [])) if state.get("lock") == lock_digest() else set()
     if not wanted <= have:
@@ -177,7 +199,8 @@ def setup(extras=BASE, venv=VENV, say=print):
         subprocess.run(pip + ["--upgrade", "setuptools"], check=True, cwd=ROOT)
         subprocess.run(pip + ["--no-build-isolation", "--editable", ".[%s]" % ",".join(sorted(wanted))],
                        check=True, cwd=ROOT)
-        state = dict(identity, lock=lock_digest(), extras=sorted(wanted))
+        state = dict(state, lock=lock_digest(), extras=sorted(wanted))
+        state.update(interpreter_identity([python]))
         with open(os.path.join(venv, STATE_FILE), "w", encoding="utf-8") as handle:
             json.dump(state, handle, indent=1)
     return python
