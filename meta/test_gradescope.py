@@ -102,7 +102,7 @@ def test_package_holds_what_gradescope_runs_and_nothing_else(tmp_path):
     with zipfile.ZipFile(first) as archive:
         infos = {info.filename: info for info in archive.infolist()}
     names = set(infos)
-    for required in ["setup.sh", "run_autograder", "grader.py", "manifest.toml", "pyproject.toml", "requirements.txt",
+    for required in ["setup.sh", "run_autograder", "grader.py", "manifest.toml", "pyproject.toml", "requirements.lock",
                      "kata/grading/grade.py", "kata/testing/plugin.py", "tests/test_lesson06_loss.py", "solutions/loss.py",
                      "exercises/loss.py"]:
         assert required in names, f"{required} missing from the autograder zip"

@@ -64,7 +64,7 @@ STDOUT_VISIBILITY = "hidden"  # stdout, where the grader's diagnostics go: instr
 GRADED, FAILED, MISCONFIGURED = 0, 1, 2  # the exit statuses of main() and of run_autograder
 FAILURES_SHOWN = 3  # the first failures tell a student where to start; the rest is noise in a collapsed box
 OUTPUT_CHARS = 2000  # the longest message shown under a lesson
-PACKAGED_FILES = ["grader.py", "manifest.toml", "pyproject.toml", "requirements.txt"]
+PACKAGED_FILES = ["grader.py", "manifest.toml", "pyproject.toml", "requirements.lock"]
 PACKAGED_DIRS = ["kata", "tests", "solutions"]  # tests/: the graded lesson suites only (meta/ stays out)
 # and exercises/, generated afresh (whatever the instructor's copy holds): stubs stand in for files a student left out
 SKIPPED = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
@@ -172,7 +172,7 @@ def write_results(result, path, visibility=VISIBILITY, stdout_visibility=STDOUT_
 
 
 SETUP_SH = r"""#!/usr/bin/env bash
-# Gradescope runs this once, as root, when it builds the autograder image: a .venv with the pinned requirements.
+# Gradescope runs this once, as root, when it builds the autograder image: a .venv with the locked dependencies.
 set -euo pipefail
 cd "${AUTOGRADER_ROOT:-/autograder}/source"
 recent() { command -v "$1" >/dev/null && "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; }
@@ -186,8 +186,10 @@ if [ -z "$PYTHON" ]; then  # the kata needs Python >= 3.11 (tomllib); Ubuntu 22.
 fi
 "$PYTHON" -m venv .venv || {  # Debian-based images split venv into its own package
   DEBIAN_FRONTEND=noninteractive apt-get install -y "$(basename "$PYTHON")-venv" && "$PYTHON" -m venv .venv; }
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+# the kata's declared dependencies (pyproject.toml) at the versions of requirements.lock, as `make setup` installs them
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --constraint requirements.lock --upgrade setuptools
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --constraint requirements.lock \
+  --no-build-isolation --editable .
 .venv/bin/python -c "import kata.testing.plugin, numpy; print('kata autograder ready, numpy', numpy.__version__)"
 # the sandboxed child runs as another uid where the container forbids namespaces (kata/sandbox/): it must be
 # able to run this Python, and never to read the reference or the tests
