@@ -32,10 +32,11 @@ def private_paths():
 
 
 def python():
-    """How to run this Python in a message: '.venv/bin/python' unless the repository's venv is activated."""
+    """How to run this Python in a message: '.venv/bin/python' ('.venv\\Scripts\\python' on Windows) unless the
+    repository's venv is activated."""
     venv = ROOT / ".venv"
     if Path(sys.prefix).resolve() == venv.resolve() and os.environ.get("VIRTUAL_ENV") != str(venv):
-        return ".venv/bin/python"
+        return ".venv\\Scripts\\python" if os.name == "nt" else ".venv/bin/python"
     return "python"
 
 
