@@ -145,7 +145,8 @@ def main(argv=None, stdin=sys.stdin, out=sys.stdout):
                              "checkpoints/pretrained.npz)")
     parser.add_argument("--impl", default=None, help="the code to run the model with: solutions, exercises or a "
                         "folder (default: exercises/ once lessons 00-05 are finished, else the reference)")
-    parser.add_argument("expression", nargs="*", help="questions to answer (without them: read lines until Ctrl-D)")
+    parser.add_argument("expression", nargs="*", help="questions to answer (default: none, then it reads one per "
+                        "line until Ctrl-D)")
     args = parser.parse_args(argv)
     impl, note = choose_impl(args.impl)
     try:

@@ -44,19 +44,21 @@ def parse_args(argv):
                         "like exercises/")
     parser.add_argument("--size", choices=SIZES, default="medium", help="small 1,000, medium 10,000 (default), "
                         "large 100,000 examples, split 80/10/10")
-    parser.add_argument("--epochs", type=int, help="passes over the training set (default: "
+    parser.add_argument("--epochs", type=int, metavar="N", help="passes over the training set (default: "
                         + ", ".join(f"{n} for {size}" for size, n in EPOCHS.items()) + ")")
-    parser.add_argument("--batch-size", type=int, default=Recipe.batch_size)
-    parser.add_argument("--lr", type=float, default=Recipe.learning_rate, help="peak learning rate of the warm-up "
+    parser.add_argument("--batch-size", type=int, default=Recipe.batch_size, metavar="N",
+                        help="examples per training step (default %(default)s)")
+    parser.add_argument("--lr", type=float, default=Recipe.learning_rate, metavar="X", help="peak learning rate of the warm-up "
                         "and cosine schedule (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the data, the initial weights and the batches")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="seeds the data, the initial weights and the "
+                        "batches (default %(default)s)")
     parser.add_argument("--interactive", action="store_true", help="walk one example through every stage, one key "
                         "press at a time, then pause after each epoch")
     parser.add_argument("--checkpoint", metavar="FILE", help="save the model of the best validation epoch here "
-                        "(.npz with a JSON header)")
-    parser.add_argument("--metrics-json", metavar="FILE", help="write the results as JSON here")
+                        "(.npz with a JSON header; default: not saved)")
+    parser.add_argument("--metrics-json", metavar="FILE", help="write the results as JSON here (default: not written)")
     parser.add_argument("--plots", metavar="DIR", help="save loss and accuracy curves, the confusion matrix and "
-                        "attention heatmaps as PNG files here (needs matplotlib)")
+                        "attention heatmaps as PNG files here (needs matplotlib; default: none drawn)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     args = parser.parse_args(argv)
     args.epochs = EPOCHS[args.size] if args.epochs is None else args.epochs
