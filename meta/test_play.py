@@ -287,8 +287,18 @@ class Terminal:
         return new
 
     def close(self):
+        """The exit status, once the process has ended (its output read to the end, so that it never writes into a
+        closed terminal)."""
+        end = time.monotonic() + 60
+        while self.proc.poll() is None and time.monotonic() < end:
+            if select.select([self.master], [], [], 0.2)[0]:
+                try:
+                    self.text += os.read(self.master, 65536).decode("utf-8", "replace")
+                except OSError:
+                    break
+        status = self.proc.wait(timeout=60)
         os.close(self.master)
-        return self.proc.wait(timeout=60)
+        return status
 
 
 def answer_of(screen):

@@ -3,7 +3,6 @@ checked (kata.course.files.check_output) before any work starts: one line naming
 
 import argparse
 import importlib
-import io
 import os
 import subprocess
 import sys
