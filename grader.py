@@ -41,7 +41,7 @@ def _common(parser, defaults):
     parser.add_argument("--impl", default=value("exercises"),
                         help="solutions, exercises (default), a folder laid out like exercises/, or a .zip of one")
     parser.add_argument("--lesson", action="append", default=value(None), metavar="ID",
-                        help="grade only this lesson (repeat it, or give a comma list: 02,03)")
+                        help="grade only this lesson (repeat it, or give a comma list: 02,03; default: every lesson)")
     parser.add_argument("--isolated", action="store_true", default=value(False),
                         help="grade each lesson with the reference code for every other lesson")
     parser.add_argument("--timeout", type=_seconds, default=value(DEFAULT_SECONDS), metavar="SECONDS",
@@ -59,28 +59,39 @@ def parser():
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="\n".join(__doc__.splitlines()[2:]))
     _common(main, True)
-    main.add_argument("--json", metavar="FILE", help="write the result as JSON (CONTRACT.md section 5)")
-    main.add_argument("--gradescope", metavar="FILE", help="write Gradescope's results.json")
+    main.add_argument("--json", metavar="FILE", help="write the result as JSON (CONTRACT.md section 5; default: "
+                      "not written)")
+    main.add_argument("--gradescope", metavar="FILE", help="write Gradescope's results.json (default: not written)")
     commands = main.add_subparsers(dest="command", metavar="[COMMAND]")
     _common(commands.add_parser("status", help="the progress table only"), False)
     hint = commands.add_parser("hint", help="the next hint for a lesson's exercise, one level at a time")
-    hint.add_argument("lesson_id", metavar="LESSON")
-    hint.add_argument("symbol", nargs="?", metavar="SYMBOL", help="an exercise, e.g. LayerNorm.forward")
+    hint.add_argument("lesson_id", metavar="LESSON", help="a lesson id, e.g. 02")
+    hint.add_argument("symbol", nargs="?", metavar="SYMBOL", help="an exercise, e.g. LayerNorm.forward (default: the "
+                      "lesson's first unfinished one, or the one its first failing test points to)")
     _common(commands.add_parser("watch", help="grade the current lesson again at every save (or Enter)"), False)
     reset = commands.add_parser("reset", help="restore a lesson's stubs, keeping a backup of your version")
-    reset.add_argument("lesson_id", metavar="LESSON")
+    reset.add_argument("lesson_id", metavar="LESSON", help="a lesson id, e.g. 02")
     batch = commands.add_parser("batch", help="grade every submission (sub-folder or zip) of a folder")
-    batch.add_argument("folder", metavar="DIR")
-    batch.add_argument("--out", default="grades", metavar="DIR", help="where grades.csv and one JSON per student go")
-    batch.add_argument("--workers", type=int, metavar="N", help="submissions graded at the same time")
-    for flag, options in (("--isolated", {"action": "store_true"}), ("--lesson", {"action": "append", "metavar": "ID"}),
-                          ("--timeout", {"type": _seconds, "metavar": "SECONDS"}),
-                          ("--allow-unconfined", {"action": "store_true"})):
+    batch.add_argument("folder", metavar="DIR", help="a folder holding one sub-folder or zip per student")
+    batch.add_argument("--out", default="grades", metavar="DIR", help="where grades.csv and one JSON per student go "
+                       "(default %(default)s)")
+    batch.add_argument("--workers", type=int, metavar="N", help="submissions graded at the same time (default "
+                       f"{batch_tools.DEFAULT_WORKERS})")
+    for flag, options in (
+            ("--isolated", {"action": "store_true", "help": "grade each lesson with the reference for every other "
+                                                            "lesson"}),
+            ("--lesson", {"action": "append", "metavar": "ID", "help": "grade only this lesson (repeatable or comma "
+                                                                        "list; default: every lesson)"}),
+            ("--timeout", {"type": _seconds, "metavar": "SECONDS", "help": "time allowed per lesson (default "
+                                                                           f"{DEFAULT_SECONDS:g})"}),
+            ("--allow-unconfined", {"action": "store_true", "help": "grade even where the sandbox cannot confine "
+                                                                    "the submissions' code (code you trust only)"})):
         batch.add_argument(flag, default=argparse.SUPPRESS, **options)
     package = commands.add_parser("package-gradescope", help="build the autograder zip for Gradescope")
     # a bad option is one line, like a bad setting: scripts build the autograder
     package.error = lambda message: package.exit(2, f"{package.prog}: error: {message}\n")
-    package.add_argument("--out", default="autograder.zip", metavar="FILE", help="the zip to write")
+    package.add_argument("--out", default="autograder.zip", metavar="FILE", help="the zip to write (default "
+                         "%(default)s)")
     package.add_argument("--lesson", action="append", metavar="ID",
                          help="grade only these lessons on Gradescope (repeatable or comma list; default: all)")
     package.add_argument("--isolated", action="store_true",
@@ -96,6 +107,17 @@ def parser():
                          help=f"when students see the autograder's stdout, where the grader's diagnostics go: "
                               f"{visibilities} (default {gradescope.STDOUT_VISIBILITY}: instructors only)")
     return main
+
+
+def check_outputs(args):
+    """Every file and folder the command will write can be written, before any grading (files.check_output
+    raises OutputPathError, a ValueError, naming the option, the path and why)."""
+    outputs = [("--json", args.json, False), ("--gradescope", args.gradescope, False)]
+    if args.command in ("batch", "package-gradescope"):
+        outputs.append(("--out", args.out, args.command == "batch"))
+    for option, path, folder in outputs:
+        if path:
+            files.check_output(path, option, folder=folder)
 
 
 # ---------------------------------------------------------------- commands
@@ -180,6 +202,7 @@ def main(argv=None):
     try:
         if args.lesson:
             args.lesson = lesson_ids(args.lesson)
+        check_outputs(args)
         return COMMANDS[args.command](args)
     except (SubmissionError, NotContained, ValueError) as error:
         print(f"grader.py: {error}", file=sys.stderr)

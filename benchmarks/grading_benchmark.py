@@ -22,7 +22,7 @@ from kata.grading.grade import grade
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="gradings per mode (default %(default)s)")
     parser.add_argument("--lessons", nargs="*", default=None, help="lesson ids (default: all)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kata-bench-") as tmp:

@@ -98,9 +98,11 @@ def fmt(value, pattern):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--eval-every", type=int, default=25)
-    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="one run per seed (default: "
+                        "0 1 2 3 4)")
+    parser.add_argument("--eval-every", type=int, default=25, help="steps between two checks of the 99%% mark (default "
+                        "%(default)s)")
+    parser.add_argument("--no-torch", action="store_true", help="no PyTorch runs, even where torch is installed")
     args = parser.parse_args(argv)
     recipe = Recipe()
     try:

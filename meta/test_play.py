@@ -1,9 +1,14 @@
-"""Tests of play.py (kata/tools/play.py): reading questions, answering them, the loop, bad checkpoints, the CLI."""
+"""Tests of play.py (kata/tools/play.py): reading questions, answering them, the loop, bad checkpoints, the CLI,
+line editing and history at a terminal."""
 
+import importlib.util
 import io
+import os
 import re
+import select
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +17,12 @@ from kata.course.implementation import load
 from kata.course.repository import ROOT
 from kata.tools import checkpoint
 from kata.tools.play import PRETRAINED, ParseError, Player, choose_impl, main, parse
+from meta.helpers import copy_of_repository
+
+try:
+    import pty
+except ImportError:  # Windows
+    pty = None
 
 pytestmark = pytest.mark.meta
 
@@ -225,3 +236,100 @@ def test_play_py_answers_from_the_command_line():
     assert "answer: 9" in proc.stdout and "right" in proc.stdout, proc.stdout
     assert "read as: Max ( 5 3 9 )" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_play_py_reads_questions_piped_into_it(tmp_path):
+    """A pipe is read line by line, as before: no line editing, no history written."""
+    repository = copy_of_repository(tmp_path / "kata")
+    proc = subprocess.run([sys.executable, "play.py", "--impl", "solutions"], cwd=repository, input="Min 7 4 8\n",
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "> read as: Min ( 7 4 8 )" in proc.stdout and "answer: 4" in proc.stdout, proc.stdout
+    assert proc.stdout.rstrip().endswith("bye") and not (repository / ".kata" / "play_history").exists()
+
+
+# ---------------------------------------------------------------- at a terminal: line editing and history
+
+def readline_available():
+    return importlib.util.find_spec("readline") is not None
+
+
+UP = "\x1b[A"  # what a terminal sends for the Up arrow
+PROMPT = r"\n> $"  # the prompt, waiting
+
+
+class Terminal:
+    """A process in a pseudo-terminal: keys are typed into it and its screen output is read."""
+
+    def __init__(self, arguments, cwd):
+        master, slave = pty.openpty()
+        self.proc = subprocess.Popen(arguments, cwd=cwd, stdin=slave, stdout=slave, stderr=slave,
+                                     env={**os.environ, "TERM": "xterm"}, start_new_session=True)
+        os.close(slave)
+        self.master, self.text, self.seen = master, "", 0
+
+    def type(self, keys):
+        os.write(self.master, keys.encode())
+
+    def expect(self, pattern, limit=60.0):
+        """The output since the last expect, once it matches pattern (a generous bound, not a measure)."""
+        end = time.monotonic() + limit
+        while not re.search(pattern, self.text[self.seen:]):
+            assert time.monotonic() < end, f"no {pattern!r} within {limit} s:\n{self.text[self.seen:]}"
+            if select.select([self.master], [], [], 0.2)[0]:
+                try:
+                    data = os.read(self.master, 65536)
+                except OSError:  # the process ended and closed the terminal
+                    data = b""
+                assert data, f"the process ended before {pattern!r}:\n{self.text[self.seen:]}"
+                self.text += data.decode("utf-8", "replace")
+        new, self.seen = self.text[self.seen:], len(self.text)
+        return new
+
+    def close(self):
+        """The exit status, once the process has ended (its output read to the end, so that it never writes into a
+        closed terminal)."""
+        end = time.monotonic() + 60
+        while self.proc.poll() is None and time.monotonic() < end:
+            if select.select([self.master], [], [], 0.2)[0]:
+                try:
+                    self.text += os.read(self.master, 65536).decode("utf-8", "replace")
+                except OSError:
+                    break
+        status = self.proc.wait(timeout=60)
+        os.close(self.master)
+        return status
+
+
+def answer_of(screen):
+    match = re.search(r"answer: (\S+)", screen)
+    assert match, screen
+    return match.group(1)
+
+
+@pytest.mark.skipif(pty is None or not readline_available(), reason="needs a pseudo-terminal and readline")
+def test_at_a_terminal_the_up_arrow_brings_back_the_last_question(tmp_path):
+    repository = copy_of_repository(tmp_path / "kata")
+    play = [sys.executable, "play.py", "--impl", "solutions"]
+    terminal = Terminal(play, repository)
+    terminal.expect(r"Ctrl-D quits\.\r?" + PROMPT)
+    terminal.type("Min ( 7 4 8 )\r")
+    first = terminal.expect(PROMPT)
+    terminal.type(UP + "\r")
+    again = terminal.expect(PROMPT)
+    assert answer_of(first) == answer_of(again) == "4", again
+    assert "Min ( 7 4 8 )" in again, f"Up should bring the question back onto the line:\n{again}"
+    assert "\\x1b" not in again and "? " not in again, f"the arrow's escape sequence was read as text:\n{again}"
+    terminal.type("\x04")  # Ctrl-D
+    assert "bye" in terminal.expect("bye")
+    assert terminal.close() == 0
+    history = repository / ".kata" / "play_history"
+    assert "Min ( 7 4 8 )" in history.read_text(), "the questions are kept for the next session"
+
+    terminal = Terminal(play, repository)  # a new session starts with the questions of the last one
+    terminal.expect(r"Ctrl-D quits\.\r?" + PROMPT)
+    terminal.type(UP + "\r")
+    assert answer_of(terminal.expect(PROMPT)) == "4"
+    terminal.type("\x04")
+    terminal.expect("bye")
+    assert terminal.close() == 0

@@ -1,11 +1,13 @@
-"""Tests of train.py (kata/tools/train.py, walkthrough.py, plots.py): unfinished implementations, the metrics,
-the checkpoint and the summary of a short run, the pictures, --interactive, failures during training, bad options."""
+"""Tests of train.py (kata/tools/train.py, summary.py, walkthrough.py, plots.py): unfinished implementations, the
+metrics, the checkpoint and the summary of a short run, the pictures, --interactive, failures during training, bad
+options, Ctrl-C."""
 
 import io
 import json
 import math
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -19,7 +21,7 @@ from kata.course.exercises import unfinished
 from kata.course.implementation import load
 from kata.course.repository import ROOT
 from kata.tools import checkpoint
-from kata.tools.train import CONFIG, parse_args, run
+from kata.tools.train import CONFIG, Interrupted, parse_args, run
 from meta.helpers import insert_first
 
 pytestmark = pytest.mark.meta
@@ -286,3 +288,156 @@ def test_invalid_options_are_usage_errors(option, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: train.py") and option[0] in err, err
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+def interrupting_step(at_step, scribble=True):
+    """A train_step that raises KeyboardInterrupt at step at_step (counted from 0), after changing the weights
+    halfway, as a Ctrl-C in the middle of an optimizer step would leave them."""
+    real_step, calls = REF.train_step, []
+
+    def step(model, *args, **kwargs):
+        if len(calls) == at_step:
+            if scribble:
+                model.embedding.W[:1] += 1000.0
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real_step(model, *args, **kwargs)
+    return step
+
+
+def validation_accuracy_of(path):
+    model, _ = checkpoint.restore(REF, path)
+    data = REF.generate_tokenized_dataset(1000, num_args=3, seed=0)
+    _, val_set, _ = REF.split_dataset(data, 0.8, 0.1, seed=0)
+    tokens, targets, mask = REF.create_batch(val_set)
+    return float(REF.evaluate(model, tokens, targets, REF.CrossEntropyLoss())[1])
+
+
+def test_ctrl_c_keeps_the_best_finished_epoch(tmp_path, monkeypatch):
+    """13 steps an epoch: Ctrl-C at step 30 is in epoch 3, with two epochs finished."""
+    monkeypatch.setattr(REF, "train_step", interrupting_step(30))
+    files = {"checkpoint": tmp_path / "model.npz", "metrics": tmp_path / "out" / "metrics.json",
+             "plots": tmp_path / "plots"}
+    out = io.StringIO()
+    with pytest.raises(Interrupted) as info:
+        run(parse_args(SMALL_RUN + ["--epochs", "5", "--checkpoint", str(files["checkpoint"]), "--metrics-json",
+                                    str(files["metrics"]), "--plots", str(files["plots"])]), out=out)
+    message, text = str(info.value), out.getvalue()
+    metrics = json.loads(files["metrics"].read_text())
+    best = metrics["best_epoch"]
+    assert message.startswith(f"interrupted in epoch 3/5 (step 30 of 65): kept epoch {best}, the best of the 2 "
+                              f"finished"), message
+    assert (f"wrote the model to {files['checkpoint']}, the metrics to {files['metrics']}, 7 pictures to "
+            f"{files['plots']}") in message, message
+    assert "\n" not in message, "one line"
+    assert metrics["epochs_run"] == 2 and len(metrics["history"]) == 2 and best in (1, 2)
+    assert metrics["interrupted"] == "in epoch 3/5 (step 30 of 65)" and metrics["train_accuracy"] is None
+    kept = metrics["history"][best - 1]["validation_accuracy"]
+    assert kept == max(epoch["validation_accuracy"] for epoch in metrics["history"])
+    assert validation_accuracy_of(files["checkpoint"]) == kept, (
+        "the checkpoint must hold the weights of the best finished epoch, not those Ctrl-C left half-updated")
+    model, header = checkpoint.restore(REF, files["checkpoint"])
+    assert header["metrics"]["best_epoch"] == best and header["metrics"]["test_accuracy"] == metrics["test_accuracy"]
+    assert len(list(files["plots"].glob("*.png"))) == 7
+    assert f"Best epoch: {best} (validation accuracy {kept:.4f})" in text
+    assert "train accuracy not measured (training was interrupted)" in text
+    assert "epoch 3/5" not in text and "did not learn" not in text
+
+
+def test_quick_measures_agree_with_the_full_ones():
+    """After Ctrl-C the test set is measured in one pass of batches, with the tool's own per-operation count."""
+    from kata.tools import summary
+
+    model, _ = checkpoint.restore(REF, ROOT / "checkpoints" / "pretrained.npz")
+    data = REF.generate_tokenized_dataset(1000, num_args=3, seed=1)
+    splits = REF.split_dataset(data, 0.8, 0.1, seed=1)
+    full, quick = summary.measure(REF, model, splits), summary.measure(REF, model, splits, quick=True)
+    assert quick.test_accuracy == full.test_accuracy and math.isclose(quick.test_loss, full.test_loss, rel_tol=1e-9)
+    assert quick.per_operation == full.per_operation
+    assert (quick.counts == full.counts).all() and quick.labels == full.labels
+    assert quick.train_accuracy is None and full.train_accuracy is not None
+
+
+def test_ctrl_c_before_an_epoch_finished_saves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(REF, "train_step", interrupting_step(5))
+    args = parse_args(SMALL_RUN + ["--epochs", "5", "--checkpoint", str(tmp_path / "model.npz"), "--metrics-json",
+                                   str(tmp_path / "metrics.json")])
+    with pytest.raises(Interrupted) as info:
+        run(args, out=io.StringIO())
+    assert str(info.value) == "interrupted in epoch 1/5 (step 5 of 65): nothing was saved, as no epoch had finished"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_ctrl_c_while_saving_leaves_whole_files(tmp_path, monkeypatch):
+    """Ctrl-C in the metrics' write: the checkpoint, written before, is whole; the old metrics file is unchanged."""
+    import kata.tools.train
+
+    monkeypatch.setattr(REF, "train_step", interrupting_step(15, scribble=False))
+
+    def interrupted_write(path, data):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kata.tools.train, "write_json", interrupted_write)
+    (tmp_path / "metrics.json").write_text("earlier\n")
+    args = parse_args(SMALL_RUN + ["--epochs", "5", "--checkpoint", str(tmp_path / "model.npz"), "--metrics-json",
+                                   str(tmp_path / "metrics.json")])
+    with pytest.raises(Interrupted) as info:
+        run(args, out=io.StringIO())
+    assert str(info.value) == (
+        f"interrupted in epoch 2/5 (step 15 of 65), and again before everything was saved: wrote the model to "
+        f"{tmp_path / 'model.npz'}; not written: --metrics-json (files already there are left as they were)")
+    assert (tmp_path / "metrics.json").read_text() == "earlier\n"
+    checkpoint.restore(REF, tmp_path / "model.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "model.npz"], "no temporary file left"
+
+
+def read_until(stream, prefix, limit=120.0):
+    """The lines read from stream up to and including the first starting with prefix (a generous bound)."""
+    lines, end = [], time.monotonic() + limit
+    while time.monotonic() < end:
+        line = stream.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith(prefix):
+            return lines
+    raise AssertionError(f"no line starting with {prefix!r} within {limit} s:\n{''.join(lines)}")
+
+
+def train_py(*options):
+    return subprocess.Popen([sys.executable, "train.py", "--impl", "solutions", "--no-progress", *options], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is sent to a process group there")
+def test_sigint_after_a_finished_epoch_writes_its_files_and_exits_130(tmp_path):
+    proc = train_py("--size", "small", "--epochs", "200", "--checkpoint", str(tmp_path / "model.npz"),
+                    "--metrics-json", str(tmp_path / "metrics.json"))
+    read_until(proc.stdout, "epoch 2/200:")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(r"train\.py: interrupted (in|after) epoch \d+/200 \(step \d+ of 2600\): kept epoch \d+, the "
+                        r"best of the \d+ finished \(validation accuracy [\d.]+; the summary above is of it\); wrote "
+                        rf"the model to {re.escape(str(tmp_path))}/model\.npz, the metrics to "
+                        rf"{re.escape(str(tmp_path))}/metrics\.json", last), err
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs_run"] >= 2 and metrics["interrupted"] in last
+    assert validation_accuracy_of(tmp_path / "model.npz") == metrics["validation_accuracy"]
+    assert "Traceback" not in err and "Best epoch" in out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is sent to a process group there")
+def test_sigint_before_an_epoch_finished_says_nothing_was_saved(tmp_path):
+    """The large set's first epoch has 1,250 steps: the signal arrives long before its end."""
+    proc = train_py("--size", "large", "--checkpoint", str(tmp_path / "model.npz"))
+    read_until(proc.stdout, "Training solutions's Transformer")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert re.search(r"^train\.py: interrupted (before the first training step|in epoch 1/5 \(step \d+ of 6250\)): "
+                     r"nothing was saved, as no epoch had finished$", err, flags=re.MULTILINE), err
+    assert list(tmp_path.iterdir()) == [] and "Traceback" not in err

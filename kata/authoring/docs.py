@@ -69,7 +69,8 @@ def render(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true")
+    parser.add_argument("--check", action="store_true", help="exit 1 if README.md or lessons/README.md is stale; "
+                        "write nothing")
     args = parser.parse_args(argv)
     readme = ROOT / "README.md"
     wanted = {readme: render(readme.read_text()), ROOT / "lessons" / "README.md": learning_path()}

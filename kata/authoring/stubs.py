@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..course.backups import Backups
 from ..course.exercises import generate
-from ..course.files import write_atomic
+from ..course.files import OutputPathError, check_output, write_atomic
 from ..course.repository import STATE, STUDENT, shown
 
 
@@ -26,9 +26,16 @@ def stale_files(target=STUDENT):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report whether exercises/ is up to date")
-    parser.add_argument("--out", default=str(STUDENT))
+    parser.add_argument("--out", default=str(STUDENT), metavar="DIR",
+                        help="the folder to write the stubs to (default: exercises/)")
     args = parser.parse_args(argv)
     target = Path(args.out)
+    if not args.check:
+        try:
+            check_output(target, "--out", folder=True)
+        except OutputPathError as error:
+            print(f"python -m kata.authoring.stubs: {error}", file=sys.stderr)
+            return 2
     if args.check:
         stale = stale_files(target)
         print("exercises/ is up to date" if not stale else f"out of date: {', '.join(stale)}")

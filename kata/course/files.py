@@ -38,3 +38,37 @@ def write_atomic(path, data):
 def write_json(path, data, indent=2, **options):
     """Write data as indented JSON with a final newline, atomically."""
     write_atomic(path, json.dumps(data, indent=indent, **options) + "\n")
+
+
+class OutputPathError(ValueError):
+    """An output path a tool cannot write; the message names the option, the path and why."""
+
+
+def check_output(path, option, folder=False):
+    """Path(path) when a tool can write it; else OutputPathError naming option, the path and why.
+
+    path is a file the tool writes whole (folder=False) or a folder it writes files into (folder=True). Checked:
+    it is not a folder (a file), or not a file (a folder); the folders missing on its way can be created; and a
+    file can be created in the folder it goes into, or in the nearest existing folder above it (a temporary file,
+    created and removed at once). Nothing else is created, and an existing output is left as it is, so every tool
+    checks its outputs before any work starts and writes them only once the work is done."""
+    path = Path(path).expanduser()
+    where = f"{option} {path}"
+    if folder and path.exists() and not path.is_dir():
+        raise OutputPathError(f"{where}: it is a file, and a folder is expected here")
+    if not folder and path.is_dir():
+        raise OutputPathError(f"{where}: it is a folder, and a file name is expected here")
+    target = path.absolute() if folder else path.absolute().parent
+    existing = target
+    while not existing.exists() and existing != existing.parent:  # the folders to create go into this one
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputPathError(f"{where}: {existing} is a file, not a folder")
+    created = "" if existing == target else f" (to create {target} in it)"
+    probe = existing / f".kata-probe-{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as error:
+        raise OutputPathError(f"{where}: cannot write in {existing}{created}: {error.strerror or error}") from None
+    return path

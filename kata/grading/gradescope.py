@@ -49,7 +49,7 @@ import zipfile
 from pathlib import Path
 
 from ..course.exercises import generate
-from ..course.files import write_atomic, write_json
+from ..course.files import OutputPathError, check_output, write_atomic, write_json
 from ..course.manifest import lesson_ids as lesson_ids_of
 from ..course.repository import ROOT
 from ..sandbox import NotContained
@@ -367,16 +367,24 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kata.grading.gradescope", description=run.__doc__.splitlines()[0])
     parser.add_argument("submission", help="the folder Gradescope puts the upload in")
     parser.add_argument("results", help="the results.json to write")
-    parser.add_argument("--lesson", action="append", metavar="IDS", help="grade only these lessons (02,03 or repeated)")
+    parser.add_argument("--lesson", action="append", metavar="IDS", help="grade only these lessons (02,03 or repeated; "
+                        "default: all)")
     flag = {"nargs": "?", "const": "1", "default": "0", "metavar": "0|1"}
-    parser.add_argument("--isolated", **flag, help="1: grade each lesson with the reference for the others")
-    parser.add_argument("--timeout", metavar="SECONDS", help="time allowed per lesson")
+    parser.add_argument("--isolated", **flag, help="1: grade each lesson with the reference for the others "
+                        "(default 0)")
+    parser.add_argument("--timeout", metavar="SECONDS", help=f"time allowed per lesson (default {DEFAULT_SECONDS:g})")
     parser.add_argument("--visibility", default=VISIBILITY, help=f"the lessons' visibility (default {VISIBILITY})")
     parser.add_argument("--stdout-visibility", default=STDOUT_VISIBILITY,
                         help=f"stdout's visibility (default {STDOUT_VISIBILITY})")
     parser.add_argument("--allow-unconfined", **flag,
-                        help="1: grade even where the sandbox cannot confine the submission (code you trust only)")
+                        help="1: grade even where the sandbox cannot confine the submission (code you trust only; "
+                             "default 0)")
     args = parser.parse_args(argv)  # no choices: a bad value is reported in results.json, below
+    try:
+        check_output(args.results, "results")
+    except OutputPathError as error:  # nowhere to report anything else
+        print(f"the autograder is misconfigured: {error}")
+        return MISCONFIGURED
     try:
         settings = checked_settings(args)
     except ValueError as problem:

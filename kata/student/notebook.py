@@ -119,8 +119,9 @@ def run_experiments(path, impl="solutions", out=sys.stdout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Run the experiments (```python run blocks) of a lesson text.")
-    parser.add_argument("path")
-    parser.add_argument("--impl", default="solutions")
+    parser.add_argument("path", help="a lesson text, e.g. lessons/02_attention.md")
+    parser.add_argument("--impl", default="solutions", help="the implementation the experiments run (default "
+                        "%(default)s)")
     args = parser.parse_args(argv)
     count = run_experiments(args.path, args.impl)
     print(f"{args.path}: {count} run blocks, all ran; sections: {headings(Path(args.path).read_text())}")

@@ -29,19 +29,54 @@ def operation_of(example, impl):
     return impl.detokenize([example[0][0]])
 
 
-def confusion_matrix(model, dataset, impl, batch_size=512):
+def operations_of(dataset, impl):
+    """[operation_of(e) for e in dataset], detokenizing each first token once."""
+    names = {}
+    for tokens, _ in dataset:
+        if tokens[0] not in names:
+            names[tokens[0]] = impl.detokenize([tokens[0]])
+    return [names[tokens[0]] for tokens, _ in dataset]
+
+
+def predict(model, dataset, impl, batch_size=512):
+    """(targets, predicted, loss): each example's answer and the model's prediction, as (N,) token ids, and the
+    mean loss over the examples (impl's CrossEntropyLoss), one batch of batch_size examples at a time."""
+    loss_fn, targets, predicted, total = impl.CrossEntropyLoss(), [], [], 0.0
+    for start in range(0, len(dataset), batch_size):
+        tokens, batch_targets, mask = impl.create_batch(dataset[start:start + batch_size])
+        logits = model.forward(tokens, mask)
+        total += float(loss_fn.forward(logits, batch_targets)) * len(batch_targets)
+        targets.append(np.asarray(batch_targets))
+        predicted.append(np.asarray(logits).argmax(axis=-1))
+    if not targets:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), float("nan")
+    return np.concatenate(targets), np.concatenate(predicted), total / len(dataset)
+
+
+def per_operation(dataset, targets, predicted, impl):
+    """{op: accuracy} of predictions (predict's) for every op in impl.OPERATIONS (nan where an op has no example),
+    as impl.per_operation_accuracy gives it."""
+    ops = np.array(operations_of(dataset, impl))
+    correct = np.asarray(predicted) == np.asarray(targets)
+    return {op: float(correct[ops == op].mean()) if (ops == op).any() else float("nan") for op in impl.OPERATIONS}
+
+
+def confusion_of(targets, predicted, impl):
     """(labels, counts): counts[i, j] = how often the true answer labels[i] was predicted as labels[j].
 
     labels are the digits '0'..'9' and 'other' (a prediction that is not a digit)."""
     labels = [str(d) for d in range(10)] + ["other"]
     index = {impl.tokenize(str(d))[0]: d for d in range(10)}
     counts = np.zeros((11, 11), dtype=np.int64)
-    for start in range(0, len(dataset), batch_size):
-        tokens, targets, mask = impl.create_batch(dataset[start:start + batch_size])
-        predicted = model.forward(tokens, mask).argmax(axis=-1)
-        for true, guess in zip(targets, predicted):
-            counts[index.get(int(true), 10), index.get(int(guess), 10)] += 1
+    for true, guess in zip(targets, predicted):
+        counts[index.get(int(true), 10), index.get(int(guess), 10)] += 1
     return labels, counts
+
+
+def confusion_matrix(model, dataset, impl, batch_size=512):
+    """confusion_of the model's predictions on dataset."""
+    targets, predicted, _ = predict(model, dataset, impl, batch_size)
+    return confusion_of(targets, predicted, impl)
 
 
 def attention_summary(model, dataset, impl, per_operation=200):
@@ -52,9 +87,9 @@ def attention_summary(model, dataset, impl, per_operation=200):
     token is the answer's digit, "entropy": mean entropy in nats, "uniform": ln T, "focused": bool} per head]
     per layer]}} for the operations present in dataset, on examples of one length
     """
-    summary = {}
+    summary, ops = {}, operations_of(dataset, impl)
     for op in impl.OPERATIONS:
-        examples = [e for e in dataset if operation_of(e, impl) == op]
+        examples = [e for e, name in zip(dataset, ops) if name == op]
         if not examples:
             continue
         length = len(examples[0][0])

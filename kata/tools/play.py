@@ -3,23 +3,27 @@
     python play.py [--checkpoint FILE] [--impl IMPL] [EXPRESSION ...]
 
 Without expressions it reads one per line until Ctrl-D. `Max ( 5 3 9 )`, `Max(5,3,9)` and `max 5 3 9` are the
-same question.
+same question. At a terminal, where Python has readline (Linux, macOS), the line can be edited and the arrows go
+through the questions asked, this session's and earlier ones' (kept in .kata/play_history).
 """
 
 import argparse
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from ..course.exercises import unfinished
 from ..course.implementation import ImplementationError, folder_of, load
 from ..course.places import raised_at
-from ..course.repository import ROOT, STUDENT, python
+from ..course.repository import ROOT, STATE, STUDENT, python
 from . import analysis, checkpoint
 from .terminal import bar, heatmap
 
 PRETRAINED = ROOT / "checkpoints" / "pretrained.npz"
+HISTORY = STATE / "play_history"  # the questions asked at a terminal, across sessions
+HISTORY_LINES = 1000
 OPERATIONS = ("First", "Second", "Last", "Max", "Min")  # CONTRACT.md section 3
 ANSWERS = {"First": lambda a: a[0], "Second": lambda a: a[1], "Last": lambda a: a[-1], "Max": max, "Min": min}
 MIN_ARGS = 2  # every example the model ever saw has at least two arguments
@@ -137,6 +141,60 @@ def choose_impl(spec):
                                "finished (then play.py runs your own code)")
 
 
+class Lines:
+    """The questions typed: through input() at a terminal, so that readline (where Python has it) gives line
+    editing and a history kept in history_file; else (a pipe, a file, a test's stream) one line of stdin at a time.
+
+    read() returns a line, or "" at the end of the input (Ctrl-D)."""
+
+    def __init__(self, stdin, out, history_file=HISTORY):
+        self.stdin, self.out, self.history_file = stdin, out, history_file
+        self.terminal = stdin is sys.stdin and out is sys.stdout and _isatty(stdin) and _isatty(out)
+        self.readline = _readline() if self.terminal else None
+        if self.readline is not None:
+            self.readline.set_history_length(HISTORY_LINES)
+            try:
+                self.readline.read_history_file(history_file)
+            except OSError:  # none yet, or unreadable: this session's history only
+                pass
+
+    def read(self):
+        if self.terminal:
+            try:
+                return input("> ") + "\n"
+            except EOFError:
+                return ""
+        print("> ", end="", file=self.out, flush=True)
+        return self.stdin.readline()
+
+    def close(self):
+        """Save the history for the next session (nothing when it cannot be written: the game goes on without)."""
+        if self.readline is None:
+            return
+        try:
+            Path(self.history_file).parent.mkdir(parents=True, exist_ok=True)
+            self.readline.write_history_file(self.history_file)
+        except OSError:
+            pass
+
+
+def _isatty(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def _readline():
+    """The readline module, which input() then uses, or None where Python has none (Windows: its console edits
+    the line of input() itself)."""
+    try:
+        import readline
+    except ImportError:
+        return None
+    return readline
+
+
 def main(argv=None, stdin=sys.stdin, out=sys.stdout):
     parser = argparse.ArgumentParser(prog="play.py", description="Ask the trained model questions such as "
                                      "Max ( 5 3 9 ).")
@@ -145,7 +203,8 @@ def main(argv=None, stdin=sys.stdin, out=sys.stdout):
                              "checkpoints/pretrained.npz)")
     parser.add_argument("--impl", default=None, help="the code to run the model with: solutions, exercises or a "
                         "folder (default: exercises/ once lessons 00-05 are finished, else the reference)")
-    parser.add_argument("expression", nargs="*", help="questions to answer (without them: read lines until Ctrl-D)")
+    parser.add_argument("expression", nargs="*", help="questions to answer (default: none, then it reads one per "
+                        "line until Ctrl-D)")
     args = parser.parse_args(argv)
     impl, note = choose_impl(args.impl)
     try:
@@ -163,10 +222,17 @@ def main(argv=None, stdin=sys.stdin, out=sys.stdout):
     print(f"Loaded {args.checkpoint}{accuracy}" + (f"; {note}" if note else "") + ".\n"
           f"Ask a question such as Max ( 5 3 9 ), Max(5,3,9) or min 4 1 7 (operations: {', '.join(OPERATIONS)}; "
           f"digits 0-9). Ctrl-D quits.", file=out)
+    lines = Lines(stdin, out)
+    try:
+        return _loop(player, lines, out)
+    finally:
+        lines.close()
+
+
+def _loop(player, lines, out):
     while True:
-        print("> ", end="", file=out, flush=True)
         try:
-            line = stdin.readline()
+            line = lines.read()
         except KeyboardInterrupt:
             line = ""
         if not line:  # Ctrl-D (end of input)

@@ -1,9 +1,11 @@
 """Pictures of a training run with matplotlib (train.py --plots DIR); without matplotlib, a message instead."""
 
+import io
 from pathlib import Path
 
 import numpy as np
 
+from ..course.files import write_atomic
 from .analysis import operation_of, position_names
 
 
@@ -37,33 +39,44 @@ def attention_figure(plt, impl, model, example):
     return figure
 
 
-def save_all(folder, impl, model, metrics, state, test_set):
-    """Write curves.png, confusion.png and attention_<Op>.png into folder; return lines saying what was written."""
+def _save(plt, figure, path, written):
+    """figure as a PNG at path, written whole or not at all (a Ctrl-C never leaves half a picture)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    write_atomic(path, buffer.getvalue())
+    written.append(path)
+
+
+def save_all(folder, impl, model, metrics, steps, history, test_set, written=None):
+    """Write curves.png, confusion.png and attention_<Op>.png into folder; return lines saying what was written.
+
+    steps: {"losses": [...], "accs": [...]} per training step; history: the finished epochs' records (their
+    "step" is the number of steps done when each ended); written: a list the paths are appended to as each
+    picture is written (what was, when a Ctrl-C stops it)."""
     plt = _pyplot()
     if plt is None:
         return ["--plots: matplotlib is not installed, so no pictures were drawn (the terminal summary above has "
                 "the same figures); `pip install matplotlib` to get them"]
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    written = [] if written is None else written
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    steps = np.arange(1, len(state["losses"]) + 1)
-    left.plot(steps, state["losses"], lw=0.6, alpha=0.5, label="training loss per step")
-    epochs_end = np.arange(1, len(state["val"]) + 1) * (len(steps) / max(1, len(state["val"])))
-    left.plot(epochs_end, [v[0] for v in state["val"]], "o-", label="validation loss")
+    numbers = np.arange(1, len(steps["losses"]) + 1)
+    left.plot(numbers, steps["losses"], lw=0.6, alpha=0.5, label="training loss per step")
+    epochs_end = [epoch["step"] for epoch in history]
+    left.plot(epochs_end, [epoch["validation_loss"] for epoch in history], "o-", label="validation loss")
     left.set_yscale("log")
     left.set_xlabel("step")
     left.legend()
-    right.plot(steps, state["accs"], lw=0.6, alpha=0.5, label="training accuracy per step")
-    right.plot(epochs_end, [v[1] for v in state["val"]], "o-", label="validation accuracy")
+    right.plot(numbers, steps["accs"], lw=0.6, alpha=0.5, label="training accuracy per step")
+    right.plot(epochs_end, [epoch["validation_accuracy"] for epoch in history], "o-", label="validation accuracy")
     right.set_ylim(0, 1.02)
     right.set_xlabel("step")
     right.legend()
     figure.tight_layout()
-    figure.savefig(folder / "curves.png", dpi=110)
-    plt.close(figure)
-    written.append(folder / "curves.png")
+    _save(plt, figure, folder / "curves.png", written)
 
     labels, counts = metrics["confusion_matrix"]["labels"], np.array(metrics["confusion_matrix"]["counts"])
     figure, ax = plt.subplots(figsize=(6, 5))
@@ -75,16 +88,11 @@ def save_all(folder, impl, model, metrics, state, test_set):
     ax.set_title(f"test set, accuracy {metrics['test_accuracy']:.4f}")
     figure.colorbar(image)
     figure.tight_layout()
-    figure.savefig(folder / "confusion.png", dpi=110)
-    plt.close(figure)
-    written.append(folder / "confusion.png")
+    _save(plt, figure, folder / "confusion.png", written)
 
     for op in impl.OPERATIONS:
         example = next((e for e in test_set if operation_of(e, impl) == op), None)
         if example is None:
             continue
-        figure = attention_figure(plt, impl, model, example)
-        figure.savefig(folder / f"attention_{op}.png", dpi=110)
-        plt.close(figure)
-        written.append(folder / f"attention_{op}.png")
+        _save(plt, attention_figure(plt, impl, model, example), folder / f"attention_{op}.png", written)
     return [f"wrote {len(written)} pictures to {folder}: " + ", ".join(path.name for path in written)]

@@ -14,12 +14,11 @@ import numpy as np
 
 from ..course.contract import get_path, transformer_params
 from ..course.exercises import unfinished
-from ..course.files import write_json
+from ..course.files import OutputPathError, check_output, write_json
 from ..course.implementation import ImplementationError, folder_of, load
 from ..course.places import raised_at
 from ..course.repository import python
-from . import analysis, checkpoint, plots
-from .terminal import table
+from . import analysis, checkpoint, plots, summary
 from .trainer import Recipe, train
 
 SIZES = {"small": 1_000, "medium": 10_000, "large": 100_000}
@@ -34,6 +33,10 @@ class TrainingFailed(Exception):
     """Training stopped because of the implementation (an exception in it, a NaN loss); the message says where."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C stopped the run; the message says when, which epoch was kept and what was written (exit status 130)."""
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="train.py", description="Train the transformer on the digit-operations "
                                      "task (Max ( 5 3 9 ) -> 9) and report what it learnt.")
@@ -41,19 +44,21 @@ def parse_args(argv):
                         "like exercises/")
     parser.add_argument("--size", choices=SIZES, default="medium", help="small 1,000, medium 10,000 (default), "
                         "large 100,000 examples, split 80/10/10")
-    parser.add_argument("--epochs", type=int, help="passes over the training set (default: "
+    parser.add_argument("--epochs", type=int, metavar="N", help="passes over the training set (default: "
                         + ", ".join(f"{n} for {size}" for size, n in EPOCHS.items()) + ")")
-    parser.add_argument("--batch-size", type=int, default=Recipe.batch_size)
-    parser.add_argument("--lr", type=float, default=Recipe.learning_rate, help="peak learning rate of the warm-up "
+    parser.add_argument("--batch-size", type=int, default=Recipe.batch_size, metavar="N",
+                        help="examples per training step (default %(default)s)")
+    parser.add_argument("--lr", type=float, default=Recipe.learning_rate, metavar="X", help="peak learning rate of the warm-up "
                         "and cosine schedule (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the data, the initial weights and the batches")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="seeds the data, the initial weights and the "
+                        "batches (default %(default)s)")
     parser.add_argument("--interactive", action="store_true", help="walk one example through every stage, one key "
                         "press at a time, then pause after each epoch")
     parser.add_argument("--checkpoint", metavar="FILE", help="save the model of the best validation epoch here "
-                        "(.npz with a JSON header)")
-    parser.add_argument("--metrics-json", metavar="FILE", help="write the results as JSON here")
+                        "(.npz with a JSON header; default: not saved)")
+    parser.add_argument("--metrics-json", metavar="FILE", help="write the results as JSON here (default: not written)")
     parser.add_argument("--plots", metavar="DIR", help="save loss and accuracy curves, the confusion matrix and "
-                        "attention heatmaps as PNG files here (needs matplotlib)")
+                        "attention heatmaps as PNG files here (needs matplotlib; default: none drawn)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     args = parser.parse_args(argv)
     args.epochs = EPOCHS[args.size] if args.epochs is None else args.epochs
@@ -99,19 +104,22 @@ def restore_snapshot(model, saved):
         get_path(model, path)[...] = array
 
 
-def accuracy_of(model, dataset, impl):
-    if not dataset:
-        return float("nan")
-    tokens, targets, mask = impl.create_batch(dataset)
-    _, accuracy = impl.evaluate(model, tokens, targets, impl.CrossEntropyLoss())
-    return float(accuracy)
+def outputs(args):
+    """{option: (path, is a folder)} of the files and folders this run will write."""
+    given = {"--checkpoint": (args.checkpoint, False), "--metrics-json": (args.metrics_json, False),
+             "--plots": (args.plots, True)}
+    return {option: value for option, value in given.items() if value[0]}
 
 
 def run(args, out=sys.stdout, stdin=sys.stdin):
     """Train as args say; print progress and a summary to out; return the metrics dict.
 
-    Raises SystemExit with a message (never a traceback) when the implementation is unfinished, raises an
-    exception anywhere (the walk-through, training, the summary) or makes the loss NaN."""
+    Raises OutputPathError before anything else when an output cannot be written; Interrupted on Ctrl-C, once the
+    best finished epoch's model, metrics and pictures are written; SystemExit with a message (never a traceback)
+    when the implementation is unfinished, raises an exception anywhere (the walk-through, training, the summary)
+    or makes the loss NaN."""
+    for option, (path, is_folder) in outputs(args).items():
+        check_output(path, option, folder=is_folder)
     impl = load_finished(args.impl)
     folder = folder_of(args.impl)
     try:
@@ -129,26 +137,18 @@ def run(args, out=sys.stdout, stdin=sys.stdin):
 def _run(impl, args, out, stdin):
     np.random.seed(args.seed)  # the initial weights (Xavier-uniform) come from numpy's global generator
     data = impl.generate_tokenized_dataset(SIZES[args.size], num_args=NUM_ARGS, seed=args.seed)
-    train_set, val_set, test_set = impl.split_dataset(data, 0.8, 0.1, seed=args.seed)
+    splits = train_set, val_set, test_set = impl.split_dataset(data, 0.8, 0.1, seed=args.seed)
     model = impl.Transformer(**CONFIG)
     parameters = sum(np.asarray(p).size for p, _ in model.get_parameters())
     recipe = Recipe(batch_size=args.batch_size, learning_rate=args.lr, epochs=args.epochs)
     steps_per_epoch = -(-len(train_set) // recipe.batch_size)
-    print(f"Training {args.impl}'s Transformer ({parameters:,} parameters) on {len(train_set):,} examples "
-          f"({args.size}; {len(val_set):,} validation, {len(test_set):,} test), {args.epochs} epochs of "
-          f"{steps_per_epoch} steps, batch {args.batch_size}, peak learning rate {args.lr:g}, seed {args.seed}.",
-          file=out)
-
     example = next(e for e in test_set if analysis.operation_of(e, impl) == "Max") if test_set else train_set[0]
-    pauser = None
-    if args.interactive:
-        from .walkthrough import Pauser, walk
-        pauser = Pauser(stdin, out)
-        walk(impl, model, example, pauser, out)
-
-    state = {"bar": None, "losses": [], "accs": [], "epoch_loss": [], "epoch_acc": [], "val": [], "train_seconds": 0.0,
-             "best": None, "best_params": None, "report": None}
+    # finished: (the finished epochs' records, the best one's index, a copy of its parameters), replaced in one
+    # assignment at the end of each epoch, so that Ctrl-C at any moment finds a whole epoch or none
+    state = {"bar": None, "losses": [], "accs": [], "train_seconds": 0.0, "finished": ((), None, None),
+             "report": None}
     progress = _progress_factory(args.no_progress or args.interactive, out)
+    pauser = None
 
     def on_step(step, loss, accuracy, seconds):
         if not math.isfinite(loss):
@@ -159,7 +159,7 @@ def _run(impl, args, out, stdin):
         state["losses"].append(float(loss))
         state["accs"].append(float(accuracy))
         if state["bar"] is None:
-            state["bar"] = progress(steps_per_epoch, f"epoch {len(state['val']) + 1}/{args.epochs}")
+            state["bar"] = progress(steps_per_epoch, f"epoch {len(state['finished'][0]) + 1}/{args.epochs}")
         state["bar"].update(1)
         state["bar"].set_postfix(loss=f"{loss:.3f}", acc=f"{accuracy:.3f}", refresh=False)
 
@@ -169,14 +169,16 @@ def _run(impl, args, out, stdin):
             state["bar"] = None
         tokens, targets, mask = impl.create_batch(val_set)
         val_loss, val_acc = impl.evaluate(model, tokens, targets, impl.CrossEntropyLoss())
-        recent = state["losses"][-steps_per_epoch:]
-        state["epoch_loss"].append(float(np.mean(recent)))
-        state["epoch_acc"].append(float(np.mean(state["accs"][-steps_per_epoch:])))
-        state["val"].append((float(val_loss), float(val_acc)))
-        if state["best"] is None or val_acc > state["val"][state["best"]][1]:
-            state["best"], state["best_params"] = epoch, snapshot(model, CONFIG["num_layers"])
-        print(f"epoch {epoch + 1}/{args.epochs}: train loss {state['epoch_loss'][-1]:.4f}, train accuracy "
-              f"{state['epoch_acc'][-1]:.4f}, validation loss {val_loss:.4f}, validation accuracy {val_acc:.4f}",
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(state["losses"][-steps_per_epoch:])),
+                  "train_accuracy": float(np.mean(state["accs"][-steps_per_epoch:])),
+                  "validation_loss": float(val_loss), "validation_accuracy": float(val_acc),
+                  "step": len(state["losses"])}
+        history, best, params = state["finished"]
+        if best is None or record["validation_accuracy"] > history[best]["validation_accuracy"]:
+            best, params = len(history), snapshot(model, CONFIG["num_layers"])
+        state["finished"] = (history + (record,), best, params)
+        print(f"epoch {epoch + 1}/{args.epochs}: train loss {record['train_loss']:.4f}, train accuracy "
+              f"{record['train_accuracy']:.4f}, validation loss {val_loss:.4f}, validation accuracy {val_acc:.4f}",
               file=out, flush=True)
         if pauser is not None:
             from .walkthrough import epoch_report
@@ -184,26 +186,92 @@ def _run(impl, args, out, stdin):
             pauser("press Enter for the next epoch, q to run on without pausing")
         return False
 
+    print(f"Training {args.impl}'s Transformer ({parameters:,} parameters) on {len(train_set):,} examples "
+          f"({args.size}; {len(val_set):,} validation, {len(test_set):,} test), {args.epochs} epochs of "
+          f"{steps_per_epoch} steps, batch {args.batch_size}, peak learning rate {args.lr:g}, seed {args.seed}.",
+          file=out)
+
+    interrupted = None
     try:
+        if args.interactive:
+            from .walkthrough import Pauser, walk
+            pauser = Pauser(stdin, out)
+            walk(impl, model, example, pauser, out)
         train(impl, model, train_set, recipe, seed=args.seed, on_step=on_step, on_epoch_end=on_epoch_end)
+    except KeyboardInterrupt:
+        interrupted = _when(len(state["finished"][0]), len(state["losses"]), steps_per_epoch, args.epochs)
     finally:
         if state["bar"] is not None:
             state["bar"].close()
+    if state["finished"][1] is None:
+        raise Interrupted(f"interrupted {interrupted}: nothing was saved, as no epoch had finished")
+    return _finish(impl, model, args, state, splits, out, interrupted)
 
-    restore_snapshot(model, state["best_params"])
-    metrics = summarise(impl, model, args, state, (train_set, val_set, test_set), out)
-    if args.checkpoint:
-        checkpoint.save(args.checkpoint, model, CONFIG, metrics={k: metrics[k] for k in (
-            "test_accuracy", "validation_accuracy", "per_operation_accuracy", "best_epoch")},
-            extra={"trained_with": {"size": args.size, "epochs": args.epochs, "batch_size": args.batch_size,
-                                    "lr": args.lr, "seed": args.seed, "num_args": NUM_ARGS, "impl": args.impl}})
-        print(f"saved the model of epoch {metrics['best_epoch']} to {args.checkpoint}", file=out)
-    if args.plots:
-        for line in plots.save_all(args.plots, impl, model, metrics, state, test_set):
-            print(line, file=out)
-    if args.metrics_json:
-        write_json(args.metrics_json, metrics)
-        print(f"wrote {args.metrics_json}", file=out)
+
+def _when(finished, steps, steps_per_epoch, epochs):
+    """When training was interrupted, in words."""
+    if steps == 0:
+        return "before the first training step"
+    total = steps_per_epoch * epochs
+    if steps == finished * steps_per_epoch:
+        return f"after epoch {finished}/{epochs} (step {steps} of {total})"
+    return f"in epoch {finished + 1}/{epochs} (step {steps} of {total})"
+
+
+def _finish(impl, model, args, state, splits, out, interrupted):
+    """The summary of the best finished epoch, then the files asked for. After Ctrl-C (interrupted: when) the
+    measures are the quick ones, and Interrupted is raised once the files are written, saying what they are. A
+    Ctrl-C here (a second one, or the first one after the last epoch) stops at once: the files already written
+    are whole (written atomically), those not yet written are left as they were, and Interrupted says which."""
+    history, best, params = state["finished"]
+    written, pictures = {}, []  # option: what was written, in words; the pictures written so far
+    try:
+        while True:
+            restore_snapshot(model, params)  # the best finished epoch, never weights a Ctrl-C left half-updated
+            try:
+                measures = summary.measure(impl, model, splits, quick=interrupted is not None)
+                break
+            except KeyboardInterrupt:
+                if interrupted is not None:
+                    raise
+                interrupted = f"after epoch {len(history)}/{args.epochs}, while measuring the model"
+        run_info = {"history": list(history), "best": best, "train_seconds": state["train_seconds"],
+                    "interrupted": interrupted}
+        metrics = summary.summarise(measures, model, args, run_info, splits, out)
+        if args.checkpoint:
+            checkpoint.save(args.checkpoint, model, CONFIG, metrics={k: metrics[k] for k in (
+                "test_accuracy", "validation_accuracy", "per_operation_accuracy", "best_epoch")},
+                extra={"trained_with": {"size": args.size, "epochs": args.epochs, "batch_size": args.batch_size,
+                                        "lr": args.lr, "seed": args.seed, "num_args": NUM_ARGS, "impl": args.impl}})
+            written["--checkpoint"] = f"the model to {args.checkpoint}"
+            print(f"saved the model of epoch {metrics['best_epoch']} to {args.checkpoint}", file=out)
+        if args.metrics_json:
+            write_json(args.metrics_json, metrics)
+            written["--metrics-json"] = f"the metrics to {args.metrics_json}"
+            print(f"wrote {args.metrics_json}", file=out)
+        if args.plots:
+            if interrupted is not None:  # matplotlib takes seconds: the files that matter are written already
+                print("drawing the pictures (a few seconds; Ctrl-C again to skip them)", file=out, flush=True)
+            for line in plots.save_all(args.plots, impl, model, metrics, state, run_info["history"], splits[2],
+                                       pictures):
+                print(line, file=out)
+            if pictures:
+                written["--plots"] = f"{len(pictures)} pictures to {args.plots}"
+    except KeyboardInterrupt:
+        if pictures and "--plots" not in written:
+            written["--plots"] = f"{len(pictures)} of the pictures to {args.plots}"
+        missing = [option for option in outputs(args) if option not in written]
+        when = f"{interrupted}, and again" if interrupted else "after the last epoch"
+        raise Interrupted(f"interrupted {when} before everything was saved: "
+                          + (f"wrote {', '.join(written.values())}" if written else "wrote nothing")
+                          + (f"; not written: {', '.join(missing)} (files already there are left as they were)"
+                             if missing else "")) from None
+    if interrupted is not None:
+        kept = (f"kept epoch {best + 1}, the best of the {len(history)} finished (validation accuracy "
+                f"{history[best]['validation_accuracy']:.4f}; the summary above is of it)")
+        raise Interrupted(f"interrupted {interrupted}: {kept}; "
+                          + (f"wrote {', '.join(written.values())}" if written else
+                             "wrote nothing, as no --checkpoint, --metrics-json or --plots was given"))
     verdict = not_learnt(metrics, args, len(state["losses"]))
     if verdict:
         print(f"\n{verdict}", file=out)
@@ -211,18 +279,8 @@ def _run(impl, args, out, stdin):
 
 
 def not_learnt(metrics, args, steps):
-    """A note saying what to try when the model learnt nothing (its test loss still near ln 10, where a model
-    that only knows the answer is a digit sits, or its accuracy near chance), else None."""
-    plateau, loss, accuracy = math.log(10), metrics["test_loss"], metrics["test_accuracy"]
-    if loss < plateau - 0.3 and accuracy >= 0.3:
-        return None
-    bigger = {"small": "medium", "medium": "large"}.get(args.size)
-    larger = f", or a larger data set (--size {bigger})" if bigger else ""
-    return (f"The model did not learn the task: its test loss {loss:.3f} is still near ln 10 = {plateau:.3f}, the "
-            f"loss of a model that only knows the answer is a digit, and its test accuracy {accuracy:.2f} is near "
-            f"chance. After {steps} training steps it is still on that plateau: train longer, with more epochs "
-            f"(--epochs {max(2 * args.epochs, EPOCHS[args.size])}){larger}. If it stays there, check your lessons "
-            f"with `{python()} grader.py`.")
+    """summary.not_learnt with this size's default epochs."""
+    return summary.not_learnt(metrics, args, steps, EPOCHS[args.size])
 
 
 def _progress_factory(quiet, out):
@@ -243,57 +301,22 @@ def _progress_factory(quiet, out):
                                     disable=None)
 
 
-def summarise(impl, model, args, state, splits, out):
-    """Print the summary and return the metrics (CONTRACT.md section 5's keys and more)."""
-    train_set, val_set, test_set = splits
-    tokens, targets, mask = impl.create_batch(test_set)
-    test_loss, test_acc = impl.evaluate(model, tokens, targets, impl.CrossEntropyLoss())
-    train_acc = accuracy_of(model, train_set, impl)
-    per_op = {op: float(v) for op, v in impl.per_operation_accuracy(model, test_set).items()}
-    labels, counts = analysis.confusion_matrix(model, test_set, impl)
-    attention = analysis.attention_summary(model, test_set, impl)
-    best = state["best"]
-    print(f"\nBest epoch: {best + 1} (validation accuracy {state['val'][best][1]:.4f}); the summary is of that "
-          f"model.\ntrain accuracy {train_acc:.4f}, validation accuracy {state['val'][best][1]:.4f}, test accuracy "
-          f"{float(test_acc):.4f} (test loss {float(test_loss):.4f}); {state['train_seconds']:.1f} s of training steps",
-          file=out)
-    print("\nTest accuracy per operation:\n" + table([[op, f"{acc:.4f}"] for op, acc in per_op.items()],
-                                                      ["operation", "accuracy"]), file=out)
-    used = [i for i in range(len(labels)) if counts[i].sum() or counts[:, i].sum()]
-    rows = [[f"true {labels[i]}"] + [str(counts[i, j]) if counts[i, j] else "." for j in used] for i in used]
-    print("\nConfusion matrix on the test set (rows: true answer, columns: predicted):\n"
-          + table(rows, [""] + [labels[j] for j in used]), file=out)
-    for layer in range(len(model.blocks)):
-        print(f"\nAttention of the first token in layer {layer + 1} (test examples of each operation; entropy in "
-              "nats, of the uniform value):", file=out)
-        for line in analysis.describe_attention(attention, layer):
-            print(line, file=out)
-    return {
-        "implementation": str(args.impl), "size": args.size, "seed": args.seed, "epochs": args.epochs,
-        "epochs_run": len(state["val"]), "batch_size": args.batch_size, "lr": args.lr,
-        "train_examples": len(train_set), "validation_examples": len(val_set), "test_examples": len(test_set),
-        "test_accuracy": float(test_acc), "test_loss": float(test_loss), "train_accuracy": train_acc,
-        "validation_accuracy": state["val"][best][1], "best_epoch": best + 1,
-        "per_operation_accuracy": per_op, "train_seconds": round(state["train_seconds"], 3),
-        "history": [{"epoch": i + 1, "train_loss": state["epoch_loss"][i], "train_accuracy": state["epoch_acc"][i],
-                     "validation_loss": v[0], "validation_accuracy": v[1]} for i, v in enumerate(state["val"])],
-        "confusion_matrix": {"labels": labels, "counts": counts.tolist()},
-        "attention": {op: [[{"top": h["top"], "top_weight": round(h["top_weight"], 4),
-                             "on_answer": round(h["on_answer"], 4),
-                             "entropy": round(h["entropy"], 4), "focused": h["focused"]} for h in layer]
-                           for layer in entry["layers"]] for op, entry in attention.items()},
-    }
-
-
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
     try:
         run(args)
-    except KeyboardInterrupt:
-        print("\ninterrupted: nothing was saved", file=sys.stderr)
+    except OutputPathError as error:
+        print(f"train.py: {error}", file=sys.stderr)
+        return 2
+    except Interrupted as interruption:
+        print(f"\ntrain.py: {interruption}", file=sys.stderr)
         return 130
-    except (checkpoint.CheckpointError, OSError) as error:  # e.g. a folder for --metrics-json that cannot be written
+    except KeyboardInterrupt:
+        print("\ntrain.py: interrupted before the first training step: nothing was saved, as no epoch had finished",
+              file=sys.stderr)
+        return 130
+    except (checkpoint.CheckpointError, OSError) as error:  # e.g. a disk full while writing
         print(f"train.py: {error}", file=sys.stderr)
         return 1
     print(f"done in {time.perf_counter() - start:.1f} s")
