@@ -16,7 +16,8 @@ def stale_files(target=STUDENT):
     expected = generate()
     present = {p.name for p in Path(target).glob("*.py")}
     return sorted(name for name, text in expected.items()
-                  if name not in present or (Path(target) / name).read_text() != text) + sorted(present - set(expected))
+                  if name not in present or (Path(target) / name).read_text(encoding="utf-8") != text) \
+        + sorted(present - set(expected))
 
 
 def main(argv=None):
@@ -31,7 +32,7 @@ def main(argv=None):
         return 1 if stale else 0
     target.mkdir(exist_ok=True)
     for name, text in generate().items():
-        (target / name).write_text(text)
+        (target / name).write_text(text, encoding="utf-8")
     print(f"wrote {len(generate())} files to {target}")
     return 0
 
