@@ -35,15 +35,37 @@ def start(command, preexec=None, **options):
     """subprocess.Popen(command, **options) in a group of its own, kept until finish(); preexec runs in the child
     before exec where the platform has fork (POSIX). Raises Interrupted once interrupt() was called."""
     if POSIX:
-        options.update(start_new_session=True, preexec_fn=preexec)
+        options.update(start_new_session=True, preexec_fn=lambda: _child_setup(preexec))
     else:
         options["creationflags"] = options.get("creationflags", 0) | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
-    with _lock:
+    with _lock, _sigint_held():
         if _stopping.is_set():
             raise Interrupted()
         proc = subprocess.Popen(command, **options)
-        _running.add(proc)
+        _running.add(proc)  # before a Ctrl-C can arrive: interrupt() kills it, wherever the caller was
     return proc
+
+
+def _child_setup(preexec):
+    """(In the child, before exec.) SIGINT no longer held back (_sigint_held's mask is inherited), then preexec."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if preexec is not None:
+        preexec()
+
+
+class _sigint_held:
+    """SIGINT kept pending (POSIX, main thread) until the block ends, when it is handled as usual."""
+
+    def __enter__(self):
+        self.held = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+        if self.held:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+    def __exit__(self, *exc):
+        if self.held:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        return False
 
 
 def wait(proc, limit):

@@ -60,7 +60,7 @@ def run_process(command, limit, extra_env=None, peaks=None):
         # on Linux it dies with the grader, however the grader ends (and its sandboxed child with it)
         proc = children.start(command, preexec=die_with_parent, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT,
                               env=dict(_environment(), **(extra_env or {})), stdin=subprocess.DEVNULL)
-        try:
+        try:  # (a Ctrl-C before this line: grade() kills it, children.interrupt())
             timed_out = not children.wait(proc, limit)
             if timed_out and peaks is not None:
                 peaks.append(peak_bytes(proc.pid))
