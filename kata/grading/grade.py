@@ -127,7 +127,8 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
 
 def _grade(impl, chosen, isolated, settings, workers, name):
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="kata-grade-") as tmp:
+    # (Windows releases a killed process's files a moment after it ends: a file still held stays behind, no error)
+    with tempfile.TemporaryDirectory(prefix="kata-grade-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
         sub = open_submission(impl, work, name, strict=settings.sandbox)
         tests = reference_tests()

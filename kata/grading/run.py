@@ -97,7 +97,7 @@ def reference_tests():
         return json.loads(cached.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         pass
-    with tempfile.TemporaryDirectory(prefix="kata-collect-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="kata-collect-", ignore_cleanup_errors=True) as tmp:
         out = Path(tmp) / "tests.json"
         run = TestRun(Settings(), collect=str(out)).write(Path(tmp) / "run.json")
         command = [*PYTEST, f"--kata-run={run}", "--collect-only", "--continue-on-collection-errors",

@@ -31,7 +31,8 @@ def reset(lesson_id, folder=STUDENT, backup_root=STATE / "backup"):
     backups, backup_dir = [], None
     for name in item.files:
         target = folder / name
-        if target.is_file() and target.read_bytes() != generated[name].encode():
+        # (a stub checked out with CRLF line ends, as Windows may, is still the stub: no backup of it)
+        if target.is_file() and target.read_bytes().replace(b"\r\n", b"\n") != generated[name].encode():
             if backup_dir is None:
                 backup_dir = _new_backup_dir(Path(backup_root))
             shutil.copy2(target, backup_dir / name)
