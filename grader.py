@@ -181,8 +181,8 @@ COMMANDS = {None: run_grade, "status": run_status, "watch": run_watch, "hint": r
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
     try:
+        args = parser().parse_args(argv)
         if args.lesson:
             args.lesson = lesson_ids(args.lesson)
         return COMMANDS[args.command](args)
