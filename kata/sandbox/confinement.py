@@ -52,7 +52,7 @@ def prctl(option, value):
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(option, value, 0, 0, 0) == 0
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no prctl (macOS), no C library by that name (Windows)
         return False
 
 
