@@ -15,11 +15,13 @@ import argparse
 import sys
 
 from kata.course import files
+from kata.course.console import printable_output
 from kata.course.manifest import lesson, lesson_ids
 from kata.course.repository import shown
 from kata.grading import batch as batch_tools
 from kata.grading import gradescope
 from kata.grading.grade import grade
+from kata.grading.interrupted import GradingInterrupted
 from kata.grading.report import is_student, report, student_folder, table
 from kata.grading.settings import DEFAULT_SECONDS, Settings
 from kata.grading.submission import SubmissionError
@@ -160,8 +162,11 @@ def run_watch(args):
         print(report(result, args.impl, True))
         current["lesson"] = result.current.id if result.current else None
 
-    watch.watch(run, folder)
-    return 0
+    stop = watch.watch(run, folder)
+    if stop is None:
+        return 0
+    print(f"\n{_interrupted(stop)}; stopped watching {shown(folder)}/", file=sys.stderr, flush=True)
+    return 130
 
 
 def run_hint(args):
@@ -198,8 +203,8 @@ COMMANDS = {None: run_grade, "status": run_status, "watch": run_watch, "hint": r
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
     try:
+        args = parser().parse_args(argv)
         if args.lesson:
             args.lesson = lesson_ids(args.lesson)
         check_outputs(args)
@@ -207,9 +212,18 @@ def main(argv=None):
     except (SubmissionError, NotContained, ValueError) as error:
         print(f"grader.py: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # Ctrl-C: every test process was killed; one line says what was interrupted
+        print(f"\n{_interrupted(stop)}", file=sys.stderr, flush=True)
         return 130
 
 
+def _interrupted(stop):
+    """The line for a Ctrl-C: what grade() said was being graded, or what else was running."""
+    if isinstance(stop, GradingInterrupted) or str(stop).startswith("Interrupted"):
+        return str(stop)
+    return "Interrupted: nothing was being graded"
+
+
 if __name__ == "__main__":
+    printable_output()
     sys.exit(main())

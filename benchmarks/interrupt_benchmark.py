@@ -1,15 +1,15 @@
-"""Time from Ctrl-C (SIGINT) to the exit of train.py, once an epoch has finished; print the figures.
+"""How long Ctrl-C takes to stop grading, watching and a notebook's check, with an exercise that loops forever.
 
-    python -m benchmarks.interrupt_benchmark [--runs 5] [--size medium] [--busy 2] [--plots]
+    python -m benchmarks.interrupt_benchmark [--runs 5] [--busy 2]
 
-Each run trains the reference, waits for the first finished epoch, waits a little more (a different delay each
-run, so the signal falls at different points of a step or of an evaluation), sends SIGINT and measures until the
-process has exited; it also checks the exit status (130) and that the checkpoint and metrics were written.
---busy N keeps N busy loops running alongside, as a loaded machine would.
+Each run starts `grader.py --lesson 02` (or `grader.py watch --lesson 02`, or `notebook.check('02')` in a Jupyter
+kernel) on a student's copy whose softmax loops forever, waits until a test of lesson 02 runs, sends SIGINT (the
+kernel: "Interrupt kernel") and measures the seconds until the grader exits (the kernel answers the cell), and
+whether any process of the run is left. Then the same with --busy processes spinning on the CPU alongside
+(`python -c "while True: pass"`). Prints the median, lowest and highest per case.
 """
 
 import argparse
-import json
 import os
 import signal
 import statistics
@@ -17,58 +17,88 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
-from kata.course.repository import ROOT
+from meta.helpers import copy_of_repository, insert_first, marked_processes, wait_for
+from meta.test_interrupt import in_test
 
-BUSY = "while True: pass"
+LIMIT = 120.0
 
 
-def one_run(size, delay, plots, folder):
-    outputs = ["--checkpoint", str(folder / "model.npz"), "--metrics-json", str(folder / "metrics.json")]
-    if plots:
-        outputs += ["--plots", str(folder / "plots")]
-    proc = subprocess.Popen([sys.executable, "train.py", "--impl", "solutions", "--size", size, "--epochs", "100",
-                             "--no-progress", *outputs], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    for line in proc.stdout:
-        if line.startswith("epoch 1/"):
-            break
-    else:
-        raise SystemExit(f"train.py ended before its first epoch: {proc.stderr.read()}")
-    time.sleep(delay)
-    start = time.perf_counter()
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 130 or json.loads((folder / "metrics.json").read_text())["interrupted"] is None:
-        raise SystemExit(f"exit status {proc.returncode}, expected 130: {err}")
-    return seconds, err.strip().splitlines()[-1]
+def grader_run(folder, args, stdin):
+    marker = uuid.uuid4().hex
+    grader = subprocess.Popen([sys.executable, "grader.py", *args], cwd=folder, stdin=stdin,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, KATA_TEST_MARK=marker))
+    try:
+        if not wait_for(lambda: in_test(marker, "02"), LIMIT):
+            raise RuntimeError("no test of lesson 02 started")
+        start = time.monotonic()
+        grader.send_signal(signal.SIGINT)
+        grader.wait(LIMIT)
+        seconds = time.monotonic() - start
+        wait_for(lambda: not marked_processes(marker), 10)
+        return seconds, grader.returncode, len(marked_processes(marker))
+    finally:
+        grader.kill()
+        for pid in marked_processes(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+def kernel_run(folder):
+    from jupyter_client.manager import KernelManager
+    marker = uuid.uuid4().hex
+    manager = KernelManager(kernel_name="python3")
+    manager.kernel_spec.argv[0] = sys.executable
+    manager.start_kernel(cwd=str(folder), env=dict(os.environ, KATA_TEST_MARK=marker, PYTHONPATH=str(folder)))
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=LIMIT)
+        kernel = set(marked_processes(marker))
+        request = client.execute("from kata.student import notebook\nnotebook.check('02')")
+        if not wait_for(lambda: in_test(marker, "02"), LIMIT):
+            raise RuntimeError("no test of lesson 02 started")
+        start = time.monotonic()
+        manager.interrupt_kernel()
+        while client.get_shell_msg(timeout=LIMIT)["parent_header"].get("msg_id") != request:
+            pass
+        seconds = time.monotonic() - start
+        wait_for(lambda: set(marked_processes(marker)) <= kernel, 10)
+        return seconds, "KeyboardInterrupt in the cell", len(set(marked_processes(marker)) - kernel)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="interruptions measured (default %(default)s)")
-    parser.add_argument("--size", choices=("small", "medium", "large"), default="medium",
-                        help="train.py --size (default %(default)s)")
-    parser.add_argument("--busy", type=int, default=0, help="busy loops running alongside (default %(default)s)")
-    parser.add_argument("--plots", action="store_true", help="with --plots: the pictures are drawn after Ctrl-C")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--busy", type=int, default=2, help="CPU-bound processes alongside, in the second round")
     args = parser.parse_args(argv)
-    busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(args.busy)]
-    try:
-        figures = []
-        for run in range(args.runs):
-            with tempfile.TemporaryDirectory(prefix="kata-interrupt-") as tmp:
-                seconds, line = one_run(args.size, 0.1 + 0.37 * run, args.plots, Path(tmp))
-            figures.append(seconds)
-            print(f"run {run + 1}: {seconds:.2f} s  ({line[:110]}...)", flush=True)
-    finally:
-        for proc in busy:
-            proc.kill()
-            proc.wait()
-    print(f"--size {args.size}{' --plots' if args.plots else ''}, {args.busy} busy loops: SIGINT to exit median "
-          f"{statistics.median(figures):.2f} s, lowest {min(figures):.2f} s, highest {max(figures):.2f} s "
-          f"({len(figures)} runs; cores: {os.cpu_count()})")
+    with tempfile.TemporaryDirectory(prefix="kata-interrupt-") as tmp:
+        folder = copy_of_repository(Path(tmp) / "kata")
+        insert_first(folder / "exercises" / "attention.py", "softmax", "while True: pass")
+        subprocess.run([sys.executable, "grader.py", "--lesson", "00"], cwd=folder, capture_output=True, check=True)
+        cases = {"grader.py --lesson 02": lambda: grader_run(folder, ["--lesson", "02"], subprocess.DEVNULL),
+                 "grader.py watch --lesson 02": lambda: grader_run(folder, ["watch", "--lesson", "02"],
+                                                                   subprocess.PIPE),
+                 "notebook.check('02') in a kernel": lambda: kernel_run(folder)}
+        for busy in (0, args.busy):
+            hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+            try:
+                for name, case in cases.items():
+                    figures = [case() for _ in range(args.runs)]
+                    seconds = [f[0] for f in figures]
+                    print(f"{name}, {busy} busy processes alongside: SIGINT to exit median "
+                          f"{statistics.median(seconds):.2f} s (lowest {min(seconds):.2f}, highest {max(seconds):.2f}; "
+                          f"{args.runs} runs); ended with {sorted(set(str(f[1]) for f in figures))}; processes left "
+                          f"{sum(f[2] for f in figures)}", flush=True)
+            finally:
+                for hog in hogs:
+                    hog.kill()
+                    hog.wait()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 in a temporary folder, so that every test holds whatever state a student has left exercises/ in."""
 
 import ast
+import os
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ def write_stubs(folder):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in generate().items():
-        (folder / name).write_text(text)
+        (folder / name).write_text(text, encoding="utf-8")
     return folder
 
 
@@ -38,7 +39,7 @@ def copy_of_repository(target):
 def insert_first(path, qualname, line):
     """Insert line as the first statement of the function or method qualname ("name" or "Class.name") in path;
     return its line number."""
-    source = path.read_text()
+    source = path.read_text(encoding="utf-8")
     *owner, name = qualname.split(".")
     body = ast.parse(source).body
     if owner:
@@ -47,14 +48,14 @@ def insert_first(path, qualname, line):
     first = node.body[1] if isinstance(node.body[0], ast.Expr) else node.body[0]  # after the docstring
     lines = source.splitlines(keepends=True)
     lines.insert(first.lineno - 1, " " * first.col_offset + line + "\n")
-    path.write_text("".join(lines))
+    path.write_text("".join(lines), encoding="utf-8")
     return first.lineno
 
 
 def alive(pid):
     """Whether the process pid exists and is not a zombie (dead, waiting to be reaped)."""
     try:
-        with open(f"/proc/{pid}/stat") as stream:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stream:
             return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
@@ -68,3 +69,17 @@ def wait_for(condition, limit=30.0):
             return False
         time.sleep(0.05)
     return True
+
+
+def marked_processes(marker, variable="KATA_TEST_MARK"):
+    """The pids of the live processes whose environment holds variable=marker (what a test started, and all they
+    started in turn: children inherit the environment)."""
+    wanted, found = f"{variable}={marker}".encode(), []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as stream:
+                if wanted in stream.read().split(b"\0") and alive(int(entry)):
+                    found.append(int(entry))
+        except OSError:
+            pass
+    return found

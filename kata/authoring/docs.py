@@ -33,7 +33,7 @@ def lesson_table():
 def study_time(item):
     """The time estimate a lesson text gives ("about 1.5 hours"), or None when the text has none (yet)."""
     path = ROOT / item.text
-    match = re.search(r"about (\d+(?:\.\d+)?) hours?", path.read_text()) if path.exists() else None
+    match = re.search(r"about (\d+(?:\.\d+)?) hours?", path.read_text(encoding="utf-8")) if path.exists() else None
     return float(match.group(1)) if match else None
 
 
@@ -73,8 +73,8 @@ def main(argv=None):
                         "write nothing")
     args = parser.parse_args(argv)
     readme = ROOT / "README.md"
-    wanted = {readme: render(readme.read_text()), ROOT / "lessons" / "README.md": learning_path()}
-    stale = [path for path, text in wanted.items() if not path.exists() or path.read_text() != text]
+    wanted = {readme: render(readme.read_text(encoding="utf-8")), ROOT / "lessons" / "README.md": learning_path()}
+    stale = [path for path, text in wanted.items() if not path.exists() or path.read_text(encoding="utf-8") != text]
     if args.check:
         names = ", ".join(str(path.relative_to(ROOT)) for path in stale)
         print(f"out of date (run `python -m kata.authoring.docs`): {names}" if stale

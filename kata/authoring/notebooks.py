@@ -78,7 +78,7 @@ def build(item, text):
 
 def render(item):
     """The text of the .ipynb file of one lesson."""
-    return nbformat.writes(build(item, (ROOT / item.text).read_text())) + "\n"
+    return nbformat.writes(build(item, (ROOT / item.text).read_text(encoding="utf-8"))) + "\n"
 
 
 def main(argv=None):
@@ -89,7 +89,7 @@ def main(argv=None):
     for item in lessons():
         path = ROOT / item.notebook
         text = render(item)
-        if path.exists() and path.read_text() == text:
+        if path.exists() and path.read_text(encoding="utf-8") == text:
             continue
         stale.append(item.notebook)
         if not args.check:

@@ -20,7 +20,8 @@ def stale_files(target=STUDENT):
     expected = generate()
     present = {p.name for p in Path(target).glob("*.py")}
     return sorted(name for name, text in expected.items()
-                  if name not in present or (Path(target) / name).read_text() != text) + sorted(present - set(expected))
+                  if name not in present or (Path(target) / name).read_text(encoding="utf-8") != text) \
+        + sorted(present - set(expected))
 
 
 def main(argv=None):

@@ -101,7 +101,7 @@ def generate(solutions=REFERENCE):
     index = exercise_index()
     result = {}
     for path in sorted(Path(solutions).glob("*.py")):
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         regions = BEGIN in text or WORKED_BEGIN in text
         result[path.name] = HEADER + stub_source(text, path.name, index) if regions else text
     return result
@@ -109,7 +109,7 @@ def generate(solutions=REFERENCE):
 
 def holds_reference(folder, names):
     """Whether any of the files names of folder still holds solution regions (it is the reference, or a copy)."""
-    return any(BEGIN in (Path(folder) / name).read_text(errors="replace")
+    return any(BEGIN in (Path(folder) / name).read_text(errors="replace", encoding="utf-8")
                for name in names if (Path(folder) / name).is_file())
 
 
@@ -139,7 +139,7 @@ def unfinished(folder=STUDENT):
              enumerate((item, e) for item in lessons() for e in item.exercises)}
     found = []
     for file in sorted(path.glob("*.py")):
-        lines = file.read_text(errors="replace").splitlines()
+        lines = file.read_text(errors="replace", encoding="utf-8").splitlines()
         for number, line in enumerate(lines, start=1):
             match = MARKER.match(line)
             if match and _still_raises(lines, number, match[1]):
@@ -157,7 +157,7 @@ def exercise_at(filename, line):
     if not candidates:
         return None
     try:
-        owner = enclosing_symbols(Path(str(filename)).read_text(errors="replace"))
+        owner = enclosing_symbols(Path(str(filename)).read_text(errors="replace", encoding="utf-8"))
     except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):  # code Python cannot parse points nowhere
         return None
     return candidates.get(owner.get(line))

@@ -24,8 +24,9 @@ def write_atomic(path, data):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    # 0o666 as open() uses: the umask applies, so a student's file keeps the usual permissions
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    # 0o666 as open() uses: the umask applies, so a student's file keeps the usual permissions; O_BINARY (Windows
+    # only): without it the descriptor is in text mode there, and every \n would be written as \r\n
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data if isinstance(data, bytes) else data.encode("utf-8"))

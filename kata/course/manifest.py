@@ -34,7 +34,7 @@ class Lesson:
 @functools.cache
 def lessons():
     """Every lesson of manifest.toml, in order."""
-    data = tomllib.loads((ROOT / "manifest.toml").read_text())
+    data = tomllib.loads((ROOT / "manifest.toml").read_text(encoding="utf-8"))
     result = []
     for entry in data["lesson"]:
         file_of = entry["files"][0] if len(entry["files"]) == 1 else None

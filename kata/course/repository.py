@@ -21,10 +21,11 @@ def private_paths():
     found = [ROOT / name for name in PRIVATE if (ROOT / name).exists()]
     dot_git = ROOT / ".git"
     try:
-        if dot_git.is_file() and dot_git.read_text().startswith("gitdir:"):
-            gitdir = (ROOT / dot_git.read_text().split(":", 1)[1].strip()).resolve()
+        if dot_git.is_file() and dot_git.read_text(encoding="utf-8").startswith("gitdir:"):
+            gitdir = (ROOT / dot_git.read_text(encoding="utf-8").split(":", 1)[1].strip()).resolve()
             common = gitdir / "commondir"
-            found += [gitdir, (gitdir / common.read_text().strip()).resolve() if common.is_file() else gitdir]
+            found += [gitdir,
+                      (gitdir / common.read_text(encoding="utf-8").strip()).resolve() if common.is_file() else gitdir]
     except (OSError, ValueError):
         pass
     found = [path for path in dict.fromkeys(found) if path.exists()]
@@ -32,11 +33,11 @@ def private_paths():
 
 
 def python():
-    """How to run this Python in a message: '.venv/bin/python' ('.venv\\Scripts\\python' on Windows) unless the
+    """How to run this Python in a message: '.venv/bin/python' (.venv\\Scripts\\python on Windows) unless the
     repository's venv is activated."""
     venv = ROOT / ".venv"
     if Path(sys.prefix).resolve() == venv.resolve() and os.environ.get("VIRTUAL_ENV") != str(venv):
-        return ".venv\\Scripts\\python" if os.name == "nt" else ".venv/bin/python"
+        return os.path.join(".venv", Path(sys.executable).parent.name, "python")  # bin, or Scripts on Windows
     return "python"
 
 

@@ -10,13 +10,15 @@ becomes a row with zero points and the reason; it never stops the batch.
 import csv
 import io
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..course import children
 from ..course.files import write_atomic, write_json
 from ..course.manifest import lesson_ids as lesson_ids_of
 from ..course.manifest import lessons
+from ..sandbox import NotContained, unsupported
 from .grade import grade
 from .results import GradeResult
 from .submission import SKIPPED_DIRS, SubmissionError
@@ -97,19 +99,34 @@ def batch(folder, out_dir, isolated=False, workers=None, lesson_ids=None, timeou
     entries = students(folder, skip=[out_dir])  # out_dir may sit inside folder
     if not entries:
         raise ValueError(f"{folder} holds no submission; expected one sub-folder or .zip per student")
+    if unsupported():  # every submission is graded sandboxed
+        raise NotContained(f"batch grading runs every submission sandboxed, but {unsupported()}: grade them on "
+                           f"Linux (WSL on Windows)")
     workers = DEFAULT_WORKERS if workers is None else max(1, int(workers))
     rows, start = [], time.perf_counter()
     # threads are enough: each grade() runs the tests in subprocesses of its own
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(grade_one, name, entry, ids, isolated, timeout, allow_unconfined): name
                    for name, entry in entries.items()}
-        for done, future in enumerate(as_completed(futures), start=1):
-            graded = future.result()
-            write_json(out_dir / f"{graded.student}.json", graded.to_json())
-            rows.append(row(graded, ids))
-            outcome = f"ERROR {rows[-1]['status']}" if graded.error else \
-                f"{graded.result.score:g}/{graded.result.max_score:g} points"
-            print(f"[{done}/{len(entries)}] {graded.student}: {outcome} ({graded.seconds:.1f} s)", flush=True)
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                graded = future.result()
+                write_json(out_dir / f"{graded.student}.json", graded.to_json())
+                rows.append(row(graded, ids))
+                outcome = f"ERROR {rows[-1]['status']}" if graded.error else \
+                    f"{graded.result.score:g}/{graded.result.max_score:g} points"
+                print(f"[{done}/{len(entries)}] {graded.student}: {outcome} ({graded.seconds:.1f} s)", flush=True)
+        except KeyboardInterrupt:  # Ctrl-C: every test process killed, no submission started after it
+            first = children.interrupt()
+            with children.shielded():
+                for future in futures:
+                    future.cancel()
+                wait(futures)
+            if first:
+                children.resume()
+            raise children.Interrupted(
+                f"Interrupted: batch grading stopped with {len(rows)} of {len(entries)} submissions graded (their "
+                f"JSON files are in {out_dir}); grades.csv was not written") from None
     rows.sort(key=lambda line: line["student"])
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=["student", *ids, "total", "max_score", "status"], lineterminator="\n")

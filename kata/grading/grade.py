@@ -19,11 +19,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..course import children
 from ..course.exercises import unfinished
 from ..course.manifest import lesson_ids as chosen_ids
 from ..course.manifest import lessons
 from ..course.manifest import owners as manifest_owners
 from ..course.repository import NAMED, REFERENCE, ROOT, python
+from ..sandbox import NotContained, unsupported
+from .interrupted import GradingInterrupted, each, stopped
 from .messages import cleaner
 from .repair import repair
 from .results import GradeResult, LessonResult, TestOutcome
@@ -105,12 +108,27 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
     sandbox: run the submission's code only in sandboxed child processes (kata/sandbox/) and take only the
     kata's files from it; None (the default) means yes for anything but "solutions" and "exercises".
     Where the sandbox cannot confine the submission's code on this machine, grade() raises NotContained (nothing
-    of it ran) unless allow_unconfined (for code one trusts).
+    of it ran) unless allow_unconfined (for code one trusts), and so it does where no sandbox can run (not Linux).
+    On Ctrl-C, every test process is killed at once and GradingInterrupted (a KeyboardInterrupt) says what was
+    being graded.
     """
-    start = time.monotonic()
     chosen = [item for item in lessons() if item.id in chosen_ids(lesson_ids)]
     settings = Settings.checked(timeout, str(impl) not in NAMED if sandbox is None else sandbox, allow_unconfined)
-    with tempfile.TemporaryDirectory(prefix="kata-grade-") as tmp:
+    if settings.sandbox and unsupported():
+        raise NotContained(f"{impl} would be graded sandboxed, but {unsupported()}: grade it on Linux (WSL on "
+                           f"Windows), or with --no-sandbox if you trust its code")
+    try:
+        return _grade(impl, chosen, isolated, settings, workers, name)
+    except GradingInterrupted:
+        raise
+    except KeyboardInterrupt:  # before any lesson's tests started (collecting, importing the submission)
+        raise stopped(children.interrupt(), waiting=[item.id for item in chosen]) from None
+
+
+def _grade(impl, chosen, isolated, settings, workers, name):
+    start = time.monotonic()
+    # (Windows releases a killed process's files a moment after it ends: a file still held stays behind, no error)
+    with tempfile.TemporaryDirectory(prefix="kata-grade-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
         sub = open_submission(impl, work, name, strict=settings.sandbox)
         tests = reference_tests()
@@ -138,13 +156,12 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
         # lessons that run more of the model take longer: start them first
         order = sorted(chosen, key=lambda item: -len(item.depends))
         with ThreadPoolExecutor(max(1, workers)) as pool:
-            done = dict(zip([item.id for item in order], pool.map(one, order)))
+            done = dict(zip([item.id for item in order], each(pool, one, order)))
             # what a report may show ends here; then the runs beside the reference, of which only the verdicts count
             shown_time = round(time.monotonic() - start, 2)
             alone = [item for item in order if isolated and item.files]
-            for item, credit in zip(alone, pool.map(lambda item: one(item, True), alone)):
+            for item, credit in zip(alone, each(pool, lambda item: one(item, True), alone, done)):
                 done[item.id] = _credit_from(credit, done[item.id])
-    results = []
     results = []
     for item in chosen:
         entry = done[item.id]

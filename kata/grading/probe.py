@@ -21,7 +21,7 @@ def main(folder, out, limit):
     def no_exit(code=0):  # os._exit would leave no trace of where it was called
         raise SystemExit(f"os._exit({code}) called while importing")
     os._exit = no_exit
-    with open(out + ".trace", "w") as trace:
+    with open(out + ".trace", "w", encoding="utf-8") as trace:
         faulthandler.enable(file=trace)  # a crash of Python itself still says where it was
         faulthandler.dump_traceback_later(limit, exit=True, file=trace)
         try:
@@ -30,7 +30,7 @@ def main(folder, out, limit):
         except ImplementationError as wrapped:
             verdict = import_failure(wrapped.__cause__, folder)
         faulthandler.cancel_dump_traceback_later()
-    Path(out).write_text(json.dumps(verdict))
+    Path(out).write_text(json.dumps(verdict), encoding="utf-8")
 
 
 if __name__ == "__main__":

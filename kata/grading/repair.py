@@ -50,7 +50,7 @@ def _static_problems(folder, display):
 def _top_level_names(path):
     """Names a Python file defines or imports at its top level."""
     names = set()
-    for node in parse_python(Path(path).read_text()).body:
+    for node in parse_python(Path(path).read_text(encoding="utf-8")).body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -80,10 +80,10 @@ def _probe(folder, display, work, settings):
     returncode, _ = run_process([sys.executable, "-m", "kata.grading.probe", str(folder), str(out), str(limit)],
                                 settings.probe_kill_after)
     if out.exists():
-        verdict = json.loads(out.read_text())
+        verdict = json.loads(out.read_text(encoding="utf-8"))
         return None if verdict is None else _verdict_result(blame(verdict), folder, display)
     trace = Path(str(out) + ".trace")
-    dump = trace.read_text(errors="replace") if trace.exists() else ""
+    dump = trace.read_text(errors="replace", encoding="utf-8") if trace.exists() else ""
     spot = in_dump(dump, folder)
     timed_out = returncode is None or dump.startswith("Timeout")  # faulthandler's header after its time limit
     what = f"did not finish within {limit:g} s" if timed_out else f"stopped Python (exit code {returncode})"
@@ -103,7 +103,7 @@ def _probe_sandboxed(folder, display, work, settings):
                                settings.probe_kill_after)
     if not out.exists():
         return ([], f"importing {display} could not be tried (exit code {code}): {output.strip()[-300:]}"), None
-    report = json.loads(out.read_text())
+    report = json.loads(out.read_text(encoding="utf-8"))
     if report.get("refused"):
         raise NotContained(report["refused"])
     isolation = "" if report.get("isolated") else str(report.get("note"))

@@ -68,7 +68,8 @@ def next_step(result, impl, folder):
         lines.append(f"Next step: fix this first, {problem}")
     elif todo:
         path = Path(folder) / todo[0].file
-        marker = path.read_text(errors="replace").splitlines()[todo[0].line - 1].strip() if path.is_file() else ""
+        text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+        marker = text.splitlines()[todo[0].line - 1].strip() if text else ""
         lines.append(f"Next step: open {shown(path)}, implement {todo[0].symbol} (line {todo[0].line}: `{marker}`),\n"
                      f"then read {lesson(current.id).text}, section \"{todo[0].section}\".")
     elif current.note:

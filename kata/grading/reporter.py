@@ -28,7 +28,7 @@ def pytest_addoption(parser):
 
 
 def _log(entry):
-    with open(_state["run"].log, "a") as handle:
+    with open(_state["run"].log, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry) + "\n")
 
 
@@ -47,7 +47,7 @@ def pytest_configure(config):
         config.option.allow_unconfined = run.settings.allow_unconfined
     if run.log:
         _state["folder"] = folder_of(config.getoption("--impl"))
-        _state["trace"] = open(run.trace, "w")  # kept open: faulthandler writes to its descriptor
+        _state["trace"] = open(run.trace, "w", encoding="utf-8")  # kept open: faulthandler writes to its descriptor
 
 
 def pytest_collection_finish(session):
@@ -57,7 +57,7 @@ def pytest_collection_finish(session):
         for test in session.items:
             for lesson_id in dict.fromkeys(markers[m.name] for m in test.iter_markers() if m.name in markers):
                 found.setdefault(lesson_id, []).append(test.nodeid)
-        Path(_state["run"].collect).write_text(json.dumps(found))
+        Path(_state["run"].collect).write_text(json.dumps(found), encoding="utf-8")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -4,7 +4,6 @@ started again without the tests already done when one test used up its share of 
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .. import ONE_BLAS_THREAD
+from ..course import children
 from ..course.files import write_json
 from ..course.implementation import folder_of
 from ..course.manifest import lesson
@@ -42,33 +42,41 @@ class LessonRun(NamedTuple):
 PRINTED_CHARS = 16_000
 
 
+class LessonInterrupted(children.Interrupted):
+    """The grading was interrupted (Ctrl-C) while this lesson's tests ran: test is the test id then running (None
+    when none had started), as the test process's log says."""
+
+    def __init__(self, lesson_id, test):
+        super().__init__(lesson_id, test)
+        self.lesson_id, self.test = lesson_id, test
+
+
 def run_process(command, limit, extra_env=None, peaks=None):
-    """Run command in a process group of its own, killed after limit seconds. -> (returncode or None, output)
-    peaks: a list to which the process's peak memory is added if it was still running at its deadline."""
-    with tempfile.TemporaryFile("w+") as output:
-        # it dies with the grader, however the grader ends (and its sandboxed child with it)
-        proc = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-                                env=dict(_environment(), **(extra_env or {})),
-                                preexec_fn=die_with_parent if os.name == "posix" else None)
-        try:
-            proc.wait(timeout=limit)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            if peaks is not None:
+    """Run command in a process group of its own, killed after limit seconds, with all it started. -> (returncode
+    or None, output). peaks: a list to which the process's peak memory is added if it was still running at its
+    deadline. Raises Interrupted (a KeyboardInterrupt) when the grading was interrupted (children.interrupt())
+    before or while it ran; on KeyboardInterrupt the process is killed before the exception goes on."""
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as output:
+        # on Linux it dies with the grader, however the grader ends (and its sandboxed child with it)
+        proc = children.start(command, preexec=die_with_parent, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT,
+                              env=dict(_environment(), **(extra_env or {})), stdin=subprocess.DEVNULL)
+        try:  # (a Ctrl-C before this line: grade() kills it, children.interrupt())
+            timed_out = not children.wait(proc, limit)
+            if timed_out and peaks is not None:
                 peaks.append(peak_bytes(proc.pid))
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the whole group: with anything the submission started
-        except OSError:
-            pass  # nothing left in it
-        proc.wait()
+        finally:
+            children.finish(proc)  # the whole group: with anything the submission started
+        if children.interrupted():
+            raise children.Interrupted()
         output.seek(0)
         return (None if timed_out else proc.returncode), output.read()[-4000:]
 
 
 def _environment():
     # single-threaded BLAS: lessons run side by side, and sums come out the same on every run
-    return dict(os.environ, **ONE_BLAS_THREAD, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
+    # UTF-8 mode: the test process writes its output and files as UTF-8 on every platform (Windows' default is its
+    # ANSI code page), which is how the grader reads them
+    return dict(os.environ, **ONE_BLAS_THREAD, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1", PYTHONUTF8="1")
 
 
 def lesson_test_files():
@@ -86,10 +94,10 @@ def reference_tests():
     digest = hashlib.sha1(b"".join(path.name.encode() + path.read_bytes() for path in sources if path.exists()))
     cached = STATE / f"reference-tests-{digest.hexdigest()[:16]}.json"
     try:
-        return json.loads(cached.read_text())
+        return json.loads(cached.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         pass
-    with tempfile.TemporaryDirectory(prefix="kata-collect-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="kata-collect-", ignore_cleanup_errors=True) as tmp:
         out = Path(tmp) / "tests.json"
         run = TestRun(Settings(), collect=str(out)).write(Path(tmp) / "run.json")
         command = [*PYTEST, f"--kata-run={run}", "--collect-only", "--continue-on-collection-errors",
@@ -97,7 +105,7 @@ def reference_tests():
         code, output = run_process(command, COLLECT_SECONDS)
         if not out.exists():
             raise RuntimeError(f"collecting the tests of the reference failed (exit {code}):\n{output}")
-        found = json.loads(out.read_text())
+        found = json.loads(out.read_text(encoding="utf-8"))
     try:
         write_json(cached, found)
     except OSError:  # a read-only checkout grades all the same, collecting each time
@@ -109,7 +117,7 @@ def _read_log(path):
     """(finished {test id: (status, message)}, id of the test that started but did not finish, or None, the test
     process's peak memory after its last finished test, what the implementation printed)."""
     done, started, peak, printed = {}, None, 0, []
-    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.exists() else []
     for line in lines:
         try:
             entry = json.loads(line)
@@ -143,7 +151,10 @@ def run_lesson(lesson_id, impl_arg, tests, settings, work, clean=lambda text: te
         targets = dict.fromkeys(t.split("::")[0] for t in tests) if attempt == 1 else remaining
         command = [*PYTEST, f"--kata-run={run.write(work / f'{lesson_id}-{attempt}.json')}", f"--impl={impl_arg}",
                    "-m", item.marker, *[str(ROOT / t) for t in targets]]
-        code, output = run_process(command, left + run.kill_margin, peaks=peaks)
+        try:
+            code, output = run_process(command, left + run.kill_margin, peaks=peaks)
+        except KeyboardInterrupt:  # Ctrl-C: say which lesson and which of its tests was running
+            raise LessonInterrupted(lesson_id, _read_log(Path(run.log))[1]) from None
         if settings.sandbox:  # a test process killed at its deadline could not stop its child: nothing of it stays
             sweep()
         done, hung, peak, printed = _read_log(Path(run.log))
@@ -156,7 +167,7 @@ def run_lesson(lesson_id, impl_arg, tests, settings, work, clean=lambda text: te
                 results.update({t: ("error", note) for t in remaining})
             break
         trace = Path(run.trace)
-        trace_text = trace.read_text(errors="replace") if trace.exists() else ""
+        trace_text = trace.read_text(encoding="utf-8", errors="replace") if trace.exists() else ""
         if code is None or trace_text:
             folder = folder_of(impl_arg)
             spot = in_dump(trace_text, folder)

@@ -74,10 +74,10 @@ class TestRun:
 
     def write(self, path):
         data = asdict(self)
-        path.write_text(json.dumps(data))
+        path.write_text(json.dumps(data), encoding="utf-8")
         return path
 
     @classmethod
     def read(cls, path):
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(**dict(data, settings=Settings(**data["settings"])))

@@ -179,7 +179,7 @@ def prepare(path, work_dir, name=None, strict=False):
     else:
         shutil.copytree(source, target, ignore=shutil.ignore_patterns(*SKIPPED_DIRS, "*.pyc", ".*"))
     if not (target / "__init__.py").exists():
-        (target / "__init__.py").write_text(generate()["__init__.py"])
+        (target / "__init__.py").write_text(generate()["__init__.py"], encoding="utf-8")
         notes.append("__init__.py was not in the submission: the one of exercises/ was used.")
     return target, notes, "/".join([name or Path(path).name, *where])
 

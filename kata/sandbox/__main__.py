@@ -18,8 +18,8 @@ def main(argv=None):
     parser.add_argument("--policy", metavar="POLICY.json", required=True, help="a Policy's to_json(), as JSON")
     parser.add_argument("folder", help="the implementation folder to import")
     args = parser.parse_args(argv)
-    policy = Policy.from_json(json.loads(Path(args.policy).read_text()))
-    Path(args.probe).write_text(json.dumps(probe(args.folder, args.seconds, policy)))
+    policy = Policy.from_json(json.loads(Path(args.policy).read_text(encoding="utf-8")))
+    Path(args.probe).write_text(json.dumps(probe(args.folder, args.seconds, policy)), encoding="utf-8")
 
 
 if __name__ == "__main__":

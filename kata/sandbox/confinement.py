@@ -3,13 +3,17 @@ of the machine in which the implementation can read little and change nothing (i
 
 import ctypes
 import os
-import resource
 import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import kata
+
+try:
+    import resource
+except ImportError:  # Windows: the sandbox is not available there (unsupported() says why); the rest of the kata is
+    resource = None
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
@@ -33,11 +37,22 @@ class Isolation:
         return self.folder is None and self.user is not None
 
 
+def unsupported():
+    """Why no sandbox can run on this machine, as one sentence, or "" (Linux, where everything it needs is there).
+    What is missing is looked up, not inferred from the platform's name."""
+    if not sys.platform.startswith("linux"):
+        return f"the sandbox runs on Linux only, and this is {sys.platform}"
+    missing = [f"os.{name}" for name in ("fork", "killpg", "setsid", "getuid", "geteuid") if not hasattr(os, name)]
+    missing += [] if resource is not None else ["the resource module"]
+    missing += [] if hasattr(signal, "SIGKILL") else ["signal.SIGKILL"]
+    return f"the sandbox needs {', '.join(missing)}, which this Python lacks" if missing else ""
+
+
 def prctl(option, value):
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(option, value, 0, 0, 0) == 0
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no prctl (macOS), no C library by that name (Windows)
         return False
 
 
@@ -93,7 +108,7 @@ def _enter_namespaces():
         uid, gid = os.getuid(), os.getgid()
         libc_call("unshare", CLONE_NEWUSER | flags)
         for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
-            with open(f"/proc/self/{name}", "w") as stream:
+            with open(f"/proc/self/{name}", "w", encoding="utf-8") as stream:
                 stream.write(text)
     else:
         libc_call("unshare", flags)
@@ -142,11 +157,11 @@ def _build_view(folder, policy):
     mount("none", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, f"size={policy.dev_size},nr_inodes={policy.small_inodes},"
                                                           f"mode=755")
     for name, fd in devices.items():
-        open(f"/dev/{name}", "w").close()
+        open(f"/dev/{name}", "w", encoding="utf-8").close()
         mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND)
         os.close(fd)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # this namespace's processes only
-    with open("/proc/self/mountinfo") as stream:
+    with open("/proc/self/mountinfo", encoding="utf-8") as stream:
         points = [line.split()[4].replace("\\040", " ") for line in stream]
     for point in points:  # read-only everywhere but /tmp (and /tmp/submission is read-only too)
         if point in ("/tmp", "/proc") or point.startswith("/proc/"):
@@ -163,7 +178,7 @@ def _build_view(folder, policy):
 def _drop_privileges(user):
     """Every capability dropped for good; as root, the unprivileged user from now on; no way back (no new
     privileges, whatever the implementation runs)."""
-    with open("/proc/sys/kernel/cap_last_cap") as stream:
+    with open("/proc/sys/kernel/cap_last_cap", encoding="utf-8") as stream:
         last = int(stream.read())
     for capability in range(last + 1):
         prctl_checked(PR_CAPBSET_DROP, capability)

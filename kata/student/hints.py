@@ -21,7 +21,7 @@ LEVELS = 3
 def load_hints(path=HINTS):
     """{(lesson id, symbol): [level 1, level 2, level 3]} from hints.toml, checked against the manifest."""
     try:
-        entries = tomllib.loads(Path(path).read_text()).get("hint", [])
+        entries = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("hint", [])
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ValueError(f"cannot read the hints file {path}: {error}") from error
     known = {(item.id, e.symbol) for item in lessons() for e in item.exercises}
@@ -88,7 +88,7 @@ def next_hint(lesson_id, symbol=None, state_dir=STATE, folder=STUDENT, check=Non
         raise ValueError(f"{shown(HINTS)} has no hint for lesson {item.id} {exercise.symbol}")
     state_file = Path(state_dir) / "hints.json"
     try:
-        state = json.loads(state_file.read_text())
+        state = json.loads(state_file.read_text(encoding="utf-8"))
         state = state if isinstance(state, dict) else {}
     except (OSError, ValueError):  # no state yet, or a damaged one: start again from level 1
         state = {}

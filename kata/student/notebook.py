@@ -104,7 +104,7 @@ def run_experiments(path, impl="solutions", out=sys.stdout):
     """Execute the run blocks of a lesson text in one namespace (matplotlib without a display)."""
     import matplotlib
     matplotlib.use("Agg")
-    code_blocks = [block.text for block in blocks(Path(path).read_text()) if block.kind == "code"]
+    code_blocks = [block.text for block in blocks(Path(path).read_text(encoding="utf-8")) if block.kind == "code"]
     setup = "\n".join(line for line in SETUP.splitlines() if not line.startswith("%"))
     namespace = {"__name__": "__lesson__"}
     exec(compile(setup.replace("notebook.load()", f"notebook.load({impl!r})"), "<setup>", "exec"), namespace)
@@ -124,7 +124,8 @@ def main(argv=None):
                         "%(default)s)")
     args = parser.parse_args(argv)
     count = run_experiments(args.path, args.impl)
-    print(f"{args.path}: {count} run blocks, all ran; sections: {headings(Path(args.path).read_text())}")
+    sections = headings(Path(args.path).read_text(encoding="utf-8"))
+    print(f"{args.path}: {count} run blocks, all ran; sections: {sections}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ def reset(lesson_id, folder=STUDENT, backup_root=STATE / "backup"):
     keep = Backups(backup_root)
     for name in item.files:
         target = folder / name
-        if target.is_file() and target.read_bytes() != generated[name].encode():
+        # (a stub checked out with CRLF line ends, as Windows may, is still the stub: no backup of it)
+        if target.is_file() and target.read_bytes().replace(b"\r\n", b"\n") != generated[name].encode():
             keep.save(target)
         write_atomic(target, generated[name])
     return keep.saved

@@ -39,6 +39,7 @@ def watch(run, folder=STUDENT, interval=1.0, stdin=sys.stdin, max_runs=None, out
     Saves are found by polling modification times and sizes every interval seconds (no dependency, and it
     works where file events do not); Enter is the manual fallback. Ctrl-C or the end of stdin stops it, as
     does max_runs calls of run(). stdin=None listens to files only. An exception in run() is printed.
+    Returns the KeyboardInterrupt that stopped it (Ctrl-C, during a run or between two), or None.
     """
     folder = existing_folder(folder)
     out = sys.stdout if out is None else out
@@ -55,7 +56,7 @@ def watch(run, folder=STUDENT, interval=1.0, stdin=sys.stdin, max_runs=None, out
                 traceback.print_exc(file=out)
             runs += 1
             if max_runs is not None and runs >= max_runs:
-                return
+                return None
             print(f"\nWatching {shown(folder)}/: save a .py file or press Enter to run again; Ctrl-C to stop.",
                   file=out, flush=True)
             while True:
@@ -66,7 +67,8 @@ def watch(run, folder=STUDENT, interval=1.0, stdin=sys.stdin, max_runs=None, out
                         break
                     continue
                 if event is None:
-                    return
+                    return None
                 break
-    except KeyboardInterrupt:
-        print(file=out, flush=True)
+    except KeyboardInterrupt as stop:
+        return stop
+    return None

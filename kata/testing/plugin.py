@@ -13,7 +13,7 @@ import pytest
 from ..course import implementation
 from ..course.exercises import pointer_for
 from ..course.manifest import lessons
-from ..sandbox import SandboxError
+from ..sandbox import SandboxError, unsupported
 from .sandboxed import Sandboxed
 
 
@@ -60,6 +60,8 @@ def sandboxed(config):
 def pytest_sessionstart(session):
     """With --sandbox, the child starts before the first test, so its start-up counts against no test's time."""
     config = session.config
+    if config.getoption("--sandbox") and unsupported():
+        raise pytest.UsageError(f"--sandbox: {unsupported()} (run the tests without it, or on Linux: WSL on Windows)")
     if config.getoption("--sandbox"):
         config._kata_sandboxed = Sandboxed(config.getoption("--impl"), config.getoption("sandbox_test_seconds"),
                                            config.getoption("allow_unconfined"))
