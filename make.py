@@ -40,8 +40,8 @@ TARGETS = [
      ["train.py"]),
     ("play", "student", "Ask the trained model questions such as Max ( 5 3 9 ) (play --checkpoint FILE)", BASE,
      ["play.py"]),
-    ("lab", "student", "Open the repository in JupyterLab (installs JupyterLab the first time)", BASE + ",lab",
-     ["-m", "jupyterlab", "--notebook-dir=" + ROOT]),
+    ("lab", "student", "Open JupyterLab at the repository's root (lab 02: lesson 02's notebook; installs JupyterLab "
+                       "the first time)", BASE + ",lab", None),
     ("clean", "student", "Remove .venv and caches (your work and .kata/ backups stay)", None, None),
     ("exercises", "maintainer", "Regenerate exercises/ (changed files backed up to .kata/backup/), the "
                                 "README tables and the notebooks", BASE, None),
@@ -52,6 +52,8 @@ TARGETS = [
     ("lock", "maintainer", "Resolve the dependencies of pyproject.toml afresh and rewrite requirements.lock", None,
      None),
 ]
+# the kernel the notebooks name (kata/authoring/notebooks.py: KERNEL), installed into .venv by `make lab`
+KERNEL_NAME, KERNEL_DISPLAY = "transformer-kata", "Transformer kata (.venv)"
 GENERATORS = {
     "exercises": [["-m", "kata.authoring.stubs"], ["-m", "kata.authoring.docs"], ["-m", "kata.authoring.notebooks"]],
     "notebooks": [["-m", "kata.authoring.notebooks"], ["-m", "kata.authoring.docs"]],
@@ -246,6 +248,23 @@ def clean(say=print):
     say("removed %s and the caches" % (", ".join(removed) or "nothing of .venv"))
 
 
+def lab_commands(rest, lesson=None):
+    """The commands of `make lab` (each run with the venv's Python): install the project's kernel, then JupyterLab
+    at the repository's root. A lesson number (the first argument, or $LESSON) opens that lesson's notebook."""
+    rest = list(rest)
+    if rest and len(rest[0]) == 2 and rest[0].isdigit():
+        lesson = rest.pop(0)
+    opened = []
+    if lesson:
+        found = sorted(name for name in os.listdir(os.path.join(ROOT, "notebooks"))
+                       if name.startswith(lesson + "_") and name.endswith(".ipynb"))
+        if not found:
+            raise Refused("lab %s: there is no notebooks/%s_*.ipynb; give a lesson number such as 02" % (lesson, lesson))
+        opened = ["notebooks/" + found[0]]
+    return [["-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL_NAME, "--display-name", KERNEL_DISPLAY],
+            ["-m", "jupyterlab", "--ServerApp.root_dir=" + ROOT] + rest + opened]
+
+
 def help_text():
     lines = ["Usage: make TARGET [ARGS=\"options\"]   or   python make.py TARGET [options]", ""]
     for group, title in (("student", "For students"), ("maintainer", "For the kata's maintainers")):
@@ -282,6 +301,7 @@ def main(argv):
         if name == "lock":
             lock()
             return 0
+        steps = lab_commands(rest, os.environ.get("LESSON")) if name == "lab" else [(command or []) + rest]
         python = setup(extras)
         if name == "setup":
             return 0
@@ -291,12 +311,11 @@ def main(argv):
                 if code:
                     return code
             return 0
-        if name == "lab":
-            code = run(python, ["-m", "ipykernel", "install", "--sys-prefix", "--name", "transformer-kata",
-                                "--display-name", "Transformer kata"])
+        code = 0
+        for step in steps:
+            code = run(python, step)
             if code:
-                return code
-        code = run(python, command + rest)
+                break
         return 130 if code in (-2, 0xC000013A) else code
     except Refused as refused:
         print(str(refused), file=sys.stderr)
