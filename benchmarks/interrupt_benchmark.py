@@ -74,8 +74,8 @@ def kernel_run(folder):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--busy", type=int, default=2, help="CPU-bound processes alongside, in the second round")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each case; the median is printed (default: 5)")
+    parser.add_argument("--busy", type=int, default=2, help="CPU-bound processes alongside, in the second round (default: 2)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kata-interrupt-") as tmp:
         folder = copy_of_repository(Path(tmp) / "kata")
