@@ -224,6 +224,11 @@ def stubs_run(lab, page, lesson_id, shots, say):
     errors = [out for _, _, out in cells if "Traceback" in out or "Error" in out.split(":", 1)[0]]
     say(f"{len(unfinished)} cells printed 'Unfinished exercise: ...', {len(skipped)} 'Skipped: needs ...', "
         f"{len(errors)} showed an error; e.g. {unfinished[0].splitlines()[0] if unfinished else None!r}")
+    if unfinished:
+        cell = page.locator(".jp-CodeCell", has=page.locator(".jp-OutputArea", has_text="Unfinished exercise:")).first
+        cell.scroll_into_view_if_needed()
+        cell.screenshot(path=str(shots / "stubs-unfinished-cell.png"))
+        say("screenshot stubs-unfinished-cell.png: the first cell stopped by an unfinished exercise")
     match, rows, _ = check_table(page, say, shots, "stubs")
     if not unfinished or errors or match.group(3) != "0" or int(match.group(4)) != rows:
         raise Failed("on the stubs, Run All should reach the check (0 passed) with lines naming the unfinished "

@@ -146,10 +146,12 @@ def main(argv=None):
             write_atomic(path, text)
     for line in kept:
         print(line)
+    others = f"; {len(kept)} kept as you changed them (see above)" if kept else ""
     if args.check:
-        print("stale notebooks (run `make notebooks`): " + ", ".join(stale) if stale else "notebooks are up to date")
+        print("stale notebooks (run `make notebooks`): " + ", ".join(stale) if stale else
+              f"notebooks are up to date{others}")
         return 1 if stale else 0
-    print(f"wrote {len(stale)} notebooks" if stale else "notebooks were already up to date")
+    print(f"wrote {len(stale)} notebooks{others}" if stale or kept else "notebooks were already up to date")
     return 0
 
 
