@@ -110,7 +110,7 @@ class Lab:
              f"--IdentityProvider.token={self.token}", "--allow-root", f"--ServerApp.root_dir={self.repo}",
              "--ServerApp.port_retries=0"],
             cwd=self.repo, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for("JupyterLab to answer", lambda: self.get("/api/status") is not None or self._exited())
+        wait_for("JupyterLab to answer", lambda: isinstance(self.get("/api/status"), dict) or self._exited())
 
     def _exited(self):
         if self.process.poll() is not None:
@@ -120,15 +120,19 @@ class Lab:
         return False
 
     def get(self, path):
-        """The JSON the server answers for path, or None; an HTTP error's status as {"status": code}."""
+        """The JSON the server answers for path; None when it does not answer or answers an HTTP error."""
         request = urllib.request.Request(self.url + path, headers={"Authorization": f"token {self.token}"})
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
-                return json.loads(response.read() or b"null") or {"status": response.status}
-        except urllib.error.HTTPError as error:
-            return {"status": error.code}
-        except OSError:
+                return json.loads(response.read() or b"null")
+        except (OSError, ValueError):  # urllib's HTTPError is an OSError
             return None
+
+    def kernels_idle(self):
+        """Whether the server runs at least one kernel and every one is idle."""
+        kernels = self.get("/api/kernels")
+        return isinstance(kernels, list) and bool(kernels) and all(
+            kernel.get("execution_state") == "idle" for kernel in kernels)
 
     def stop(self):
         if self.process.poll() is None:
@@ -154,7 +158,8 @@ def run_all(page, lab, menu, item, say, confirm=False):
     kernel is idle; the cells."""
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Edit$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Clear Outputs of All Cells$")).click()
-    wait_for("the outputs to be cleared", lambda: not any(out for _, _, out in code_cells(page)))
+    wait_for("the outputs and prompts to be cleared", lambda: not any(
+        out or re.search(r"\[\d+\]", prompt) for _, prompt, out in code_cells(page)))
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{menu}$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
     if confirm:
@@ -163,10 +168,9 @@ def run_all(page, lab, menu, item, say, confirm=False):
 
     def finished():
         cells = code_cells(page)
-        kernels = lab.get("/api/kernels") or []
         counts = [re.search(r"\[(\d+)\]", prompt) for _, prompt, _ in cells]
         ran = all(counts) and [int(c.group(1)) for c in counts] == list(range(1, len(cells) + 1))
-        return cells if cells and ran and all(k.get("execution_state") == "idle" for k in kernels) else None
+        return cells if cells and ran and lab.kernels_idle() else None
 
     cells = wait_for(f"{menu} > {item} to finish", finished, every=0.5)
     say(f"{menu} > {item}: all {len(cells)} code cells ran (prompts [1] to [{len(cells)}], kernel idle) "
@@ -204,8 +208,7 @@ def browse(lab, page, lesson_id, shots, say):
     page.locator(".jp-NotebookPanel .jp-CodeCell").first.wait_for(timeout=DEADLINE * 1000)
     kernel = page.locator(".jp-KernelName").first
     wait_for("the notebook's kernel to start",
-             lambda: "Transformer kata" in (kernel.text_content() or "") and (lab.get("/api/kernels") or [None])[0]
-             and all(k.get("execution_state") == "idle" for k in lab.get("/api/kernels")))
+             lambda: "Transformer kata" in (kernel.text_content() or "") and lab.kernels_idle())
     say(f"opened {item.notebook}: kernel {kernel.text_content()!r} (the notebook names {KERNEL!r}), idle")
     page.locator(".jp-BreadCrumbs-home").click()
     listed = wait_for("the file browser at the root", lambda: sorted(set(
