@@ -11,6 +11,7 @@ localhost port with a token and checks, printing each check:
 - on the stubs, Run > Run All Cells runs every code cell down to the check, which shows a table with 0 tests
   passed, and the cells that need an unfinished exercise print one line naming it;
 - with solutions/ copied over exercises/, Kernel > Restart Kernel and Run All Cells gives full marks;
+- File > Save Notebook writes a notebook that `python -m kata.authoring.notebooks` finds up to date, unchanged;
 - the notebook's link to its lesson text opens it in Lab.
 
 Screenshots (PNG) are written to --screenshots. Exit status 0 when every check held. It needs jupyterlab and
@@ -31,6 +32,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
+
+from kata.authoring import notebooks
 from kata.course.manifest import lesson
 from kata.course.repository import ROOT
 from meta.helpers import copy_of_repository
@@ -251,6 +255,31 @@ def reference_run(lab, page, lesson_id, shots, say):
         raise Failed(f"on the reference, the check should give full marks with no error ({bad[:1]})")
 
 
+def saved(lab, page, lesson_id, shots, say):
+    """File > Save Notebook: the file Lab writes (outputs and all) is neither stale nor changed for the generator."""
+    item = lesson(lesson_id)
+    path = lab.repo / item.notebook
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").first.click()
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^File$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Save Notebook$")).click()
+    node = wait_for("Lab to save the notebook with its outputs", lambda: _with_outputs(path))
+    state = notebooks.status(path, notebooks.render(item))
+    unchanged = notebooks.cells_digest(node) == node.metadata["kata"]["cells_sha256"]
+    outputs = sum(len(cell.get("outputs", [])) for cell in node.cells)
+    say(f"File > Save Notebook: Lab wrote {item.notebook} with {outputs} outputs; for the generator it is "
+        f"{state!r}, its cells {'unchanged' if unchanged else 'CHANGED'} (kata metadata kept)")
+    if state != "up to date" or not unchanged:
+        raise Failed("a notebook saved by Lab should be up to date and unchanged for the generator")
+
+
+def _with_outputs(path):
+    try:
+        node = nbformat.reads(path.read_text(), as_version=4)
+    except Exception:
+        return None
+    return node if any(cell.get("outputs") for cell in node.cells) else None
+
+
 def lesson_link(lab, page, lesson_id, shots, say):
     item = lesson(lesson_id)
     link = page.locator(".jp-RenderedMarkdown a", has_text=item.text).first
@@ -302,7 +331,7 @@ def main(argv=None, out=sys.stdout):
                 browser = driver.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
                 say(f"Chromium {browser.version}, headless")
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                for step in (browse, stubs_run, reference_run, lesson_link):
+                for step in (browse, stubs_run, reference_run, saved, lesson_link):
                     step(lab, page, args.lesson, shots, say)
                 browser.close()
         except Failed as failure:
