@@ -40,10 +40,10 @@ notebooks: setup  ## Regenerate the lesson notebooks in notebooks/ from the less
 	$(PY) -m kata.authoring.notebooks
 	$(PY) -m kata.authoring.docs
 
-lab: setup  ## Open JupyterLab at the repository's root (LESSON=02 opens that lesson's notebook)
+lab: setup  ## Open JupyterLab at the repository's root (LESSON=02 opens that lesson's notebook; ARGS="--port 8899")
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-lab.txt
 	$(PY) -m ipykernel install --sys-prefix --name transformer-kata --display-name "Transformer kata (.venv)"
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(if $(LESSON),$(or $(wildcard notebooks/$(LESSON)_*.ipynb),$(error LESSON=$(LESSON): no notebooks/$(LESSON)_*.ipynb; give a lesson number such as 02)))
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ARGS) $(if $(LESSON),$(or $(wildcard notebooks/$(LESSON)_*.ipynb),$(error LESSON=$(LESSON): no notebooks/$(LESSON)_*.ipynb; give a lesson number such as 02)))
 
 bench: setup  ## Train the reference on seeds 0-4 and print accuracy and speed (PyTorch side by side if installed)
 	$(PY) -m benchmarks.train_benchmark

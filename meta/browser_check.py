@@ -299,7 +299,8 @@ def lesson_link(lab, page, lesson_id, shots, say):
     except Failed:
         raise Failed(f"{name} not shown: {shown()}")
     page.screenshot(path=str(shots / "lesson-link.png"))
-    say(f"the notebook's link ../{item.text} opened a tab {name!r}, the Markdown rendered under the heading {title!r}; screenshot lesson-link.png")
+    say(f"the notebook's link ../{item.text} opened a tab {name!r}, the Markdown rendered under the heading "
+        f"{title!r}; screenshot lesson-link.png")
 
 
 def main(argv=None, out=sys.stdout):

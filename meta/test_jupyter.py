@@ -89,7 +89,8 @@ def test_when_the_text_changes_an_edited_notebook_is_kept_and_the_new_one_writte
     fresh = notebooks.render(LESSON)
     assert notebooks.status(path, fresh) == "changed"
     status, out = run_generator(["--check"], capsys)
-    assert status == 0 and out.splitlines()[-1] == "notebooks are up to date; 1 kept as you changed them (see above)", out
+    assert status == 0, out
+    assert out.splitlines()[-1] == "notebooks are up to date; 1 kept as you changed them (see above)", out
     assert f"{LESSON.notebook} is kept as it is" in out and "02_attention.new.ipynb" in out
     assert not (repo / "notebooks" / "02_attention.new.ipynb").exists(), "--check writes nothing"
     status, out = run_generator([], capsys)
