@@ -101,9 +101,21 @@ def test_when_the_text_changes_an_edited_notebook_is_kept_and_the_new_one_writte
     assert "A sentence added upstream." in fresh
 
 
+def test_when_the_text_changes_a_notebook_saved_with_outputs_is_kept_too(repo, capsys):
+    path = repo / LESSON.notebook
+    saved = saved_by_jupyter(path)  # the cells are the generated ones, the outputs may have taken long to get
+    edit_the_lesson_text(repo)
+    assert notebooks.status(path, notebooks.render(LESSON)) == "changed"
+    assert run_generator(["--check"], capsys)[0] == 0
+    run_generator([], capsys)
+    assert path.read_text() == saved
+    assert (repo / "notebooks" / "02_attention.new.ipynb").read_text() == notebooks.render(LESSON)
+
+
 def test_when_the_text_changes_an_unchanged_notebook_is_stale_and_rewritten(repo, capsys):
     path = repo / LESSON.notebook
-    saved_by_jupyter(path)  # outputs only: the cells are the generated ones
+    saved_by_jupyter(path, lambda node: [cell.__setitem__("outputs", []) for cell in node.cells
+                                         if cell.cell_type == "code"])  # counts and metadata only
     edit_the_lesson_text(repo)
     assert notebooks.status(path, notebooks.render(LESSON)) == "stale"
     status, out = run_generator(["--check"], capsys)

@@ -12,8 +12,8 @@ A student's notebook is never written over. Each notebook records in its metadat
 of the notebook as generated, and of its cells (kind and source). It is stale when the generator would now record
 another notebook digest; it was changed by the student when its cells no longer give the recorded cells digest
 (outputs, execution counts and metadata, which Jupyter adds on saving, are not in it). A stale notebook is
-rewritten only if its cells are unchanged; a changed one is kept, its fresh version written beside it as
-NN_name.new.ipynb, and --check does not count it as stale.
+rewritten only if its cells are unchanged and it holds no outputs; otherwise it is kept, its fresh version
+written beside it as NN_name.new.ipynb, and --check does not count it as stale.
 """
 
 import argparse
@@ -103,9 +103,9 @@ def render(item):
 
 def status(path, text):
     """What the notebook file at path is, against text (its fresh render): 'missing', 'up to date' (whatever
-    Jupyter or the student added since), 'stale' (generated from an older text, cells unchanged: safe to
-    rewrite) or 'changed' (generated from an older text and changed by the student, or not readable as a
-    generated notebook: never written over)."""
+    Jupyter or the student added since), 'stale' (generated from an older text, cells unchanged and no outputs:
+    safe to rewrite) or 'changed' (generated from an older text and holding the student's cells or outputs, or
+    not readable as a generated notebook: never written over)."""
     if not path.exists():
         return "missing"
     if path.read_text(errors="replace") == text:
@@ -118,7 +118,8 @@ def status(path, text):
         return "changed"
     if recorded.get("notebook_sha256") == fresh["notebook_sha256"]:
         return "up to date"
-    return "stale" if cells_digest(node) == recorded.get("cells_sha256") else "changed"
+    outputs = any(cell.get("outputs") for cell in node.cells)
+    return "stale" if cells_digest(node) == recorded.get("cells_sha256") and not outputs else "changed"
 
 
 def main(argv=None):
@@ -134,8 +135,8 @@ def main(argv=None):
             continue
         if state == "changed":
             beside = path.with_name(path.name.removesuffix(".ipynb") + NEW_SUFFIX)
-            kept.append(f"{item.notebook} is kept as it is: its cells are not the ones generated, so they may hold "
-                        f"your work; the lesson's new version "
+            kept.append(f"{item.notebook} is kept as it is: its cells or outputs are not the ones generated, so "
+                        f"they may hold your work; the lesson's new version "
                         + (f"is {beside.relative_to(ROOT)}" if not args.check else
                            f"would be written beside it by `make notebooks`, as {beside.relative_to(ROOT)}"))
             if not args.check:
