@@ -2,6 +2,7 @@
 finds the kata from any kernel, a cell stopped by an unfinished exercise says which and lets Run All go on, the
 check is a table in Jupyter and text elsewhere, and `make lab` opens the repository's root with the project kernel."""
 
+import contextvars
 import json
 import os
 import re
@@ -188,7 +189,7 @@ def test_the_names_a_cell_binds_are_those_of_its_own_scope():
     assert unfinished.assigned_names(None, "this is not python") == set()
 
 
-def execute(node, tmp_path, **env):
+def execute(node, **env):
     import nbclient
 
     saved = {name: os.environ.get(name) for name in env}
@@ -199,7 +200,9 @@ def execute(node, tmp_path, **env):
         client = nbclient.NotebookClient(node, timeout=300, kernel_name="python3",
                                          resources={"metadata": {"path": str(ROOT / "notebooks")}})
         try:
-            client.execute()
+            # in a context of its own: jupyter_core keeps its event loop in a context variable, and one left in
+            # this thread's context is taken (still running) by threads that copy it, e.g. test_lessons' runs
+            contextvars.Context().run(client.execute)
         except nbclient.exceptions.CellExecutionError as error:
             return error
         return None
@@ -221,7 +224,7 @@ def test_run_all_on_the_stubs_reaches_the_check_and_a_real_error_still_stops_it(
     node = nbformat.reads((ROOT / LESSON.notebook).read_text(), as_version=4)
     node.cells.append(nbformat.v4.new_code_cell("raise NotImplementedError('my own placeholder')"))
     node.cells.append(nbformat.v4.new_code_cell("print('never reached')"))
-    error = execute(node, tmp_path, KATA_IMPL=str(stubs))
+    error = execute(node, KATA_IMPL=str(stubs))
     code = [cell for cell in node.cells if cell.cell_type == "code"]
     assert error is not None and "my own placeholder" in str(error), "an error of the student's own still stops"
     assert [cell.execution_count is not None for cell in code] == [True] * (len(code) - 1) + [False]
@@ -237,13 +240,45 @@ def test_run_all_on_the_stubs_reaches_the_check_and_a_real_error_still_stops_it(
     assert html.count("<tr>") == int(match.group(1)) + 2 and "not implemented yet" in html
 
 
+@pytest.fixture(scope="module")
+def on_the_stubs(tmp_path_factory):
+    """Every notebook executed on the pristine stubs, two at a time: {id: (node, error)}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stubs = write_stubs(tmp_path_factory.mktemp("stubs") / "exercises")
+
+    def run(item):
+        node = nbformat.reads((ROOT / item.notebook).read_text(), as_version=4)
+        return node, execute(node, KATA_IMPL=str(stubs))
+
+    saved = dict(os.environ)
+    try:
+        os.environ.update(KATA_IMPL=str(stubs))  # execute() restores what it sets; the threads share one value
+        with ThreadPoolExecutor(2) as pool:
+            return dict(zip([item.id for item in lessons()], pool.map(run, lessons())))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.mark.parametrize("item", lessons(), ids=[item.id for item in lessons()])
+def test_run_all_on_the_stubs_reaches_every_lessons_check(item, on_the_stubs):
+    node, error = on_the_stubs[item.id]
+    code = [cell for cell in node.cells if cell.cell_type == "code"]
+    assert error is None, f"{item.notebook} stopped on the stubs:\n{str(error)[-3000:]}"
+    assert all(cell.execution_count is not None for cell in code)
+    assert any(texts(cell).startswith("Unfinished exercise: ") for cell in code[1:])
+    check = next(cell for cell in code if "notebook.check(" in cell.source)
+    assert re.search(rf"Lesson {item.id} \(.*\): 0/\d+ tests passed, 0/\d+ points", texts(check)), texts(check)
+
+
 def test_a_cell_that_needs_what_an_unfinished_cell_left_undefined_is_skipped(tmp_path):
     stubs = write_stubs(tmp_path / "exercises")
     node = nbformat.v4.new_notebook()
     for source in [SETUP, "x = 1\nweights = impl.Softmax().forward(np.ones(3))\ny = 2",
                    "print(x, 'y' in dir())\nz = weights + 1", "print(z)", "print('the end')"]:
         node.cells.append(nbformat.v4.new_code_cell(source))
-    assert execute(node, tmp_path, KATA_IMPL=str(stubs)) is None
+    assert execute(node, KATA_IMPL=str(stubs)) is None
     out = [texts(cell) for cell in node.cells]
     assert out[1].startswith("Unfinished exercise: softmax (lesson 02)")
     assert out[2].startswith("1 False\nSkipped: needs `weights`, left undefined above by an unfinished exercise: "
