@@ -226,11 +226,11 @@ def browse(lab, page, lesson_id, shots, say):
 def stubs_run(lab, page, lesson_id, shots, say):
     cells = run_all(page, lab, "Run", "Run All Cells", say)
     page.screenshot(path=str(shots / "stubs-run-all.png"), full_page=True)
-    unfinished = [out for _, _, out in cells if out.startswith("Unfinished exercise:")]
-    skipped = [out for _, _, out in cells if out.startswith("Skipped: needs")]
+    unfinished = [line for _, _, out in cells for line in out.splitlines() if line.startswith("Unfinished exercise:")]
+    skipped = [line for _, _, out in cells for line in out.splitlines() if line.startswith("Skipped: needs")]
     errors = [out for _, _, out in cells if "Traceback" in out or "Error" in out.split(":", 1)[0]]
-    say(f"{len(unfinished)} cells printed 'Unfinished exercise: ...', {len(skipped)} 'Skipped: needs ...', "
-        f"{len(errors)} showed an error; e.g. {unfinished[0].splitlines()[0] if unfinished else None!r}")
+    say(f"{len(unfinished)} cells printed a line 'Unfinished exercise: ...', {len(skipped)} 'Skipped: needs ...', "
+        f"{len(errors)} showed an error; e.g. {unfinished[0] if unfinished else None!r}")
     if unfinished:
         cell = page.locator(".jp-CodeCell", has=page.locator(".jp-OutputArea", has_text="Unfinished exercise:")).first
         cell.scroll_into_view_if_needed()
@@ -248,7 +248,7 @@ def reference_run(lab, page, lesson_id, shots, say):
     say("copied solutions/*.py over exercises/")
     cells = run_all(page, lab, "Kernel", "Restart Kernel and Run All Cells…", say, confirm=True)
     page.screenshot(path=str(shots / "reference-run-all.png"), full_page=True)
-    bad = [out for _, _, out in cells if out.startswith(("Unfinished exercise:", "Skipped: needs")) or
+    bad = [out for _, _, out in cells if "Unfinished exercise:" in out or "Skipped: needs" in out or
            "Traceback" in out]
     match, rows, _ = check_table(page, say, shots, "reference")
     if bad or match.group(3) != match.group(4) or match.group(5) != match.group(6) or int(match.group(4)) != rows:
