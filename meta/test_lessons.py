@@ -80,7 +80,15 @@ def test_lesson_texts_give_study_times_adding_up_to_the_course_length():
 def test_notebook_is_generated_from_its_lesson_and_valid(item):
     path = ROOT / item.notebook
     assert path.is_file(), f"{item.notebook} is missing: run `make notebooks`"
-    assert path.read_text() == notebooks.render(item), f"{item.notebook} is stale: run `make notebooks`"
+    text = notebooks.render(item)
+    state = notebooks.status(path, text)
+    assert state != "stale", f"{item.notebook} is stale: run `make notebooks`"
+    node = nbformat.reads(path.read_text(), as_version=4)
+    assert state != "changed" and notebooks.cells_digest(node) == node.metadata["kata"]["cells_sha256"], (
+        f"{item.notebook}: its cells differ from what the generator wrote: edit the lesson text, not the notebook "
+        f"(`git checkout {item.notebook}`, then `make notebooks`)")
+    assert path.read_text() == text, (f"{item.notebook} holds what Jupyter adds on saving (outputs, metadata): the "
+                                      f"repository keeps notebooks as generated (`git checkout {item.notebook}`)")
     node = nbformat.reads(path.read_text(), as_version=4)
     nbformat.validate(node)
     code = [cell.source for cell in node.cells if cell.cell_type == "code"]
@@ -156,7 +164,10 @@ def test_notebook_runs_against_the_reference_and_passes_its_checks(item, execute
     outputs = [output for cell in node.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     check = next(cell for cell in node.cells if cell.cell_type == "code" and "notebook.check(" in cell.source)
-    printed = "".join(o.get("text", "") for o in check.outputs if o.output_type == "stream")
+    # the check is displayed (a table in a browser); its text/plain is the same report as printed elsewhere
+    printed = "".join(o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
+                      for o in check.outputs)
+    assert any("text/html" in o.get("data", {}) for o in check.outputs), "the check shows no table in Jupyter"
     match = re.search(r"(\d+)/(\d+) tests passed, ([\d.]+)/([\d.]+) points", printed)
     assert match and match.group(1) == match.group(2) and match.group(3) == match.group(4), printed[:2000]
 

@@ -11,16 +11,28 @@ from dataclasses import dataclass
 RUN_FENCE = "```python run"
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 
-# The setup cell of every notebook; `impl` re-imports itself when a file of the implementation is saved.
+# The setup cell of every notebook; `impl` re-imports itself when a file of the implementation is saved. It finds the
+# repository from the notebook's folder (a kernel starts there), so a kernel that has not installed kata works too;
+# notebook.load() also makes a cell stopped by an unfinished exercise print one line (kata/student/unfinished.py).
 SETUP = """\
 # Setup. `impl` is your code in exercises/ (start Jupyter with KATA_IMPL=solutions to use the reference instead).
 # It re-imports itself whenever you save a file there: after editing, just re-run the cell you are on.
-import os
+import os, sys
+from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: one thread is faster (set before numpy loads)
+# the repository is the folder above this notebook that holds kata/: any Python kernel can then import the kata
+_root = next((str(p) for p in (Path.cwd(), *Path.cwd().parents) if (p / "kata" / "student").is_dir()), None)
+if _root and _root not in sys.path:
+    sys.path.insert(0, _root)
+try:
+    import numpy as np
+    import matplotlib.pyplot as plt
+    from kata.student import notebook
+except ImportError as missing:
+    raise ImportError(f"{missing.name} cannot be imported by this kernel's Python ({sys.executable}): choose the "
+                      "kernel 'Transformer kata (.venv)' (Kernel > Change Kernel), which `make lab` installs "
+                      "with the kata's dependencies") from None
 %matplotlib inline
-import numpy as np
-import matplotlib.pyplot as plt
-from kata.student import notebook
 impl = notebook.load()"""
 
 

@@ -2,7 +2,7 @@
 
     from kata.student import notebook
     impl = notebook.load()   # exercises/ (or $KATA_IMPL); re-imported whenever one of its files is saved
-    notebook.check("03")     # lesson 03's tests on that implementation, printed as a table
+    notebook.check("03")     # lesson 03's tests on that implementation: a table in Jupyter, text elsewhere
 
     python -m kata.student.notebook lessons/03_layers.md [--impl solutions]   # a lesson's experiments, no Jupyter
 """
@@ -16,9 +16,10 @@ from pathlib import Path
 from ..authoring.lessontext import SETUP, blocks, headings
 from ..course.implementation import ImplementationError, folder_of, forget, resolve
 from ..course.implementation import load as load_implementation
-from ..course.manifest import lesson
 from ..grading.grade import grade
 from ..grading.settings import DEFAULT_SECONDS
+from . import unfinished
+from .checkview import CheckView
 
 
 class LiveImplementation:
@@ -62,7 +63,9 @@ def default_spec():
 def load(spec=None):
     """The implementation (default: $KATA_IMPL or 'exercises') as a LiveImplementation.
 
-    An import error is printed as one line naming the file and line, and raised again."""
+    An import error is printed as one line naming the file and line, and raised again. In IPython, a cell stopped
+    by an unfinished exercise then prints one line and lets "Run All" go on (kata/student/unfinished.py)."""
+    unfinished.install(_ipython())
     live = LiveImplementation(spec or default_spec())
     try:
         live.module()
@@ -73,26 +76,31 @@ def load(spec=None):
 
 
 def check(lesson_id, spec=None, timeout=DEFAULT_SECONDS):
-    """Run one lesson's tests on the implementation (without --isolated) and print a table of the results."""
+    """Run one lesson's tests on the implementation (without --isolated) and show the results.
+
+    In IPython (Jupyter) they are displayed: a table in a browser, the text in a terminal; elsewhere printed."""
+    view = results(lesson_id, spec, timeout)
+    if _ipython() is None:
+        print(view.text())
+    else:
+        from IPython.display import display
+        display(view)
+
+
+def results(lesson_id, spec=None, timeout=DEFAULT_SECONDS):
+    """One lesson's tests on the implementation, as a CheckView (HTML and text)."""
     spec = spec or default_spec()
     # the student's own run: in-process, whatever folder it names (the sandbox is for grading others' code)
     report = grade(_folder_arg(spec), [lesson_id], timeout=timeout, sandbox=False)
-    entry, item = report.lessons[0], lesson(lesson_id)
-    print(f"Lesson {item.id} ({item.title}): {entry.passed}/{entry.total} tests passed, "
-          f"{entry.score:g}/{entry.max_score:g} points")
-    for test in entry.tests:
-        mark = "ok" if test.passed else test.status.upper()
-        print(f"  {mark:8} {_short_name(test.name)}")
-    if entry.first_failure:
-        print(f"\nFirst failure, {_short_name(entry.first_failure.name)}:\n{entry.first_failure.message}")
-    for note in [entry.note, *report.notes]:
-        if note:
-            print(note)
+    return CheckView(report.lessons[0], report.notes)
 
 
-def _short_name(test_id):
-    """tests/test_lesson03_layers.py::test_linear_shapes[2-3] -> test_linear_shapes[2-3]"""
-    return test_id.split("::", 1)[-1]
+def _ipython():
+    """The running IPython shell, or None (plain Python, a script, a test)."""
+    if "IPython" not in sys.modules:
+        return None
+    from IPython import get_ipython
+    return get_ipython()
 
 
 def _folder_arg(spec):
