@@ -302,7 +302,8 @@ def main(argv):
             lock()
             return 0
         steps = lab_commands(rest, os.environ.get("LESSON")) if name == "lab" else [(command or []) + rest]
-        python = setup(extras)
+        # KATA_EXTRAS adds extras of pyproject.toml (CI: lab,browser for the real-browser check)
+        python = setup(",".join(filter(None, [extras, os.environ.get("KATA_EXTRAS", "")])))
         if name == "setup":
             return 0
         if name in GENERATORS:
