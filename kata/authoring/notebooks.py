@@ -108,11 +108,11 @@ def status(path, text):
     not readable as a generated notebook: never written over)."""
     if not path.exists():
         return "missing"
-    if path.read_text(errors="replace") == text:
+    if path.read_text(encoding="utf-8", errors="replace") == text:
         return "up to date"
     fresh = json.loads(text)["metadata"]["kata"]
     try:
-        node = nbformat.reads(path.read_text(), as_version=4)
+        node = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
         recorded = dict(node.metadata["kata"])
     except Exception:  # not JSON, not a notebook, no record: it is not ours to judge, keep it
         return "changed"
