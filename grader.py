@@ -114,12 +114,12 @@ def parser():
 def check_outputs(args):
     """Every file and folder the command will write can be written, before any grading (files.check_output
     raises OutputPathError, a ValueError, naming the option, the path and why)."""
-    outputs = [("--json", args.json, False), ("--gradescope", args.gradescope, False)]
+    outputs = [("--json", args.json, False, "json"), ("--gradescope", args.gradescope, False, "json")]
     if args.command in ("batch", "package-gradescope"):
-        outputs.append(("--out", args.out, args.command == "batch"))
-    for option, path, folder in outputs:
-        if path:
-            files.check_output(path, option, folder=folder)
+        outputs.append(("--out", args.out, args.command == "batch", "zip"))
+    for option, path, folder, kind in outputs:
+        if path is not None:  # (an empty path is refused, not ignored)
+            files.check_output(path, option, folder=folder, kind=kind)
 
 
 # ---------------------------------------------------------------- commands

@@ -33,7 +33,7 @@ def main(argv=None):
     target = Path(args.out)
     if not args.check:
         try:
-            check_output(target, "--out", folder=True)
+            check_output(target, "--out", folder=True, kata_folder=True)
         except OutputPathError as error:
             print(f"python -m kata.authoring.stubs: {error}", file=sys.stderr)
             return 2

@@ -8,6 +8,8 @@ import threading
 import uuid
 from pathlib import Path
 
+from .repository import ROOT
+
 _PARSING = threading.Lock()
 
 
@@ -45,16 +47,73 @@ class OutputPathError(ValueError):
     """An output path a tool cannot write; the message names the option, the path and why."""
 
 
-def check_output(path, option, folder=False):
+# what no output option may write into: the kata's sources and the student's work (ROOT-relative); and the files of
+# checkpoints/ that exist (the shipped models)
+KEPT_FOLDERS = ("exercises", "solutions", "notebooks", "lessons", "tests", "kata", "meta", "benchmarks", ".git",
+                ".kata")
+KEPT_EXISTING = ("checkpoints",)
+KINDS = {  # an existing file an option may replace: one that holds what the option writes
+    "json": ("a JSON file", lambda data: not data.strip() or _is_json(data)),
+    "zip": ("a zip file", lambda data: data[:4] in (b"PK\x03\x04", b"PK\x05\x06")),
+    "checkpoint": ("a checkpoint (.npz)", lambda data: data[:4] in (b"PK\x03\x04", b"PK\x05\x06")),
+}
+
+
+def _is_json(data):
+    try:
+        json.loads(data)
+        return True
+    except ValueError:
+        return False
+
+
+def _kept_reason(path, folder):
+    """Why path may not be written by an output option, or None."""
+    absolute = Path(os.path.realpath(path))
+    try:
+        parts = absolute.relative_to(ROOT).parts
+    except ValueError:
+        return None
+    if not parts:
+        return "it is the repository itself" if folder else None
+    if parts[0] in KEPT_FOLDERS:
+        return f"it is inside {parts[0]}/, which holds the kata's files or your work"
+    if len(parts) == 1 and not folder and absolute.exists() and absolute.suffix in (".py", ".md", ".toml", ".lock"):
+        return "it is one of the kata's own files"
+    if parts[0] in KEPT_EXISTING and absolute.exists() and not folder:
+        return f"it is a model shipped in {parts[0]}/"
+    return None
+
+
+def check_output(path, option, folder=False, kind=None, kata_folder=False):
     """Path(path) when a tool can write it; else OutputPathError naming option, the path and why.
 
     path is a file the tool writes whole (folder=False) or a folder it writes files into (folder=True). Checked:
     it is not a folder (a file), or not a file (a folder); the folders missing on its way can be created; and a
     file can be created in the folder it goes into, or in the nearest existing folder above it (a temporary file,
     created and removed at once). Nothing else is created, and an existing output is left as it is, so every tool
-    checks its outputs before any work starts and writes them only once the work is done."""
+    checks its outputs before any work starts and writes them only once the work is done.
+
+    Refused too: an empty path; a path inside the kata's folders (exercises/, solutions/, notebooks/, lessons/,
+    tests/, kata/, .kata/ ...), one of its own files, or a shipped model of checkpoints/; and, with kind ("json",
+    "zip", "checkpoint"), an existing file that does not hold that kind of output (a student's code, say)."""
+    if not str(path).strip():
+        raise OutputPathError(f"{option}: the path is empty")
     path = Path(path).expanduser()
     where = f"{option} {path}"
+    kept = None if kata_folder else _kept_reason(path, folder)  # (kata_folder: a generator writing its own folder)
+    if kept:
+        raise OutputPathError(f"{where}: {kept}; nothing is written there: choose a path outside it")
+    if kind and not folder and path.is_file():
+        name, holds = KINDS[kind]
+        try:
+            with open(path, "rb") as stream:
+                head = stream.read(1 << 20)
+        except OSError as error:
+            raise OutputPathError(f"{where}: cannot read the file already there: {error.strerror or error}") from None
+        if not holds(head if kind != "json" else head.decode("utf-8", "replace")):
+            raise OutputPathError(f"{where}: a file is already there and it is not {name}: it could be your work, "
+                                  f"so it is not written over; choose another path or remove it first")
     if folder and path.exists() and not path.is_dir():
         raise OutputPathError(f"{where}: it is a file, and a folder is expected here")
     if not folder and path.is_dir():

@@ -48,12 +48,13 @@ def _save(plt, figure, path, written):
     written.append(path)
 
 
-def save_all(folder, impl, model, metrics, steps, history, test_set, written=None):
+def save_all(folder, impl, model, metrics, steps, history, test_set, written=None, attention=True):
     """Write curves.png, confusion.png and attention_<Op>.png into folder; return lines saying what was written.
 
     steps: {"losses": [...], "accs": [...]} per training step; history: the finished epochs' records (their
     "step" is the number of steps done when each ended); written: a list the paths are appended to as each
-    picture is written (what was, when a Ctrl-C stops it)."""
+    picture is written (what was, when a Ctrl-C stops it); attention=False skips the attention pictures (after a
+    Ctrl-C: they take seconds)."""
     plt = _pyplot()
     if plt is None:
         return ["--plots: matplotlib is not installed, so no pictures were drawn (the terminal summary above has "
@@ -90,9 +91,10 @@ def save_all(folder, impl, model, metrics, steps, history, test_set, written=Non
     figure.tight_layout()
     _save(plt, figure, folder / "confusion.png", written)
 
-    for op in impl.OPERATIONS:
+    for op in (impl.OPERATIONS if attention else ()):
         example = next((e for e in test_set if operation_of(e, impl) == op), None)
         if example is None:
             continue
         _save(plt, attention_figure(plt, impl, model, example), folder / f"attention_{op}.png", written)
-    return [f"wrote {len(written)} pictures to {folder}: " + ", ".join(path.name for path in written)]
+    skipped = "" if attention else " (the attention pictures are skipped after Ctrl-C; a run that finishes draws them)"
+    return [f"wrote {len(written)} pictures to {folder}: " + ", ".join(path.name for path in written) + skipped]

@@ -6,7 +6,9 @@
 
 import argparse
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -105,10 +107,11 @@ def restore_snapshot(model, saved):
 
 
 def outputs(args):
-    """{option: (path, is a folder)} of the files and folders this run will write."""
-    given = {"--checkpoint": (args.checkpoint, False), "--metrics-json": (args.metrics_json, False),
-             "--plots": (args.plots, True)}
-    return {option: value for option, value in given.items() if value[0]}
+    """{option: (path, is a folder, kind)} of the files and folders this run will write (an empty path included:
+    check_output refuses it)."""
+    given = {"--checkpoint": (args.checkpoint, False, "checkpoint"), "--metrics-json": (args.metrics_json, False, "json"),
+             "--plots": (args.plots, True, None)}
+    return {option: value for option, value in given.items() if value[0] is not None}
 
 
 def run(args, out=sys.stdout, stdin=sys.stdin):
@@ -118,8 +121,8 @@ def run(args, out=sys.stdout, stdin=sys.stdin):
     best finished epoch's model, metrics and pictures are written; SystemExit with a message (never a traceback)
     when the implementation is unfinished, raises an exception anywhere (the walk-through, training, the summary)
     or makes the loss NaN."""
-    for option, (path, is_folder) in outputs(args).items():
-        check_output(path, option, folder=is_folder)
+    for option, (path, is_folder, kind) in outputs(args).items():
+        check_output(path, option, folder=is_folder, kind=kind)
     impl = load_finished(args.impl)
     folder = folder_of(args.impl)
     try:
@@ -192,6 +195,7 @@ def _run(impl, args, out, stdin):
           file=out)
 
     interrupted = None
+    held = _first_interrupt_only()  # a second Ctrl-C, a reflex, must not cost the kept epoch's files
     try:
         if args.interactive:
             from .walkthrough import Pauser, walk
@@ -203,9 +207,32 @@ def _run(impl, args, out, stdin):
     finally:
         if state["bar"] is not None:
             state["bar"].close()
-    if state["finished"][1] is None:
-        raise Interrupted(f"interrupted {interrupted}: nothing was saved, as no epoch had finished")
-    return _finish(impl, model, args, state, splits, out, interrupted)
+    try:
+        if state["finished"][1] is None:
+            raise Interrupted(f"interrupted {interrupted}: nothing was saved, as no epoch had finished")
+        return _finish(impl, model, args, state, splits, out, interrupted, held)
+    finally:
+        _release(held)
+
+
+def _first_interrupt_only():
+    """From now until _release, the first Ctrl-C raises KeyboardInterrupt and the next ones are ignored (the main
+    thread only; elsewhere nothing changes): returns the handler to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    seen = []
+
+    def first_only(number, frame):
+        if not seen:
+            seen.append(number)
+            raise KeyboardInterrupt
+    return signal.signal(signal.SIGINT, first_only)
+
+
+def _release(held):
+    """Ctrl-C stops again as before _first_interrupt_only."""
+    if held is not None:
+        signal.signal(signal.SIGINT, held)
 
 
 def _when(finished, steps, steps_per_epoch, epochs):
@@ -218,7 +245,7 @@ def _when(finished, steps, steps_per_epoch, epochs):
     return f"in epoch {finished + 1}/{epochs} (step {steps} of {total})"
 
 
-def _finish(impl, model, args, state, splits, out, interrupted):
+def _finish(impl, model, args, state, splits, out, interrupted, held=None):
     """The summary of the best finished epoch, then the files asked for. After Ctrl-C (interrupted: when) the
     measures are the quick ones, and Interrupted is raised once the files are written, saying what they are. A
     Ctrl-C here (a second one, or the first one after the last epoch) stops at once: the files already written
@@ -249,11 +276,13 @@ def _finish(impl, model, args, state, splits, out, interrupted):
             write_json(args.metrics_json, metrics)
             written["--metrics-json"] = f"the metrics to {args.metrics_json}"
             print(f"wrote {args.metrics_json}", file=out)
+        _release(held)  # the kept epoch's model and metrics are written: Ctrl-C may skip the pictures
+        held = None
         if args.plots:
-            if interrupted is not None:  # matplotlib takes seconds: the files that matter are written already
-                print("drawing the pictures (a few seconds; Ctrl-C again to skip them)", file=out, flush=True)
+            if interrupted is not None:  # matplotlib takes time: the files that matter are written already
+                print("drawing the curves and the confusion matrix (Ctrl-C again to skip them)", file=out, flush=True)
             for line in plots.save_all(args.plots, impl, model, metrics, state, run_info["history"], splits[2],
-                                       pictures):
+                                       pictures, attention=interrupted is None):
                 print(line, file=out)
             if pictures:
                 written["--plots"] = f"{len(pictures)} pictures to {args.plots}"
@@ -313,8 +342,7 @@ def main(argv=None):
         print(f"\ntrain.py: {interruption}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("\ntrain.py: interrupted before the first training step: nothing was saved, as no epoch had finished",
-              file=sys.stderr)
+        print("\ntrain.py: interrupted before training began: nothing was saved", file=sys.stderr)
         return 130
     except (checkpoint.CheckpointError, OSError) as error:  # e.g. a disk full while writing
         print(f"train.py: {error}", file=sys.stderr)
