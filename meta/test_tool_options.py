@@ -220,3 +220,52 @@ def test_the_autograder_and_the_stubs_check_their_outputs_first(tmp_path, capsys
     assert capsys.readouterr().err == (f"python -m kata.authoring.stubs: --out {bad_folder}: it is a file, and a "
                                        f"folder is expected here\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+# ---------------------------------------------------------------- no output over a student's work
+
+@pytest.mark.parametrize("arguments, option, target", [
+    (["--lesson", "00", "--json", "{root}/exercises/attention.py"], "--json", "exercises/attention.py"),
+    (["--lesson", "00", "--gradescope", "{root}/exercises/attention.py"], "--gradescope", "exercises/attention.py"),
+    (["--lesson", "00", "--json", "{root}/notebooks/02_attention.ipynb"], "--json", "notebooks/02_attention.ipynb"),
+    (["package-gradescope", "--out", "{root}/exercises/attention.py"], "--out", "exercises/attention.py"),
+    (["--lesson", "00", "--json", "{student}"], "--json", "my_code.py"),
+    (["--lesson", "00", "--json", ""], "--json", ""),
+])
+def test_the_grader_writes_no_output_over_a_students_file(tmp_path, arguments, option, target):
+    """A reviewer pointed --json, --gradescope and --out at exercises/ and notebooks/: the files were replaced.
+    Now: refused in one line, the file untouched; an existing file of another kind (a student's code) too."""
+    student = tmp_path / "my_code.py"
+    student.write_text("def mine():\n    return 42\n")
+    before = {path: path.read_bytes() for path in [student, ROOT / "exercises" / "attention.py",
+                                                     ROOT / "notebooks" / "02_attention.ipynb"]}
+    given = [a.format(root=ROOT, student=student) for a in arguments]
+    proc = subprocess.run([sys.executable, "grader.py", *given], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert_one_line(proc, f"grader.py: {option}")
+    assert proc.stdout == ""
+    assert {path: path.read_bytes() for path in before} == before
+
+
+@pytest.mark.parametrize("option, path", [
+    ("--checkpoint", "exercises/model.py"), ("--metrics-json", "exercises/embedding.py"),
+    ("--checkpoint", "checkpoints/pretrained.npz"), ("--plots", "lessons"), ("--checkpoint", ""),
+])
+def test_train_writes_no_output_over_the_katas_files(option, path):
+    existing = ROOT / path if path else None
+    before = existing.read_bytes() if existing and existing.is_file() else None
+    proc = subprocess.run([sys.executable, "train.py", "--impl", "solutions", "--size", "small", "--epochs", "1",
+                           "--no-progress", option, str(ROOT / path) if path else ""], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert_one_line(proc, f"train.py: {option}")
+    if before is not None:
+        assert existing.read_bytes() == before
+
+
+def test_an_existing_output_of_the_same_kind_may_be_replaced(tmp_path):
+    (tmp_path / "old.json").write_text('{"score": 1}\n')
+    (tmp_path / "old.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    assert check_output(tmp_path / "old.json", "--json", kind="json") == tmp_path / "old.json"
+    assert check_output(tmp_path / "old.zip", "--out", kind="zip") == tmp_path / "old.zip"
+    with pytest.raises(OutputPathError, match="not a JSON file"):
+        check_output(tmp_path / "old.zip", "--json", kind="json")

@@ -461,3 +461,18 @@ def test_sigint_before_an_epoch_finished_says_nothing_was_saved(tmp_path):
     assert re.search(r"^train\.py: interrupted (before the first training step|in epoch 1/5 \(step \d+ of 6250\)): "
                      r"nothing was saved, as no epoch had finished$", err, flags=re.MULTILINE), err
     assert list(tmp_path.iterdir()) == [] and "Traceback" not in err
+
+
+def test_training_again_to_the_same_checkpoint_keeps_the_earlier_one(tmp_path, monkeypatch):
+    """The reviewer's everyday case: a second run with the same --checkpoint replaced the first model."""
+    import kata.tools.train
+
+    monkeypatch.setattr(kata.tools.train, "STATE", tmp_path / "state")
+    path = tmp_path / "my.npz"
+    run(parse_args(SMALL_RUN + ["--epochs", "1", "--checkpoint", str(path)]), out=io.StringIO())
+    first = path.read_bytes()
+    out = io.StringIO()
+    run(parse_args(SMALL_RUN + ["--epochs", "1", "--seed", "3", "--checkpoint", str(path)]), out=out)
+    copies = list((tmp_path / "state" / "backup").glob("*/my.npz"))
+    assert len(copies) == 1 and copies[0].read_bytes() == first
+    assert f"the checkpoint already at {path} was copied to" in out.getvalue()

@@ -16,10 +16,11 @@ import numpy as np
 
 from ..course.contract import get_path, transformer_params
 from ..course.exercises import unfinished
+from ..course.backups import Backups
 from ..course.files import OutputPathError, check_output, write_json
 from ..course.implementation import ImplementationError, folder_of, load
 from ..course.places import raised_at
-from ..course.repository import python
+from ..course.repository import STATE, python, shown
 from . import analysis, checkpoint, plots, summary
 from .trainer import Recipe, train
 
@@ -266,6 +267,9 @@ def _finish(impl, model, args, state, splits, out, interrupted, held=None):
                     "interrupted": interrupted}
         metrics = summary.summarise(measures, model, args, run_info, splits, out)
         if args.checkpoint:
+            if Path(args.checkpoint).is_file():  # an earlier model, trained maybe for an hour: kept
+                copy = Backups(STATE / "backup").save(args.checkpoint)
+                print(f"the checkpoint already at {args.checkpoint} was copied to {shown(copy)} first", file=out)
             checkpoint.save(args.checkpoint, model, CONFIG, metrics={k: metrics[k] for k in (
                 "test_accuracy", "validation_accuracy", "per_operation_accuracy", "best_epoch")},
                 extra={"trained_with": {"size": args.size, "epochs": args.epochs, "batch_size": args.batch_size,
