@@ -241,6 +241,28 @@ def test_run_all_on_the_stubs_reaches_the_check_and_a_real_error_still_stops_it(
     assert html.count("<tr>") == int(match.group(1)) + 2 and "not implemented yet" in html
 
 
+@pytest.mark.parametrize("damage", ["syntax error in another lesson's file", "a file deleted"])
+def test_run_all_with_a_file_that_does_not_import_still_reaches_the_check(tmp_path, damage):
+    """The reviewer appended `def broken(:` to exercises/optim.py (lesson 08): lesson 00's set-up cell failed and
+    Run All stopped there, while the grader graded lesson 00. Now each cell that needs the implementation says in
+    one line which file does not import, and the check cell grades what it can."""
+    stubs = write_stubs(tmp_path / "exercises")
+    if damage.startswith("syntax"):
+        with open(stubs / "optim.py", "a", encoding="utf-8") as stream:
+            stream.write("\ndef broken(:\n")
+    else:
+        (stubs / "layers.py").unlink()
+    node = nbformat.reads((ROOT / lesson("00").notebook).read_text(encoding="utf-8"), as_version=4)
+    error = execute(node, KATA_IMPL=str(stubs))
+    assert error is None, f"Run All stopped: {str(error)[-1500:]}"
+    code = [cell for cell in node.cells if cell.cell_type == "code"]
+    said = [texts(cell) for cell in code]
+    assert ("optim.py" if damage.startswith("syntax") else "layers") in said[0], said[0]
+    assert any(text.startswith("Cannot run yet: ") for text in said[1:-1]), said
+    assert re.match(r"Lesson 00 \(.*\): 0/\d+ tests passed", said[-1]), said[-1][:300]
+    assert all(cell.get("execution_count") for cell in code), "every code cell ran"
+
+
 @pytest.fixture(scope="module")
 def on_the_stubs(tmp_path_factory):
     """Every notebook executed on the pristine stubs, two at a time: {id: (node, error)}."""

@@ -63,15 +63,19 @@ def default_spec():
 def load(spec=None):
     """The implementation (default: $KATA_IMPL or 'exercises') as a LiveImplementation.
 
-    An import error is printed as one line naming the file and line, and raised again. In IPython, a cell stopped
-    by an unfinished exercise then prints one line and lets "Run All" go on (kata/student/unfinished.py)."""
-    unfinished.install(_ipython())
+    An import error is printed as one line naming the file and line; outside IPython it is raised again. In
+    IPython, a cell stopped by an unfinished exercise, or by a file that does not import, then prints one line and
+    lets "Run All" go on to the lesson's check (kata/student/unfinished.py), which grades what does import."""
+    shell = _ipython()
+    unfinished.install(shell)
     live = LiveImplementation(spec or default_spec())
     try:
         live.module()
     except ImplementationError as error:
         print(error)
-        raise
+        if shell is None:
+            raise
+        print("(the cells that need it will say so; fix the file, save it, and run them again)")
     return live
 
 

@@ -10,12 +10,15 @@ lessons/02_attention.md, section "Softmax"'). Such a cell prints
 and counts as run, not failed: Jupyter's "Run All" (and nbclient) stop at the first cell whose execution reply is
 an error, so the cell's error is cleared after it ran (IPython's post_run_cell event sees the ExecutionResult
 before the kernel builds its reply). A later cell that fails only because it needs a name such a cell never got to
-define (NameError) prints one line naming the name and the exercise, and counts as run too. Any other error,
+define (NameError) prints one line naming the name and the exercise, and counts as run too; so does a cell stopped
+because a file of the implementation does not import (ImplementationError: the file and line). Any other error,
 a NotImplementedError that is not a stub's included, shows its usual traceback and stops "Run All" as before.
 """
 
 import ast
 import re
+
+from ..course.implementation import ImplementationError
 
 # the message of every stub (kata/course/exercises.py: stub_source writes it; meta/test_jupyter.py checks they agree)
 STUB_MESSAGE = re.compile(r'^(?P<symbol>\S+) \(lesson (?P<lesson>\d+)\) is not implemented yet: '
@@ -34,13 +37,16 @@ class Unfinished:
         """The one line to print for an error raised by an unfinished exercise, or None for any other error."""
         if isinstance(error, NotImplementedError) and STUB_MESSAGE.match(str(error)):
             return f"Unfinished exercise: {error}"
+        if isinstance(error, ImplementationError):
+            return f"Cannot run yet: {error}"
         if isinstance(error, NameError) and getattr(error, "name", None) in self.missing:
             return f"Skipped: needs `{error.name}`, left undefined above by an unfinished exercise: " \
                    f"{self.missing[error.name]}"
         return None
 
     def handler(self, shell, etype, value, tb, tb_offset=None):
-        """IPython's custom exception handler (set_custom_exc) for NotImplementedError and NameError."""
+        """IPython's custom exception handler (set_custom_exc) for NotImplementedError, NameError and
+        ImplementationError (a file of the implementation that does not import)."""
         line = self.line_for(value)
         if line is None:  # not ours: the usual traceback, and the cell fails as it always did
             shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
@@ -99,7 +105,7 @@ def install(shell):
     if state is not None and state.shell is shell:
         return state
     state = _INSTALLED[id(shell)] = Unfinished(shell)
-    shell.set_custom_exc((NotImplementedError, NameError), state.handler)
+    shell.set_custom_exc((NotImplementedError, NameError, ImplementationError), state.handler)
     shell.events.register("pre_run_cell", state.pre_run_cell)
     shell.events.register("post_run_cell", state.post_run_cell)
     return state
