@@ -14,3 +14,8 @@ MAINTAINER_TARGETS := exercises notebooks bench lock
 
 $(STUDENT_TARGETS) $(MAINTAINER_TARGETS):
 	@$(MAKEPY) $@ $(ARGS)
+
+# any other name: make.py says it is not a target and lists them
+Makefile: ;
+%:
+	@$(MAKEPY) $@ $(ARGS)

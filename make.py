@@ -152,8 +152,71 @@ def lock_digest():
     return digest.hexdigest()[:16]
 
 
+def remove(path):
+    """Remove a folder, a file or a link (to nothing, too)."""
+    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)
+
+
+class SetupLock:
+    """One command at a time sets up .venv: a second waits (two `make` commands started together on a fresh clone
+    would otherwise both create it). The lock is a folder beside .venv holding the owner's pid; a lock whose owner
+    is gone, or older than an hour, is taken over."""
+
+    def __init__(self, venv=VENV, say=print):
+        self.path, self.say = venv.rstrip("/\\") + ".setup-lock", say
+
+    def __enter__(self):
+        import time
+        told = False
+        while True:
+            try:
+                os.mkdir(self.path)
+                with open(os.path.join(self.path, "pid"), "w", encoding="utf-8") as handle:
+                    handle.write(str(os.getpid()))
+                return self
+            except FileExistsError:
+                if self._abandoned():
+                    remove(self.path)
+                    continue
+                if not told:
+                    self.say("Waiting for another command that is setting up .venv...")
+                    told = True
+                time.sleep(0.5)
+
+    def _abandoned(self):
+        import time
+        try:
+            with open(os.path.join(self.path, "pid"), encoding="utf-8") as handle:
+                pid = int(handle.read().strip())
+            age = time.time() - os.path.getmtime(self.path)
+        except (OSError, ValueError):  # made, its pid not yet written: give the owner a moment
+            try:
+                return time.time() - os.path.getmtime(self.path) > 10
+            except OSError:
+                return False
+        if age > 3600:
+            return True
+        if os.name == "nt":
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
+
+    def __exit__(self, *exc):
+        remove(self.path)
+
+
 def reason_to_remake(venv=VENV, state=None):
     """Why the existing venv must be made again (None: keep it, or there is none)."""
+    if os.path.lexists(venv) and not os.path.isdir(venv):
+        return "it is not a folder (a file, or a link to nothing)"
     if not os.path.isdir(venv):
         return None
     state = read_state(venv) if state is None else state
@@ -163,6 +226,9 @@ def reason_to_remake(venv=VENV, state=None):
         return "its Python does not run any more"
     if version < MINIMUM:
         return "it was made with Python %d.%d" % version
+    if not state.get("lock") and subprocess.run([python, "-m", "pip", "--version"], stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL).returncode != 0:
+        return "its making was interrupted before pip was in it"
     if os.environ.get("PYTHON"):
         identity = interpreter_identity(find_python()[0])
         if {key: state.get(key) for key in identity} != identity:
@@ -173,6 +239,12 @@ def reason_to_remake(venv=VENV, state=None):
 
 
 def setup(extras=BASE, venv=VENV, say=print):
+    """_setup under SetupLock: see _setup."""
+    with SetupLock(venv, say):
+        return _setup(extras, venv, say)
+
+
+def _setup(extras=BASE, venv=VENV, say=print):
     """.venv made with a 3.11+ interpreter and the locked dependencies of extras installed; returns its Python.
 
     .venv is made again when its interpreter no longer runs or is older than 3.11 (it was made by an old Python,
@@ -182,13 +254,17 @@ def setup(extras=BASE, venv=VENV, say=print):
     reason = reason_to_remake(venv, state)
     if reason:
         say("Making .venv again: %s." % reason)
-        shutil.rmtree(venv)
+        remove(venv)
         state = {}
     if not os.path.isdir(venv):
         command, _ = find_python()
         identity = interpreter_identity(command)
         say("Creating .venv with Python %s (%s)." % (identity["version"], identity["python"]))
-        subprocess.run(command + ["-m", "venv", venv], check=True)
+        try:
+            subprocess.run(command + ["-m", "venv", venv], check=True)
+        except BaseException:  # Ctrl-C or a failure: no half-made .venv for the next command to trip on
+            remove(venv)
+            raise
         state = {}
     python = venv_python(venv)
     wanted = set(filter(None, extras.split(",")))
@@ -236,8 +312,8 @@ def lock(say=print):
 
 def clean(say=print):
     removed = []
-    if os.path.isdir(VENV):
-        shutil.rmtree(VENV)
+    if os.path.lexists(VENV):
+        remove(VENV)
         removed.append(os.path.relpath(VENV, ROOT))
     for folder, dirs, _ in os.walk(ROOT):
         for name in list(dirs):

@@ -122,7 +122,7 @@ def test_when_the_text_changes_an_unchanged_notebook_is_stale_and_rewritten(repo
     assert notebooks.status(path, notebooks.render(LESSON)) == "stale"
     status, out = run_generator(["--check"], capsys)
     assert status == 1 and out.strip() == f"stale notebooks (run `make notebooks`): {LESSON.notebook}", out
-    assert run_generator([], capsys) == (0, "wrote 1 notebooks\n")
+    assert run_generator([], capsys) == (0, "wrote 1 notebook\n")
     assert path.read_text() == notebooks.render(LESSON)
     assert run_generator(["--check"], capsys) == (0, "notebooks are up to date\n")
 

@@ -152,7 +152,7 @@ def main(argv=None):
         print("stale notebooks (run `make notebooks`): " + ", ".join(stale) if stale else
               f"notebooks are up to date{others}")
         return 1 if stale else 0
-    print(f"wrote {len(stale)} notebooks{others}" if stale or kept else "notebooks were already up to date")
+    print(f"wrote {len(stale)} notebook{'' if len(stale) == 1 else 's'}{others}" if stale or kept else "notebooks were already up to date")
     return 0
 
 
