@@ -260,11 +260,15 @@ def _setup(extras=BASE, venv=VENV, say=print):
         command, _ = find_python()
         identity = interpreter_identity(command)
         say("Creating .venv with Python %s (%s)." % (identity["version"], identity["python"]))
-        try:
-            subprocess.run(command + ["-m", "venv", venv], check=True)
-        except BaseException:  # Ctrl-C or a failure: no half-made .venv for the next command to trip on
+        try:  # (its errors shown only when it fails: a Ctrl-C needs no traceback of the venv module)
+            made = subprocess.run(command + ["-m", "venv", venv], stderr=subprocess.PIPE, universal_newlines=True)
+        except BaseException:  # Ctrl-C: no half-made .venv for the next command to trip on
             remove(venv)
             raise
+        if made.returncode != 0:
+            remove(venv)
+            sys.stderr.write(made.stderr)
+            raise subprocess.CalledProcessError(made.returncode, command + ["-m", "venv", venv])
         state = {}
     python = venv_python(venv)
     wanted = set(filter(None, extras.split(",")))
