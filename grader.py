@@ -14,19 +14,23 @@ Exit status: 0 once grading ran (a low score is not an error), 2 for a bad comma
 import argparse
 import sys
 
-from kata.course import files
-from kata.course.console import printable_output
-from kata.course.manifest import lesson, lesson_ids
-from kata.course.repository import shown
-from kata.grading import batch as batch_tools
-from kata.grading import gradescope
-from kata.grading.grade import grade
-from kata.grading.interrupted import GradingInterrupted
-from kata.grading.report import is_student, report, student_folder, table
-from kata.grading.settings import DEFAULT_SECONDS, Settings
-from kata.grading.submission import SubmissionError
-from kata.sandbox import NotContained
-from kata.student import hints, reset, watch
+try:  # a Ctrl-C while the grader starts (importing takes a moment) ends as any other: one line, 130
+    from kata.course import files
+    from kata.course.console import printable_output
+    from kata.course.manifest import lesson, lesson_ids
+    from kata.course.repository import shown
+    from kata.grading import batch as batch_tools
+    from kata.grading import gradescope
+    from kata.grading.grade import grade
+    from kata.grading.interrupted import GradingInterrupted
+    from kata.grading.report import is_student, report, student_folder, table
+    from kata.grading.settings import DEFAULT_SECONDS, Settings
+    from kata.grading.submission import SubmissionError
+    from kata.sandbox import NotContained
+    from kata.student import hints, reset, watch
+except KeyboardInterrupt:
+    print("\nInterrupted: nothing was being graded", file=sys.stderr)
+    sys.exit(130)
 
 
 def _seconds(text):
@@ -212,6 +216,9 @@ def main(argv=None):
     except (SubmissionError, NotContained, ValueError) as error:
         print(f"grader.py: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, a folder made read-only: one line, never a traceback
+        print(f"grader.py: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as stop:  # Ctrl-C: every test process was killed; one line says what was interrupted
         print(f"\n{_interrupted(stop)}", file=sys.stderr, flush=True)
         return 130

@@ -26,7 +26,11 @@ class Backups:
         if self.folder is None:
             self.folder = new_backup_dir(self.root)
         copy = self.folder / path.name
-        shutil.copy2(path, copy)
+        try:
+            shutil.copy2(path, copy)
+        except OSError:  # (a full disk): no partial copy passes for a backup; the original is not touched
+            copy.unlink(missing_ok=True)
+            raise
         self.saved.append(copy)
         return copy
 

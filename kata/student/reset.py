@@ -28,8 +28,13 @@ def reset(lesson_id, folder=STUDENT, backup_root=STATE / "backup"):
     keep = Backups(backup_root)
     for name in item.files:
         target = folder / name
-        # (a stub checked out with CRLF line ends, as Windows may, is still the stub: no backup of it)
-        if target.is_file() and target.read_bytes().replace(b"\r\n", b"\n") != generated[name].encode():
-            keep.save(target)
-        write_atomic(target, generated[name])
+        try:
+            # (a stub checked out with CRLF line ends, as Windows may, is still the stub: no backup of it)
+            if target.is_file() and target.read_bytes().replace(b"\r\n", b"\n") != generated[name].encode():
+                keep.save(target)
+            write_atomic(target, generated[name])
+        except OSError as error:
+            kept = f"; copies of your files are in {shown(keep.folder)}/" if keep.saved else ""
+            raise OSError(f"reset {item.id}: {shown(target)} could not be reset ({error.strerror or error}); it is "
+                          f"as it was{kept}") from None
     return keep.saved

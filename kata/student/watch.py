@@ -66,7 +66,8 @@ def watch(run, folder=STUDENT, interval=1.0, stdin=sys.stdin, max_runs=None, out
                     if _snapshot(folder) != seen:
                         break
                     continue
-                if event is None:
+                if event is None:  # Ctrl-D (Ctrl-Z Enter on Windows), or a closed input
+                    print(f"\nEnd of input: stopped watching {shown(folder)}/.", file=out, flush=True)
                     return None
                 break
     except KeyboardInterrupt as stop:
