@@ -78,12 +78,42 @@ def test_a_working_venv_is_kept_unless_python_names_another_interpreter(tmp_path
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     monkeypatch.delenv("PYTHON", raising=False)
-    assert make.reason_to_remake(str(venv), {}) is None
+    installed = {"lock": "0123"}  # (its install finished once: the state make.py writes)
+    assert make.reason_to_remake(str(venv), installed) is None
+    # never installed and without pip: its making was interrupted (Ctrl-C during `python -m venv`)
+    assert make.reason_to_remake(str(venv), {}) == "its making was interrupted before pip was in it"
     monkeypatch.setenv("PYTHON", sys.executable)
-    identity = make.interpreter_identity([sys.executable])
+    identity = dict(make.interpreter_identity([sys.executable]), **installed)
     assert make.reason_to_remake(str(venv), identity) is None
     other = dict(identity, version="3.11.0", python="/elsewhere/python3.11")
     assert "PYTHON=" in make.reason_to_remake(str(venv), other)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a dead symbolic link")
+def test_a_venv_that_is_a_dead_link_or_a_file_is_made_again(tmp_path):
+    make = load_make()
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "file").write_text("not a venv\n")
+    for name in ("link", "file"):
+        assert make.reason_to_remake(str(tmp_path / name), {}) == "it is not a folder (a file, or a link to nothing)"
+        make.remove(str(tmp_path / name))
+        assert not os.path.lexists(tmp_path / name)
+
+
+def test_one_command_at_a_time_sets_up_the_venv(tmp_path):
+    make, said = load_make(), []
+    venv = str(tmp_path / "venv")
+    with make.SetupLock(venv, said.append):
+        assert os.path.isdir(venv + ".setup-lock")
+        other = make.SetupLock(venv, said.append)
+        assert not other._abandoned(), "its owner (this process) is alive"
+    assert not os.path.exists(venv + ".setup-lock")
+    os.mkdir(venv + ".setup-lock")  # left by a process that is gone
+    with open(os.path.join(venv + ".setup-lock", "pid"), "w") as handle:
+        handle.write("999999999")
+    with make.SetupLock(venv, said.append):
+        pass
+    assert said == [] and not os.path.exists(venv + ".setup-lock")
 
 
 def test_help_puts_the_maintainers_targets_apart_and_matches_the_makefile():
