@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..course.backups import Backups
 from ..course.contract import get_path, transformer_params
 from ..course.exercises import unfinished
-from ..course.backups import Backups
 from ..course.files import OutputPathError, check_output, write_json
 from ..course.implementation import ImplementationError, folder_of, load
 from ..course.places import raised_at
