@@ -40,14 +40,14 @@ def _seconds(text):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _common(parser, defaults):
+def _common(parser, defaults, every="every lesson"):
     """--impl, --lesson, --isolated, --timeout; a subcommand's copies default to SUPPRESS so they never
-    overwrite what was given before the subcommand's name."""
+    overwrite what was given before the subcommand's name. every: what is graded without --lesson."""
     value = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
     parser.add_argument("--impl", default=value("exercises"),
                         help="solutions, exercises (default), a folder laid out like exercises/, or a .zip of one")
     parser.add_argument("--lesson", action="append", default=value(None), metavar="ID",
-                        help="grade only this lesson (repeat it, or give a comma list: 02,03; default: every lesson)")
+                        help=f"grade only this lesson (repeat it, or give a comma list: 02,03; default: {every})")
     parser.add_argument("--isolated", action="store_true", default=value(False),
                         help="grade each lesson with the reference code for every other lesson")
     parser.add_argument("--timeout", type=_seconds, default=value(DEFAULT_SECONDS), metavar="SECONDS",
@@ -74,7 +74,8 @@ def parser():
     hint.add_argument("lesson_id", metavar="LESSON", help="a lesson id, e.g. 02")
     hint.add_argument("symbol", nargs="?", metavar="SYMBOL", help="an exercise, e.g. LayerNorm.forward (default: the "
                       "lesson's first unfinished one, or the one its first failing test points to)")
-    _common(commands.add_parser("watch", help="grade the current lesson again at every save (or Enter)"), False)
+    _common(commands.add_parser("watch", help="grade the current lesson again at every save (or Enter)"), False,
+            every="every lesson the first time, then the current one")
     reset = commands.add_parser("reset", help="restore a lesson's stubs, keeping a backup of your version")
     reset.add_argument("lesson_id", metavar="LESSON", help="a lesson id, e.g. 02")
     batch = commands.add_parser("batch", help="grade every submission (sub-folder or zip) of a folder")
