@@ -10,7 +10,7 @@ becomes a row with zero points and the reason; it never stops the batch.
 import csv
 import io
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from ..course.manifest import lesson_ids as lesson_ids_of
 from ..course.manifest import lessons
 from ..sandbox import NotContained, unsupported
 from .grade import grade
+from .interrupted import halt
 from .results import GradeResult
 from .submission import SKIPPED_DIRS, SubmissionError
 
@@ -117,12 +118,7 @@ def batch(folder, out_dir, isolated=False, workers=None, lesson_ids=None, timeou
                     f"{graded.result.score:g}/{graded.result.max_score:g} points"
                 print(f"[{done}/{len(entries)}] {graded.student}: {outcome} ({graded.seconds:.1f} s)", flush=True)
         except KeyboardInterrupt:  # Ctrl-C: every test process killed, no submission started after it
-            first = children.interrupt()
-            with children.shielded():
-                for future in futures:
-                    future.cancel()
-                wait(futures)
-            if first:
+            if halt(futures):
                 children.resume()
             raise children.Interrupted(
                 f"Interrupted: batch grading stopped with {len(rows)} of {len(entries)} submissions graded (their "

@@ -53,6 +53,17 @@ def stopped(first, extra_running=(), finished=None, waiting=()):
     return GradingInterrupted(extra_running, finished, waiting)
 
 
+def halt(futures):
+    """After a Ctrl-C: kill every test process, start no other, cancel what has not started and wait for the rest
+    (a second Ctrl-C cannot cut this short). -> whether this caller interrupted first (it must resume children)."""
+    first = children.interrupt()
+    with children.shielded():
+        for future in futures:
+            future.cancel()
+        wait(futures)
+    return first
+
+
 def each(pool, function, items, finished=None):
     """[function(item) for item in items], run on pool's threads. On Ctrl-C (a KeyboardInterrupt here, or a worker
     interrupted because another thread saw one): every test process is killed, no other starts, the workers are
@@ -66,11 +77,7 @@ def each(pool, function, items, finished=None):
         return [future.result() for future in futures]
     except KeyboardInterrupt:
         pass
-    first = children.interrupt()
-    with children.shielded():
-        for future in futures:
-            future.cancel()
-        wait(futures)
+    first = halt(futures)
     running, done, waiting = [], dict(finished or {}), []
     for item, future in zip(items, futures):
         if future.cancelled():
