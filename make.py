@@ -17,6 +17,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 VENV = os.environ.get("KATA_VENV") or os.path.join(ROOT, ".venv")
@@ -169,7 +171,6 @@ class SetupLock:
         self.path, self.say = venv.rstrip("/\\") + ".setup-lock", say
 
     def __enter__(self):
-        import time
         told = False
         while True:
             try:
@@ -187,7 +188,6 @@ class SetupLock:
                 time.sleep(0.5)
 
     def _abandoned(self):
-        import time
         try:
             with open(os.path.join(self.path, "pid"), encoding="utf-8") as handle:
                 pid = int(handle.read().strip())
@@ -269,36 +269,37 @@ def _setup(extras=BASE, venv=VENV, say=print):
             remove(venv)
             sys.stderr.write(made.stderr)
             raise subprocess.CalledProcessError(made.returncode, command + ["-m", "venv", venv])
-        state = {}
-    python = venv_python(venv)
+    python, digest = venv_python(venv), lock_digest()
     wanted = set(filter(None, extras.split(",")))
-    have = set(state.get("extras", [])) if state.get("lock") == lock_digest() else set()
+    have = set(state.get("extras", [])) if state.get("lock") == digest else set()
     if not wanted <= have:
         wanted |= have
         say("Installing the locked dependencies (requirements.lock) into .venv: the first time takes a minute.")
-        pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--constraint", LOCK]
-        # the editable install of kata (its pytest plugin) is built with the locked setuptools, not a fresh one
-        subprocess.run(pip + ["--upgrade", "setuptools"], check=True, cwd=ROOT)
-        subprocess.run(pip + ["--no-build-isolation", "--editable", ".[%s]" % ",".join(sorted(wanted))],
-                       check=True, cwd=ROOT)
-        state = dict(state, lock=lock_digest(), extras=sorted(wanted))
+        install(python, sorted(wanted), ["--constraint", LOCK])
+        state = dict(state, lock=digest, extras=sorted(wanted))
         state.update(interpreter_identity([python]))
         with open(os.path.join(venv, STATE_FILE), "w", encoding="utf-8") as handle:
             json.dump(state, handle, indent=1)
     return python
 
 
+def install(python, extras, options=()):
+    """pip install the kata (editable: its pytest plugin) with extras into python's environment; options: more of
+    pip's (the lock as --constraint). setuptools comes first, at the same terms: the editable install is built with
+    it rather than with a fresh one from the index."""
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"] + list(options)
+    subprocess.run(pip + ["--upgrade", "setuptools"], check=True, cwd=ROOT)
+    subprocess.run(pip + ["--no-build-isolation", "--editable", ".[%s]" % ",".join(extras)], check=True, cwd=ROOT)
+
+
 def lock(say=print):
     """Resolve pyproject.toml's dependencies (every extra) in a fresh venv and write every installed version."""
-    import tempfile
     command, _ = find_python()
     with tempfile.TemporaryDirectory(prefix="kata-lock-") as tmp:
         venv = os.path.join(tmp, "venv")
         subprocess.run(command + ["-m", "venv", venv], check=True)
         python = venv_python(venv)
-        pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run(pip + ["--upgrade", "setuptools"], check=True)
-        subprocess.run(pip + ["--no-build-isolation", "--editable", ".[all]"], check=True, cwd=ROOT)
+        install(python, ["all"])
         frozen = subprocess.run([python, "-m", "pip", "freeze", "--all", "--exclude-editable",
                                  "--disable-pip-version-check"],
                                 stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
