@@ -3,6 +3,7 @@ checked (kata.course.files.check_output) before any work starts: one line naming
 
 import argparse
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -269,3 +270,11 @@ def test_an_existing_output_of_the_same_kind_may_be_replaced(tmp_path):
     assert check_output(tmp_path / "old.zip", "--out", kind="zip") == tmp_path / "old.zip"
     with pytest.raises(OutputPathError, match="not a JSON file"):
         check_output(tmp_path / "old.zip", "--json", kind="json")
+
+
+def test_a_large_json_output_may_be_replaced(tmp_path):
+    """Judged whole: a JSON file over a mebibyte is JSON (a cut prefix of it would not parse)."""
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"rows": ["x" * 100] * 20_000}))
+    assert path.stat().st_size > 1 << 20
+    assert check_output(path, "--json", kind="json") == path

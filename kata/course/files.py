@@ -52,19 +52,31 @@ class OutputPathError(ValueError):
 KEPT_FOLDERS = ("exercises", "solutions", "notebooks", "lessons", "tests", "kata", "meta", "benchmarks", ".git",
                 ".kata")
 KEPT_EXISTING = ("checkpoints",)
-KINDS = {  # an existing file an option may replace: one that holds what the option writes
-    "json": ("a JSON file", lambda data: not data.strip() or _is_json(data)),
-    "zip": ("a zip file", lambda data: data[:4] in (b"PK\x03\x04", b"PK\x05\x06")),
-    "checkpoint": ("a checkpoint (.npz)", lambda data: data[:4] in (b"PK\x03\x04", b"PK\x05\x06")),
-}
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip (an .npz is a zip)
 
 
-def _is_json(data):
+def _holds_json(path):
+    """Whether the file at path is empty or JSON, read whole (a cut prefix of a large JSON file is no JSON)."""
+    data = Path(path).read_bytes()
+    if not data.strip():
+        return True
     try:
         json.loads(data)
-        return True
-    except ValueError:
+    except ValueError:  # (UnicodeDecodeError included)
         return False
+    return True
+
+
+def _holds_zip(path):
+    with open(path, "rb") as stream:
+        return stream.read(4) in ZIP_MAGIC
+
+
+KINDS = {  # an existing file an option may replace: one that holds what the option writes
+    "json": ("a JSON file", _holds_json),
+    "zip": ("a zip file", _holds_zip),
+    "checkpoint": ("a checkpoint (.npz)", _holds_zip),
+}
 
 
 def _kept_reason(path, folder):
@@ -107,11 +119,10 @@ def check_output(path, option, folder=False, kind=None, kata_folder=False):
     if kind and not folder and path.is_file():
         name, holds = KINDS[kind]
         try:
-            with open(path, "rb") as stream:
-                head = stream.read(1 << 20)
+            held = holds(path)
         except OSError as error:
             raise OutputPathError(f"{where}: cannot read the file already there: {error.strerror or error}") from None
-        if not holds(head if kind != "json" else head.decode("utf-8", "replace")):
+        if not held:
             raise OutputPathError(f"{where}: a file is already there and it is not {name}: it could be your work, "
                                   f"so it is not written over; choose another path or remove it first")
     if folder and path.exists() and not path.is_dir():
