@@ -108,11 +108,12 @@ def status(path, text):
     not readable as a generated notebook: never written over)."""
     if not path.exists():
         return "missing"
-    if path.read_text(encoding="utf-8", errors="replace") == text:
+    saved = path.read_bytes()
+    if saved == text.encode("utf-8"):
         return "up to date"
     fresh = json.loads(text)["metadata"]["kata"]
     try:
-        node = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+        node = nbformat.reads(saved.decode("utf-8"), as_version=4)
         recorded = dict(node.metadata["kata"])
     except Exception:  # not JSON, not a notebook, no record: it is not ours to judge, keep it
         return "changed"
@@ -152,7 +153,8 @@ def main(argv=None):
         print("stale notebooks (run `make notebooks`): " + ", ".join(stale) if stale else
               f"notebooks are up to date{others}")
         return 1 if stale else 0
-    print(f"wrote {len(stale)} notebook{'' if len(stale) == 1 else 's'}{others}" if stale or kept else "notebooks were already up to date")
+    print(f"wrote {len(stale)} notebook{'' if len(stale) == 1 else 's'}{others}" if stale or kept
+          else "notebooks were already up to date")
     return 0
 
 
