@@ -10,66 +10,31 @@ whether any process of the run is left. Then the same with --busy processes spin
 """
 
 import argparse
-import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from meta.helpers import copy_of_repository, insert_first, marked_processes, wait_for
-from meta.test_interrupt import in_test
+from meta.helpers import interrupt_grader, kernel_checking, looping_copy, marked_processes, reply_to, wait_for
 
 LIMIT = 120.0
 
 
 def grader_run(folder, args, stdin):
-    marker = uuid.uuid4().hex
-    grader = subprocess.Popen([sys.executable, "grader.py", *args], cwd=folder, stdin=stdin,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env=dict(os.environ, KATA_TEST_MARK=marker))
-    try:
-        if not wait_for(lambda: in_test(marker, "02"), LIMIT):
-            raise RuntimeError("no test of lesson 02 started")
-        start = time.monotonic()
-        grader.send_signal(signal.SIGINT)
-        grader.wait(LIMIT)
-        seconds = time.monotonic() - start
-        wait_for(lambda: not marked_processes(marker), 10)
-        return seconds, grader.returncode, len(marked_processes(marker))
-    finally:
-        grader.kill()
-        for pid in marked_processes(marker):
-            os.kill(pid, signal.SIGKILL)
+    code, _, _, left, seconds = interrupt_grader(folder, args, stdin, "02", LIMIT)
+    return seconds, code, len(left)
 
 
 def kernel_run(folder):
-    from jupyter_client.manager import KernelManager
-    marker = uuid.uuid4().hex
-    manager = KernelManager(kernel_name="python3")
-    manager.kernel_spec.argv[0] = sys.executable
-    manager.start_kernel(cwd=str(folder), env=dict(os.environ, KATA_TEST_MARK=marker, PYTHONPATH=str(folder)))
-    client = manager.client()
-    client.start_channels()
-    try:
-        client.wait_for_ready(timeout=LIMIT)
-        kernel = set(marked_processes(marker))
-        request = client.execute("from kata.student import notebook\nnotebook.check('02')")
-        if not wait_for(lambda: in_test(marker, "02"), LIMIT):
-            raise RuntimeError("no test of lesson 02 started")
+    with kernel_checking(folder, "02", LIMIT) as (manager, client, request, marker, kernel):
         start = time.monotonic()
         manager.interrupt_kernel()
-        while client.get_shell_msg(timeout=LIMIT)["parent_header"].get("msg_id") != request:
-            pass
+        reply_to(client, request, LIMIT)
         seconds = time.monotonic() - start
         wait_for(lambda: set(marked_processes(marker)) <= kernel, 10)
         return seconds, "KeyboardInterrupt in the cell", len(set(marked_processes(marker)) - kernel)
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
 
 
 def main(argv=None):
@@ -78,9 +43,7 @@ def main(argv=None):
     parser.add_argument("--busy", type=int, default=2, help="CPU-bound processes alongside, in the second round (default: 2)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kata-interrupt-") as tmp:
-        folder = copy_of_repository(Path(tmp) / "kata")
-        insert_first(folder / "exercises" / "attention.py", "softmax", "while True: pass")
-        subprocess.run([sys.executable, "grader.py", "--lesson", "00"], cwd=folder, capture_output=True, check=True)
+        folder = looping_copy(Path(tmp) / "kata")
         cases = {"grader.py --lesson 02": lambda: grader_run(folder, ["--lesson", "02"], subprocess.DEVNULL),
                  "grader.py watch --lesson 02": lambda: grader_run(folder, ["watch", "--lesson", "02"],
                                                                    subprocess.PIPE),

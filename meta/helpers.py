@@ -4,7 +4,12 @@ in a temporary folder, so that every test holds whatever state a student has lef
 import ast
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from kata.course.exercises import generate
@@ -83,3 +88,93 @@ def marked_processes(marker, variable="KATA_TEST_MARK"):
         except OSError:
             pass
     return found
+
+
+# ---------------------------------------------------------------- Ctrl-C while an exercise loops forever
+# (meta/test_interrupt.py asserts what happens; benchmarks/interrupt_benchmark.py measures how long it takes)
+
+def looping_copy(target):
+    """A student's copy whose softmax (lesson 02's first exercise) loops forever; its .kata/ already holds the
+    reference's test ids, so a grading goes straight to the lesson's tests."""
+    folder = copy_of_repository(target)
+    insert_first(folder / "exercises" / "attention.py", "softmax", "while True: pass")
+    subprocess.run([sys.executable, "grader.py", "--lesson", "00"], cwd=folder, capture_output=True, check=True,
+                   timeout=300)
+    return folder
+
+
+def in_test(marker, lesson_id=None):
+    """Whether a test of lesson_id (None: of any lesson) has started in a marked test process (its log says so)."""
+    for pid in marked_processes(marker):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as stream:
+                args = stream.read().split(b"\0")
+        except OSError:
+            continue
+        run = next((a.split(b"=", 1)[1] for a in args if a.startswith(b"--kata-run=")), None)
+        wanted = lesson_id is None or f"lesson{lesson_id}".encode() in args
+        if wanted and run is not None and b"--collect-only" not in args:
+            log = run.decode().replace(".json", ".log")
+            try:
+                with open(log, encoding="utf-8") as stream:
+                    if '"start"' in stream.read():
+                        return True
+            except OSError:
+                pass
+    return False
+
+
+def interrupt_grader(folder, args, stdin=subprocess.DEVNULL, lesson_id="02", limit=60.0):
+    """Start grader.py ARGS in folder (its processes marked), SIGINT it once a test of lesson_id (None: any) runs.
+    -> (exit status, stdout, stderr, pids of the grading left once it ended, seconds from SIGINT to its end)"""
+    marker = uuid.uuid4().hex
+    grader = subprocess.Popen([sys.executable, "grader.py", *args], cwd=folder, stdin=stdin, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8",
+                              env=dict(os.environ, KATA_TEST_MARK=marker))
+    try:
+        if not wait_for(lambda: in_test(marker, lesson_id), limit):
+            raise AssertionError(f"no test of lesson {lesson_id} started")
+        start = time.monotonic()
+        grader.send_signal(signal.SIGINT)
+        out, err = grader.communicate(timeout=limit)
+        seconds = time.monotonic() - start
+        wait_for(lambda: not marked_processes(marker), limit)
+        return grader.returncode, out, err, marked_processes(marker), seconds
+    finally:
+        grader.kill()
+        for pid in marked_processes(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextmanager
+def kernel_checking(folder, lesson_id="02", limit=60.0):
+    """A Jupyter kernel of this Python in folder (its processes marked) running notebook.check(lesson_id), yielded
+    once a test of that lesson runs: (manager, client, the request's id, the marker, the kernel's own pids). The
+    kernel and every marked process are gone afterwards."""
+    from jupyter_client.manager import KernelManager
+    marker = uuid.uuid4().hex
+    manager = KernelManager(kernel_name="python3")
+    manager.kernel_spec.argv[0] = sys.executable  # this environment's Python, whatever the spec names
+    manager.start_kernel(cwd=str(folder), env=dict(os.environ, KATA_TEST_MARK=marker, PYTHONPATH=str(folder)))
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=limit)
+        kernel = set(marked_processes(marker))
+        request = client.execute(f"from kata.student import notebook\nnotebook.check({lesson_id!r})")
+        if not wait_for(lambda: in_test(marker, lesson_id), limit):
+            raise AssertionError(f"no test of lesson {lesson_id} started")
+        yield manager, client, request, marker, kernel
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+        for pid in marked_processes(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+def reply_to(client, request, limit=60.0):
+    """The shell reply to request (the replies to wait_for_ready's own requests come first, and are skipped)."""
+    reply = client.get_shell_msg(timeout=limit)
+    while reply["parent_header"].get("msg_id") != request:
+        reply = client.get_shell_msg(timeout=limit)
+    return reply

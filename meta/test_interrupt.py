@@ -7,15 +7,11 @@ children inherit: none may remain. No timing is asserted (the deadlines are boun
 benchmarks/interrupt_benchmark.py measures how long the stop takes.
 """
 
-import os
-import signal
 import subprocess
-import sys
-import uuid
 
 import pytest
 
-from meta.helpers import copy_of_repository, insert_first, marked_processes, wait_for
+from meta.helpers import interrupt_grader, kernel_checking, looping_copy, marked_processes, reply_to, wait_for
 
 pytestmark = pytest.mark.meta
 SECONDS = 60.0  # bounds for a loaded machine, not measures
@@ -23,53 +19,13 @@ SECONDS = 60.0  # bounds for a loaded machine, not measures
 
 @pytest.fixture(scope="module")
 def looping(tmp_path_factory):
-    """A student's copy whose softmax (lesson 02's first exercise) loops forever; .kata/ already holds the
-    reference's test ids, so a grading goes straight to the lesson's tests."""
-    folder = copy_of_repository(tmp_path_factory.mktemp("interrupt") / "kata")
-    insert_first(folder / "exercises" / "attention.py", "softmax", "while True: pass")
-    subprocess.run([sys.executable, "grader.py", "--lesson", "00"], cwd=folder, capture_output=True, check=True,
-                   timeout=300)
-    return folder
-
-
-def in_test(marker, lesson_id=None):
-    """Whether a test of lesson_id (None: of any lesson) has started in a marked test process (its log says so)."""
-    for pid in marked_processes(marker):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as stream:
-                args = stream.read().split(b"\0")
-        except OSError:
-            continue
-        run = next((a.split(b"=", 1)[1] for a in args if a.startswith(b"--kata-run=")), None)
-        wanted = lesson_id is None or f"lesson{lesson_id}".encode() in args
-        if wanted and run is not None and b"--collect-only" not in args:
-            log = run.decode().replace(".json", ".log")
-            try:
-                with open(log, encoding="utf-8") as stream:
-                    if '"start"' in stream.read():
-                        return True
-            except OSError:
-                pass
-    return False
+    return looping_copy(tmp_path_factory.mktemp("interrupt") / "kata")
 
 
 def interrupted(folder, *args, stdin=subprocess.DEVNULL, lesson_id="02"):
-    """Start grader.py ARGS, SIGINT it once a test of lesson_id (None: any) runs; (exit status, stdout, stderr,
+    """grader.py ARGS interrupted once a test of lesson_id (None: any) runs: (exit status, stdout, stderr,
     processes of the grading left after it ended)."""
-    marker = uuid.uuid4().hex
-    grader = subprocess.Popen([sys.executable, "grader.py", *args], cwd=folder, stdin=stdin, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8",
-                              env=dict(os.environ, KATA_TEST_MARK=marker))
-    try:
-        assert wait_for(lambda: in_test(marker, lesson_id), SECONDS), f"no test of lesson {lesson_id} started"
-        grader.send_signal(signal.SIGINT)
-        out, err = grader.communicate(timeout=SECONDS)
-        wait_for(lambda: not marked_processes(marker), SECONDS)
-        return grader.returncode, out, err, marked_processes(marker)
-    finally:
-        grader.kill()
-        for pid in marked_processes(marker):
-            os.kill(pid, signal.SIGKILL)
+    return interrupt_grader(folder, args, stdin, lesson_id, SECONDS)[:4]
 
 
 def test_ctrl_c_stops_grading_a_lesson(looping):
@@ -100,23 +56,11 @@ def test_ctrl_c_stops_watch(looping):
 def test_interrupt_kernel_stops_a_notebooks_check(looping):
     """Jupyter's "Interrupt kernel" (SIGINT to the kernel) during notebook.check: the cell ends with the line, no
     test process is left, and the next check runs."""
-    manager_module = pytest.importorskip("jupyter_client.manager")
+    pytest.importorskip("jupyter_client.manager")
     pytest.importorskip("ipykernel")
-    marker = uuid.uuid4().hex
-    manager = manager_module.KernelManager(kernel_name="python3")
-    manager.kernel_spec.argv[0] = sys.executable  # this environment's Python, whatever the spec names
-    manager.start_kernel(cwd=str(looping), env=dict(os.environ, KATA_TEST_MARK=marker, PYTHONPATH=str(looping)))
-    client = manager.client()
-    client.start_channels()
-    try:
-        client.wait_for_ready(timeout=SECONDS)
-        kernel = set(marked_processes(marker))
-        request = client.execute("from kata.student import notebook\nnotebook.check('02')")
-        assert wait_for(lambda: in_test(marker, "02"), SECONDS), "no test of lesson 02 started"
+    with kernel_checking(looping, "02", SECONDS) as (manager, client, request, marker, kernel):
         manager.interrupt_kernel()
-        reply = client.get_shell_msg(timeout=SECONDS)
-        while reply["parent_header"].get("msg_id") != request:  # (the replies to wait_for_ready's requests)
-            reply = client.get_shell_msg(timeout=SECONDS)
+        reply = reply_to(client, request, SECONDS)
         assert reply["content"]["status"] == "error", reply
         said = []
         while True:
@@ -132,8 +76,3 @@ def test_interrupt_kernel_stops_a_notebooks_check(looping):
                                                message["content"].get("text")
                                                or message["content"].get("data", {}).get("text/plain", "")))
         assert again["content"]["status"] == "ok" and any("36/36 tests passed" in text for text in said), said
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
-        for pid in marked_processes(marker):
-            os.kill(pid, signal.SIGKILL)
