@@ -18,7 +18,7 @@ MAX_LINES = 400
 # Each package may import only from the packages of a lower layer (and from itself). The root package `kata`
 # holds one constant every process needs.
 LAYERS = {"kata": 0, "kata.course": 1, "kata.sandbox": 2, "kata.testing": 3, "kata.authoring": 3,
-          "kata.grading": 4, "kata.student": 5, "kata.tools": 5}
+          "kata.grading": 4, "kata.student": 5, "kata.tools": 5, "kata.instructor": 6}
 # the sandbox knows nothing of lessons, the manifest or grading: of the course it may use only these
 SANDBOX_MAY_USE = {"kata", "kata.course.implementation", "kata.course.places"}
 COMMAND_FLAGS = ("-m", "-p", "-c")
