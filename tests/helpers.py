@@ -13,9 +13,11 @@ from kata.course.contract import (  # noqa: F401
     LINEAR,
     get_path,
     set_path,
+    shapes,
     transformer_params,
 )
 from kata.sandbox import SandboxError
+from kata.testing.expected import pick, seed, seeded  # noqa: F401
 from kata.testing.gradcheck import Accumulated, check_gradients
 
 
@@ -92,6 +94,19 @@ def copy_params(source, target, paths):
     """Give target the same parameter values as source, by assigning copies to the contract's attributes."""
     for path in paths:
         set_path(target, path, np.array(get_path(source, path), dtype=np.float64))
+
+
+def draw_params(shapes_by_path, rng, scale=0.5):
+    """{path: random values} for the contract's parameter shapes (kata.course.contract.shapes): drawn by the test,
+    so they are the same whatever the implementation does; gammas around 1, everything else around 0."""
+    return {path: rng.standard_normal(shape) * scale + (1.0 if path.endswith("gamma") else 0.0)
+            for path, shape in shapes_by_path.items()}
+
+
+def set_params(obj, params):
+    """Give obj each parameter of params ({path: array}), a copy of its own."""
+    for path, value in params.items():
+        set_path(obj, path, np.array(value, dtype=np.float64))
 
 
 def randomize_params(obj, paths, rng, scale=0.5):

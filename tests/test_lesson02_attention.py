@@ -13,8 +13,12 @@ from tests.helpers import (
     assert_raises,
     assert_shape,
     call,
-    copy_params,
+    draw_params,
+    pick,
     randomize_params,
+    seeded,
+    set_params,
+    shapes,
 )
 
 pytestmark = pytest.mark.lesson02
@@ -413,67 +417,75 @@ def test_mha_key_mask(impl):
                      "padded positions (must not change: padded keys get weight 0)", SEE_MHA)
 
 
+def reference_mha(D, H, params, x, mask, g):
+    """compute for expect(): the reference's forward, attention weights, backward and gradients on these inputs."""
+    def compute(ref):
+        theirs = ref.MultiHeadAttention(D, H)
+        set_params(theirs, params)
+        out = theirs.forward(x, mask)
+        weights = theirs.last_attention_weights
+        theirs.zero_grad()
+        dx = theirs.backward(g)
+        return {"out": out, "weights": weights, "dx": dx, "grads": {n: getattr(theirs, "grad_" + n) for n in ATTENTION}}
+    return compute
+
+
 @pytest.mark.parametrize("masked", [False, True])
-def test_mha_matches_reference(impl, ref, masked):
-    B, T, D, H = 2, 5, 12, 3
-    theirs = ref.MultiHeadAttention(D, H)
-    mine = impl.MultiHeadAttention(D, H)
-    rng = np.random.default_rng(10)
-    randomize_params(theirs, ATTENTION, rng)
-    copy_params(theirs, mine, ATTENTION)
+def test_mha_matches_reference(impl, expect, masked):
+    B, T, D, H = pick((2, 5, 12, 3), (3, 4, 8, 2), (1, 6, 12, 4), (2, 7, 6, 1))
+    rng = seeded(10)
+    params = draw_params(shapes("MultiHeadAttention", D), rng)
     x, g = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, D))
     mask = random_key_mask(rng, B, T) if masked else None
+    expected = expect(reference_mha(D, H, params, x, mask, g))
+    mine = impl.MultiHeadAttention(D, H)
+    set_params(mine, params)
     what = f"MultiHeadAttention({D}, {H}){' with a mask' if masked else ''}"
-    expected = theirs.forward(x, mask)
     assert_close(call(mine.forward, x, mask, what="MultiHeadAttention.forward", see=SEE_MHA),
-                 expected, f"{what}.forward(x) compared with the reference", SEE_MHA)
+                 expected["out"], f"{what}.forward(x) compared with the reference", SEE_MHA)
     with check:
-        assert_close(mine.last_attention_weights, theirs.last_attention_weights,
+        assert_close(mine.last_attention_weights, expected["weights"],
                      f"{what}.last_attention_weights compared with the reference", SEE_MHA)
     mine.zero_grad()
-    theirs.zero_grad()
     with check:
         assert_close(call(mine.backward, g, what="MultiHeadAttention.backward", see=SEE_MHA_BACK),
-                     theirs.backward(g), f"{what}.backward(g) compared with the reference",
-                     SEE_MHA_BACK)
+                     expected["dx"], f"{what}.backward(g) compared with the reference", SEE_MHA_BACK)
     for name in ATTENTION:
         with check:
-            assert_close(getattr(mine, "grad_" + name), getattr(theirs, "grad_" + name),
+            assert_close(getattr(mine, "grad_" + name), expected["grads"][name],
                          f"{what}.grad_{name} after one backward, compared with the reference", SEE_MHA_BACK)
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_mha_is_stable_for_large_scores(impl, ref, masked):
+def test_mha_is_stable_for_large_scores(impl, expect, masked):
     # issue 13: a softmax of its own inside MultiHeadAttention, without the max shift, gives NaN beyond ~709
-    B, T, D, H = 2, 5, 8, 2
-    theirs, mine = ref.MultiHeadAttention(D, H), impl.MultiHeadAttention(D, H)
-    rng = np.random.default_rng(12)
-    randomize_params(theirs, ATTENTION, rng)
+    B, T, D, H = pick((2, 5, 8, 2), (3, 4, 12, 3), (1, 6, 8, 4))
+    rng = seeded(12)
+    params = draw_params(shapes("MultiHeadAttention", D), rng)
     x, g = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, D))
     mask = random_key_mask(rng, B, T) if masked else None
     Dh = D // H
-    q, k = (x @ theirs.W_q).reshape(B, T, H, Dh), (x @ theirs.W_k).reshape(B, T, H, Dh)
+    q, k = (x @ params["W_q"]).reshape(B, T, H, Dh), (x @ params["W_k"]).reshape(B, T, H, Dh)
     largest = np.einsum("bqhd,bkhd->bhqk", q, k).max() / np.sqrt(Dh)  # positive: the scores hold both signs
     for name in ("W_q", "W_k"):  # scaled so that the largest score is +800 (exp(800) overflows); others near -1000
-        setattr(theirs, name, getattr(theirs, name) * np.sqrt(800.0 / largest))
-    copy_params(theirs, mine, ATTENTION)
-    expected_out, expected_weights = per_head_attention(x, *(np.array(getattr(theirs, n)) for n in ATTENTION), H,
-                                                        mask)
+        params[name] = params[name] * np.sqrt(800.0 / largest)
+    expected_out, expected_weights = per_head_attention(x, *(params[n] for n in ATTENTION), H, mask)
+    expected = expect(reference_mha(D, H, params, x, mask, g))
+    mine = impl.MultiHeadAttention(D, H)
+    set_params(mine, params)
     what = f"MultiHeadAttention({D}, {H}){' with a mask' if masked else ''} with scores reaching 800"
     with check:
         assert_close(mine.forward(x, mask), expected_out, f"{what}: forward (every softmax must subtract each row's "
                      "maximum, the one inside MultiHeadAttention too: exp(800) overflows)", SEE_MHA)
     with check:
         assert_close(mine.last_attention_weights, expected_weights, f"{what}: last_attention_weights", SEE_MHA)
-    theirs.forward(x, mask)
     mine.zero_grad()
-    theirs.zero_grad()
     with check:
-        assert_close(mine.backward(g), theirs.backward(g), f"{what}: backward(g) compared with the reference",
+        assert_close(mine.backward(g), expected["dx"], f"{what}: backward(g) compared with the reference",
                      SEE_MHA_BACK)
     for name in ATTENTION:
         with check:
-            assert_close(getattr(mine, "grad_" + name), getattr(theirs, "grad_" + name),
+            assert_close(getattr(mine, "grad_" + name), expected["grads"][name],
                          f"{what}: grad_{name} after one backward, compared with the reference", SEE_MHA_BACK)
 
 
@@ -491,21 +503,21 @@ def test_mha_gradients(impl, B, T, masked):
                      params=ATTENTION, owner=mha, zero_grad=mha.zero_grad)
 
 
-def test_mha_gradients_accumulate_and_reset(impl, ref):
-    B, T, D, H = 2, 3, 8, 2
-    mine, theirs = impl.MultiHeadAttention(D, H), ref.MultiHeadAttention(D, H)
-    copy_params(theirs, mine, ATTENTION)
-    x, g = np.random.randn(B, T, D), np.random.randn(B, T, D)
+def test_mha_gradients_accumulate_and_reset(impl, expect):
+    B, T, D, H = pick((2, 3, 8, 2), (3, 2, 6, 3), (1, 4, 8, 4))
+    rng = seeded(13)
+    params = draw_params(shapes("MultiHeadAttention", D), rng)
+    x, g = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, D))
+    expected = expect(reference_mha(D, H, params, x, None, g))
+    mine = impl.MultiHeadAttention(D, H)
+    set_params(mine, params)
     mine.zero_grad()
-    theirs.zero_grad()
     call(mine.forward, x, what="MultiHeadAttention.forward", see=SEE_MHA)
     call(mine.backward, g, what="MultiHeadAttention.backward", see=SEE_MHA_BACK)
-    theirs.forward(x)
-    theirs.backward(g)
     grads = {name: getattr(mine, "grad_" + name) for name in ATTENTION}
     once = {name: np.array(grad) for name, grad in grads.items()}
     for name in ATTENTION:
-        assert_close(once[name], getattr(theirs, "grad_" + name),
+        assert_close(once[name], expected["grads"][name],
                      f"MultiHeadAttention.grad_{name} after one backward, compared with the reference", SEE_MHA_BACK)
     call(mine.forward, x, what="MultiHeadAttention.forward", see=SEE_MHA)
     call(mine.backward, g, what="MultiHeadAttention.backward", see=SEE_MHA_BACK)

@@ -34,3 +34,27 @@ def transformer_params(num_layers):
     for i in range(num_layers):
         paths += [f"blocks.{i}.{p}" for p in BLOCK]
     return paths + ["output.W", "output.b"]
+
+
+def shapes(kind, embed_dim, ffn_dim=None, vocab_size=None, num_layers=None, in_dim=None, out_dim=None):
+    """{path: shape} of every parameter of a contract class, as CONTRACT.md section 3 gives them. kind: "Linear"
+    (in_dim, out_dim), "LayerNorm", "MultiHeadAttention", "FeedForward", "TransformerBlock", "Transformer"."""
+    D, F, V = embed_dim, ffn_dim, vocab_size
+    if kind == "Linear":
+        return {"W": (in_dim, out_dim), "b": (out_dim,)}
+    if kind == "LayerNorm":
+        return {"gamma": (D,), "beta": (D,)}
+    if kind == "MultiHeadAttention":
+        return {name: (D, D) for name in ATTENTION}
+    if kind == "FeedForward":
+        return {"linear1.W": (D, F), "linear1.b": (F,), "linear2.W": (F, D), "linear2.b": (D,)}
+    if kind == "TransformerBlock":
+        parts = [("attention", "MultiHeadAttention"), ("norm1", "LayerNorm"), ("feed_forward", "FeedForward"),
+                 ("norm2", "LayerNorm")]
+        return {f"{owner}.{path}": shape for owner, part in parts for path, shape in shapes(part, D, F).items()}
+    if kind == "Transformer":
+        found = {"embedding.W": (V, D)}
+        for i in range(num_layers):
+            found.update({f"blocks.{i}.{path}": shape for path, shape in shapes("TransformerBlock", D, F).items()})
+        return {**found, "output.W": (D, V), "output.b": (V,)}
+    raise ValueError(f"no contract class {kind!r}")

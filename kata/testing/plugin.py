@@ -4,7 +4,9 @@ Registered as a pytest11 entry point (pyproject.toml), so it loads before pytest
 
 Tests reach the implementation only through `impl`: constructing objects, calling functions and methods
 with arrays, numbers, strings and lists, and reading or assigning attributes the contract names.
-Expected values come from hand-computed cases or from `ref`, the reference solution.
+Expected values come from hand-computed cases or from the reference through `expect` (kata/testing/expected.py:
+computed from solutions/, or read from the values recorded from it in the students' edition), and under
+`--variant SEED` every test draws its inputs afresh (seeded(), seed(), pick() in the same module).
 """
 
 import re
@@ -17,6 +19,7 @@ from ..course import implementation
 from ..course.exercises import pointer_for
 from ..course.manifest import lessons
 from ..sandbox import SandboxError, unsupported
+from . import expected
 from .sandboxed import Sandboxed
 
 
@@ -31,10 +34,25 @@ def pytest_addoption(parser):
     parser.addoption("--allow-unconfined", action="store_true",
                      help="with --sandbox: run the implementation even where the sandbox cannot confine it (code you "
                           "trust only); by default such a run is refused")
+    parser.addoption("--expected", choices=expected.MODES, default=None,
+                     help="where expected values come from: reference (computed from solutions/), record (the same, "
+                          "and written to --recorded-dir), recorded (read from --recorded-dir); default: reference "
+                          "where solutions/ exists, else recorded")
+    parser.addoption("--recorded-dir", default=str(expected.RECORDED),
+                     help="the folder of recorded expected values (default: tests/recorded)")
+    parser.addoption("--variant", type=int, default=None, metavar="SEED",
+                     help="draw every test's inputs afresh from SEED (needs the reference; default: the public "
+                          "tests' own inputs)")
 
 
 def pytest_configure(config):
     _lesson_tests_only(config)
+    expected.set_variant(config.getoption("variant"))
+    try:
+        config._kata_expected = expected.Expectations(config.getoption("expected") or expected.default_mode(),
+                                                      config.getoption("recorded_dir"))
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
     config.addinivalue_line("markers", "meta: tests of the tests and tools (the catalogue of wrong "
                                        "implementations, the stubs)")
     for item in lessons():
@@ -92,6 +110,9 @@ def pytest_sessionfinish(session):
     sandboxed = getattr(session.config, "_kata_sandboxed", None)
     if sandboxed is not None:
         sandboxed.stop()
+    expectations = getattr(session.config, "_kata_expected", None)
+    if expectations is not None and expectations.mode == "record":
+        expectations.write()
 
 
 @pytest.fixture(scope="session")
@@ -130,10 +151,27 @@ def ref():
     return implementation.load("solutions")
 
 
+@pytest.fixture
+def expect(request):
+    """expect(compute) -> the reference's answer: compute(reference module), or its recorded value (the students'
+    edition); kata/testing/expected.py says what compute may use and return."""
+    expectations, calls = request.config._kata_expected, [0]
+
+    def answer(compute):
+        calls[0] += 1
+        try:
+            return expectations.get(request.node.nodeid, calls[0] - 1, compute)
+        except LookupError as error:
+            pytest.fail(str(error), pytrace=False)
+
+    return answer
+
+
 @pytest.fixture(autouse=True)
 def _seed():
-    """The same submission gets the same result: every test starts from the same random state."""
-    np.random.seed(0)
+    """The same submission gets the same result: every test starts from the same random state (under a variant,
+    another one drawn from its SEED)."""
+    np.random.seed(expected.seed(0))
 
 
 @pytest.hookimpl(wrapper=True)
