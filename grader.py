@@ -3,10 +3,8 @@
     python grader.py                         your progress and the next step
     python grader.py --lesson 02             one lesson (repeat --lesson, or 02,03)
     python grader.py --impl alice.zip        one submission: a folder laid out like exercises/, or a zip of one
-    python grader.py --impl solutions --json out.json --gradescope results.json --timeout 300 --isolated
+    python grader.py --json out.json --timeout 300
     python grader.py status | hint 02 | watch | reset 02
-    python grader.py batch submissions/ --out grades/
-    python grader.py package-gradescope --out autograder.zip --visibility after_due_date
 
 Exit status: 0 once grading ran (a low score is not an error), 2 for a bad command or an unusable submission.
 """
@@ -18,39 +16,33 @@ try:  # a Ctrl-C while the grader starts (importing takes a moment) ends as any 
     from kata.course import files
     from kata.course.console import printable_output
     from kata.course.manifest import lesson, lesson_ids
-    from kata.course.repository import shown
-    from kata.grading import batch as batch_tools
-    from kata.grading import gradescope
+    from kata.course.repository import INSTRUCTOR, shown
     from kata.grading.grade import grade
     from kata.grading.interrupted import GradingInterrupted
     from kata.grading.report import is_student, report, student_folder, table
-    from kata.grading.settings import DEFAULT_SECONDS, Settings
+    from kata.grading.settings import DEFAULT_SECONDS, seconds
     from kata.grading.submission import SubmissionError
     from kata.sandbox import NotContained
     from kata.student import hints, reset, watch
+    if INSTRUCTOR:  # the instructor's kata; the students' edition leaves kata/instructor/ out
+        from kata.instructor import commands as instructor
+    else:
+        instructor = None
 except KeyboardInterrupt:
     print("\nInterrupted: nothing was being graded", file=sys.stderr)
     sys.exit(130)
 
 
-def _seconds(text):
-    try:
-        return Settings.checked(text).lesson_seconds
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def _common(parser, defaults, every="every lesson"):
-    """--impl, --lesson, --isolated, --timeout; a subcommand's copies default to SUPPRESS so they never
-    overwrite what was given before the subcommand's name. every: what is graded without --lesson."""
+    """--impl, --lesson, --timeout, --sandbox (and the instructor's options); a subcommand's copies default to
+    SUPPRESS so they never overwrite what was given before the subcommand's name. every: what is graded without
+    --lesson."""
     value = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
     parser.add_argument("--impl", default=value("exercises"),
                         help="solutions, exercises (default), a folder laid out like exercises/, or a .zip of one")
     parser.add_argument("--lesson", action="append", default=value(None), metavar="ID",
                         help=f"grade only this lesson (repeat it, or give a comma list: 02,03; default: {every})")
-    parser.add_argument("--isolated", action="store_true", default=value(False),
-                        help="grade each lesson with the reference code for every other lesson")
-    parser.add_argument("--timeout", type=_seconds, default=value(DEFAULT_SECONDS), metavar="SECONDS",
+    parser.add_argument("--timeout", type=seconds, default=value(DEFAULT_SECONDS), metavar="SECONDS",
                         help=f"time allowed per lesson (default {DEFAULT_SECONDS:g})")
     parser.add_argument("--sandbox", action=argparse.BooleanOptionalAction, default=value(None),
                         help="run the submission's code only in sandboxed child processes and take only the kata's "
@@ -58,16 +50,24 @@ def _common(parser, defaults, every="every lesson"):
     parser.add_argument("--allow-unconfined", action="store_true", default=value(False),
                         help="grade even where the sandbox cannot confine the submission's code on this machine (code "
                              "you trust only; by default such a grading is refused and says how to fix it)")
+    if instructor:
+        instructor.add_grading_options(parser, value)
+    else:
+        parser.set_defaults(**{name: value(default) for name, default in INSTRUCTOR_DEFAULTS.items()})
+
+
+INSTRUCTOR_DEFAULTS = {"isolated": False}  # what grading takes of the instructor's options, in the students' edition
 
 
 def parser():
     main = argparse.ArgumentParser(prog="python grader.py", description=__doc__.splitlines()[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
-                                   epilog="\n".join(__doc__.splitlines()[2:]))
+                                   epilog="\n".join(__doc__.splitlines()[2:-2] + (instructor.USAGE if instructor
+                                                                                    else []) + [""] +
+                                                     __doc__.splitlines()[-2:]))
     _common(main, True)
     main.add_argument("--json", metavar="FILE", help="write the result as JSON (CONTRACT.md section 5; default: "
                       "not written)")
-    main.add_argument("--gradescope", metavar="FILE", help="write Gradescope's results.json (default: not written)")
     commands = main.add_subparsers(dest="command", metavar="[COMMAND]")
     _common(commands.add_parser("status", help="the progress table only"), False)
     hint = commands.add_parser("hint", help="the next hint for a lesson's exercise, one level at a time")
@@ -78,50 +78,15 @@ def parser():
             every="every lesson the first time, then the current one")
     reset = commands.add_parser("reset", help="restore a lesson's stubs, keeping a backup of your version")
     reset.add_argument("lesson_id", metavar="LESSON", help="a lesson id, e.g. 02")
-    batch = commands.add_parser("batch", help="grade every submission (sub-folder or zip) of a folder")
-    batch.add_argument("folder", metavar="DIR", help="a folder holding one sub-folder or zip per student")
-    batch.add_argument("--out", default="grades", metavar="DIR", help="where grades.csv and one JSON per student go "
-                       "(default %(default)s)")
-    batch.add_argument("--workers", type=int, metavar="N", help="submissions graded at the same time (default "
-                       f"{batch_tools.DEFAULT_WORKERS})")
-    for flag, options in (
-            ("--isolated", {"action": "store_true", "help": "grade each lesson with the reference for every other "
-                                                            "lesson"}),
-            ("--lesson", {"action": "append", "metavar": "ID", "help": "grade only this lesson (repeatable or comma "
-                                                                        "list; default: every lesson)"}),
-            ("--timeout", {"type": _seconds, "metavar": "SECONDS", "help": "time allowed per lesson (default "
-                                                                           f"{DEFAULT_SECONDS:g})"}),
-            ("--allow-unconfined", {"action": "store_true", "help": "grade even where the sandbox cannot confine "
-                                                                    "the submissions' code (code you trust only)"})):
-        batch.add_argument(flag, default=argparse.SUPPRESS, **options)
-    package = commands.add_parser("package-gradescope", help="build the autograder zip for Gradescope")
-    # a bad option is one line, like a bad setting: scripts build the autograder
-    package.error = lambda message: package.exit(2, f"{package.prog}: error: {message}\n")
-    package.add_argument("--out", default="autograder.zip", metavar="FILE", help="the zip to write (default "
-                         "%(default)s)")
-    package.add_argument("--lesson", action="append", metavar="ID",
-                         help="grade only these lessons on Gradescope (repeatable or comma list; default: all)")
-    package.add_argument("--isolated", action="store_true",
-                         help="grade each lesson with the reference for every other lesson")
-    package.add_argument("--timeout", type=_seconds, metavar="SECONDS",
-                         help=f"time allowed per lesson (default {DEFAULT_SECONDS:g})")
-    visibilities = ", ".join(gradescope.VISIBILITIES)
-    package.add_argument("--visibility", choices=gradescope.VISIBILITIES, default=gradescope.VISIBILITY,
-                         metavar="WHEN", help=f"when students see each lesson's result and output: {visibilities} "
-                                              f"(default {gradescope.VISIBILITY})")
-    package.add_argument("--stdout-visibility", choices=gradescope.VISIBILITIES,
-                         default=gradescope.STDOUT_VISIBILITY, metavar="WHEN",
-                         help=f"when students see the autograder's stdout, where the grader's diagnostics go: "
-                              f"{visibilities} (default {gradescope.STDOUT_VISIBILITY}: instructors only)")
+    if instructor:
+        instructor.add_commands(main, commands)
     return main
 
 
 def check_outputs(args):
     """Every file and folder the command will write can be written, before any grading (files.check_output
     raises OutputPathError, a ValueError, naming the option, the path and why)."""
-    outputs = [("--json", args.json, False, "json"), ("--gradescope", args.gradescope, False, "json")]
-    if args.command in ("batch", "package-gradescope"):
-        outputs.append(("--out", args.out, args.command == "batch", "zip"))
+    outputs = [("--json", args.json, False, "json")] + (instructor.outputs(args) if instructor else [])
     for option, path, folder, kind in outputs:
         if path is not None:  # (an empty path is refused, not ignored)
             files.check_output(path, option, folder=folder, kind=kind)
@@ -141,9 +106,8 @@ def run_grade(args):
     if args.json:
         files.write_json(args.json, result.to_json())
         print(f"wrote {args.json}")
-    if args.gradescope:
-        gradescope.write_results(result, args.gradescope)
-        print(f"wrote {args.gradescope}")
+    if instructor:
+        instructor.write_outputs(args, result)
     return 0
 
 
@@ -190,21 +154,8 @@ def run_reset(args):
     return 0
 
 
-def run_batch(args):
-    rows = batch_tools.batch(args.folder, args.out, isolated=args.isolated, workers=args.workers,
-                             lesson_ids=args.lesson, timeout=args.timeout, allow_unconfined=args.allow_unconfined)
-    return 0 if rows is not None else 1
-
-
-def run_package(args):
-    path = gradescope.package(args.out, lesson_ids=args.lesson, isolated=args.isolated, timeout=args.timeout,
-                              visibility=args.visibility, stdout_visibility=args.stdout_visibility)
-    print(f"wrote {path}")
-    return 0
-
-
 COMMANDS = {None: run_grade, "status": run_status, "watch": run_watch, "hint": run_hint, "reset": run_reset,
-            "batch": run_batch, "package-gradescope": run_package}
+            **(instructor.COMMANDS if instructor else {})}
 
 
 def main(argv=None):

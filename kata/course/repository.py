@@ -8,6 +8,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "solutions"  # the reference implementation
 STUDENT = ROOT / "exercises"  # the student's copy, generated from the reference
 STATE = ROOT / ".kata"  # the tools' own state: hint levels, backups, caches
+INSTRUCTOR = (ROOT / "kata" / "instructor").is_dir()  # False in the students' edition (no reference, no catalogue)
 NAMED = ("solutions", "exercises")  # implementations named rather than given by path
 # what code under grading must never read: the reference, the expected values of the tests, the catalogue of wrong
 # implementations (each quotes the reference), the history, and this checkout's own exercises/ and .kata/ (its

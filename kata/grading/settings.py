@@ -5,6 +5,7 @@ the time, where to log) crosses into it as one JSON file, named by one pytest ar
 is read back by kata/grading/reporter.py.
 """
 
+import argparse
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -81,3 +82,11 @@ class TestRun:
     def read(cls, path):
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(**dict(data, settings=Settings(**data["settings"])))
+
+
+def seconds(text):
+    """argparse's type for a --timeout: the lesson seconds Settings.checked accepts, else the reason."""
+    try:
+        return Settings.checked(text).lesson_seconds
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
