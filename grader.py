@@ -56,7 +56,7 @@ def _common(parser, defaults, every="every lesson"):
         parser.set_defaults(**{name: value(default) for name, default in INSTRUCTOR_DEFAULTS.items()})
 
 
-INSTRUCTOR_DEFAULTS = {"isolated": False}  # what grading takes of the instructor's options, in the students' edition
+INSTRUCTOR_DEFAULTS = {"isolated": False, "variant": None}  # what grading takes of the instructor's options, in the students' edition
 
 
 def parser():
@@ -97,7 +97,7 @@ def check_outputs(args):
 def _grade(args):
     print(f"Grading {args.impl}...", file=sys.stderr, flush=True)
     return grade(args.impl, args.lesson, isolated=args.isolated, timeout=args.timeout, sandbox=args.sandbox,
-                 allow_unconfined=args.allow_unconfined)
+                 allow_unconfined=args.allow_unconfined, variant=args.variant)
 
 
 def run_grade(args):

@@ -19,9 +19,10 @@ from ..course.files import write_atomic, write_json
 from ..course.manifest import lesson_ids as lesson_ids_of
 from ..course.manifest import lessons
 from ..sandbox import NotContained, unsupported
-from .grade import grade
+from .grade import grade, has_reference
 from .interrupted import halt
 from .results import GradeResult
+from .settings import variant_seed
 from .submission import SKIPPED_DIRS, SubmissionError
 
 DEFAULT_WORKERS = 2  # submissions graded at the same time (each grades two lessons at a time)
@@ -66,32 +67,39 @@ class Graded:
                 "execution_time": self.seconds, "lessons": []}
 
 
-def grade_one(name, entry, lesson_ids, isolated, timeout=None, allow_unconfined=False):
+def grade_one(name, entry, lesson_ids, isolated, timeout=None, allow_unconfined=False, variant=None):
     """Grade one student's entry; never raises: a problem becomes the Graded's error."""
     max_score = float(sum(item.points for item in lessons() if item.id in lesson_ids))
     start = time.perf_counter()
     try:
         # messages name alice/exercises/loss.py, not a temporary folder
         result = grade(str(entry), lesson_ids=lesson_ids, isolated=isolated, timeout=timeout, name=entry.name,
-                       allow_unconfined=allow_unconfined)
+                       allow_unconfined=allow_unconfined, variant=variant)
         return Graded(name, str(entry), result, "", max_score, isolated, result.execution_time)
     except Exception as error:  # any failure of one submission must leave the others graded
         message = str(error) if isinstance(error, SubmissionError) else f"{type(error).__name__}: {error}"
         return Graded(name, str(entry), None, message, max_score, isolated, round(time.perf_counter() - start, 2))
 
 
-def row(graded, lesson_ids):
-    """One CSV row: student, a score per lesson, total, max_score, status ('ok' or the error)."""
+def row(graded, lesson_ids, variant=None):
+    """One CSV row: student, a score per lesson, total, max_score, (with a variant: variant, the variant's total,
+    and variant_max_score,) status ('ok' or the error)."""
     scores = {entry.id: entry.score for entry in graded.result.lessons} if graded.result else {}
     line = {"student": graded.student}
     line.update({i: round(float(scores.get(i, 0.0)), 4) for i in lesson_ids})
-    line.update(total=round(float(graded.score), 4), max_score=round(float(graded.max_score), 4),
-                status=" ".join(graded.error.split()) or "ok")
+    line.update(total=round(float(graded.score), 4), max_score=round(float(graded.max_score), 4))
+    if variant is not None:
+        varied = graded.result.variant if graded.result else None
+        line.update(variant=round(float(varied.score), 4) if varied else 0.0,
+                    variant_max_score=round(float(graded.max_score), 4))
+    line.update(status=" ".join(graded.error.split()) or "ok")
     return line
 
 
-def batch(folder, out_dir, isolated=False, workers=None, lesson_ids=None, timeout=None, allow_unconfined=False):
-    """Grade every submission in folder; write out_dir/<student>.json and out_dir/grades.csv.
+def batch(folder, out_dir, isolated=False, workers=None, lesson_ids=None, timeout=None, allow_unconfined=False,
+          variant=None):
+    """Grade every submission in folder; write out_dir/<student>.json and out_dir/grades.csv. variant: a SEED, as
+    grade() takes it (each student's JSON gets "variant", the CSV the columns variant and variant_max_score).
 
     Returns the CSV rows (dicts), sorted by student.
     """
@@ -100,6 +108,11 @@ def batch(folder, out_dir, isolated=False, workers=None, lesson_ids=None, timeou
     entries = students(folder, skip=[out_dir])  # out_dir may sit inside folder
     if not entries:
         raise ValueError(f"{folder} holds no submission; expected one sub-folder or .zip per student")
+    if variant is not None:  # refused once, not once per student
+        variant = variant_seed(variant)
+        if not has_reference():
+            raise ValueError(f"--variant {variant}: a variant's expected values are computed from the reference "
+                             f"(solutions/), which is not here")
     if unsupported():  # every submission is graded sandboxed
         raise NotContained(f"batch grading runs every submission sandboxed, but {unsupported()}: grade them on "
                            f"Linux (WSL on Windows)")
@@ -107,15 +120,16 @@ def batch(folder, out_dir, isolated=False, workers=None, lesson_ids=None, timeou
     rows, start = [], time.perf_counter()
     # threads are enough: each grade() runs the tests in subprocesses of its own
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(grade_one, name, entry, ids, isolated, timeout, allow_unconfined): name
+        futures = {pool.submit(grade_one, name, entry, ids, isolated, timeout, allow_unconfined, variant): name
                    for name, entry in entries.items()}
         try:
             for done, future in enumerate(as_completed(futures), start=1):
                 graded = future.result()
                 write_json(out_dir / f"{graded.student}.json", graded.to_json())
-                rows.append(row(graded, ids))
+                rows.append(row(graded, ids, variant))
                 outcome = f"ERROR {rows[-1]['status']}" if graded.error else \
-                    f"{graded.result.score:g}/{graded.result.max_score:g} points"
+                    f"{graded.result.score:g}/{graded.result.max_score:g} points" + (
+                        f", variant {variant}: {graded.result.variant.score:g}" if graded.result.variant else "")
                 print(f"[{done}/{len(entries)}] {graded.student}: {outcome} ({graded.seconds:.1f} s)", flush=True)
         except KeyboardInterrupt:  # Ctrl-C: every test process killed, no submission started after it
             if halt(futures):
@@ -125,7 +139,9 @@ def batch(folder, out_dir, isolated=False, workers=None, lesson_ids=None, timeou
                 f"JSON files are in {out_dir}); grades.csv was not written") from None
     rows.sort(key=lambda line: line["student"])
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=["student", *ids, "total", "max_score", "status"], lineterminator="\n")
+    varied = ["variant", "variant_max_score"] if variant is not None else []
+    writer = csv.DictWriter(text, fieldnames=["student", *ids, "total", "max_score", *varied, "status"],
+                            lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(out_dir / "grades.csv", text.getvalue())

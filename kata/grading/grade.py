@@ -24,17 +24,22 @@ from ..course.exercises import unfinished
 from ..course.manifest import lesson_ids as chosen_ids
 from ..course.manifest import lessons
 from ..course.manifest import owners as manifest_owners
-from ..course.repository import NAMED, REFERENCE, ROOT, python
+from ..course.repository import NAMED, REFERENCE, ROOT, python, shown
 from ..sandbox import NotContained, unsupported
 from .interrupted import GradingInterrupted, each, stopped
 from .messages import cleaner
 from .repair import repair
-from .results import GradeResult, LessonResult, TestOutcome
+from .results import GradeResult, LessonResult, TestOutcome, VariantResult
 from .run import reference_tests, run_lesson
 from .settings import DEFAULT_SECONDS, Settings
 from .submission import open_submission
 
 DEFAULT_WORKERS = 2  # this machine has 2 cores; each lesson runs single-threaded
+
+
+def has_reference():
+    """Whether the reference (solutions/) is here: a variant's expected values are computed from it."""
+    return REFERENCE.is_dir() and (REFERENCE / "__init__.py").is_file()
 
 
 def _lesson_folder(item, sub, repaired, isolated, work):
@@ -97,7 +102,7 @@ def _dependency_note(item, by_id, unfinished_ids, broken_lessons):
 
 
 def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SECONDS, *, workers=DEFAULT_WORKERS,
-          name=None, sandbox=None, allow_unconfined=False):
+          name=None, sandbox=None, allow_unconfined=False, variant=None):
     """Grade impl and return a GradeResult (its to_json() is the JSON of CONTRACT.md sections 5 and 6.1).
 
     impl is "solutions", "exercises", or any layout kata.grading.submission accepts (a folder laid out like
@@ -111,9 +116,17 @@ def grade(impl="exercises", lesson_ids=None, isolated=False, timeout=DEFAULT_SEC
     of it ran) unless allow_unconfined (for code one trusts), and so it does where no sandbox can run (not Linux).
     On Ctrl-C, every test process is killed at once and GradingInterrupted (a KeyboardInterrupt) says what was
     being graded.
+    variant: a SEED (instructors): once the public tests have run, every lesson runs again, in the same way, on
+    inputs its tests draw from SEED, with expected values computed from the reference in the test process (so
+    the reference must be there: ValueError otherwise); the result's .variant holds those lessons, each scored
+    against the public run's test ids.
     """
     chosen = [item for item in lessons() if item.id in chosen_ids(lesson_ids)]
-    settings = Settings.checked(timeout, str(impl) not in NAMED if sandbox is None else sandbox, allow_unconfined)
+    settings = Settings.checked(timeout, str(impl) not in NAMED if sandbox is None else sandbox, allow_unconfined,
+                                variant)
+    if settings.variant is not None and not has_reference():
+        raise ValueError(f"--variant {settings.variant}: a variant's expected values are computed from the reference, "
+                         f"and {shown(REFERENCE)}/ is not here (grade variants in the instructor's kata)")
     if settings.sandbox and unsupported():
         raise NotContained(f"{impl} would be graded sandboxed, but {unsupported()}: grade it on Linux (WSL on "
                            f"Windows), or with --no-sandbox if you trust its code")
@@ -138,7 +151,11 @@ def _grade(impl, chosen, isolated, settings, workers, name):
         unfinished_ids = {stub.lesson for stub in unfinished(sub.folder)}
         broken_lessons = {i.id for i in lessons() if set(i.files) & set(broken)}
 
-        def one(item, beside_reference=False):
+        public = dataclasses.replace(settings, variant=None)  # the public tests' runs
+        # a variant's runs: the same, with its SEED in their settings and their files in a folder apart
+        varied = {"run": settings, "folder": work / "variant"} if settings.variant is not None else None
+
+        def one(item, beside_reference=False, run=public, folder=work):
             began = time.monotonic()
             ids = tests.get(item.id, [])
             problems = _affected(item, broken, beside_reference)
@@ -146,8 +163,8 @@ def _grade(impl, chosen, isolated, settings, workers, name):
                 message = "; ".join(problems)
                 outcome, note, could_not_run, peak, printed = {t: ("error", message) for t in ids}, "", message, 0, ""
             else:
-                arg, replacements = _lesson_folder(item, sub, repaired, beside_reference, work)
-                outcome, note, peak, printed = run_lesson(item.id, arg, ids, settings, work, cleaner(replacements))
+                arg, replacements = _lesson_folder(item, sub, repaired, beside_reference, folder)
+                outcome, note, peak, printed = run_lesson(item.id, arg, ids, run, folder, cleaner(replacements))
                 could_not_run = ""
             return LessonResult(item.id, item.title, item.points, tuple(TestOutcome(t, *outcome[t]) for t in ids),
                                 could_not_run=could_not_run, run_note=note,
@@ -155,19 +172,31 @@ def _grade(impl, chosen, isolated, settings, workers, name):
 
         # lessons that run more of the model take longer: start them first
         order = sorted(chosen, key=lambda item: -len(item.depends))
+        ids = [item.id for item in order]
+        alone = [item for item in order if isolated and item.files]
         with ThreadPoolExecutor(max(1, workers)) as pool:
-            done = dict(zip([item.id for item in order], each(pool, one, order)))
+            done, variant_done = dict(zip(ids, each(pool, one, order))), {}
+            if varied:
+                varied["folder"].mkdir()
+                variant_done = dict(zip(ids, each(pool, lambda item: one(item, **varied), order, done)))
             # what a report may show ends here; then the runs beside the reference, of which only the verdicts count
             shown_time = round(time.monotonic() - start, 2)
-            alone = [item for item in order if isolated and item.files]
             for item, credit in zip(alone, each(pool, lambda item: one(item, True), alone, done)):
                 done[item.id] = _credit_from(credit, done[item.id])
-    results = []
-    for item in chosen:
-        entry = done[item.id]
-        if not entry.done and (not isolated or not item.files):
-            entry = dataclasses.replace(entry, dependency_note=_dependency_note(item, done, unfinished_ids,
-                                                                                broken_lessons))
-        results.append(entry)
-    return GradeResult(str(impl), bool(isolated), settings.sandbox, tuple(results), sub.notes, shown_time,
-                       machine_notes)
+            if varied:
+                for item, credit in zip(alone, each(pool, lambda item: one(item, True, **varied), alone, done)):
+                    variant_done[item.id] = _credit_from(credit, variant_done[item.id])
+
+    def noted(found):
+        results = []
+        for item in chosen:
+            entry = found[item.id]
+            if not entry.done and (not isolated or not item.files):
+                entry = dataclasses.replace(entry, dependency_note=_dependency_note(item, found, unfinished_ids,
+                                                                                    broken_lessons))
+            results.append(entry)
+        return tuple(results)
+
+    variant = VariantResult(settings.variant, noted(variant_done)) if settings.variant is not None else None
+    return GradeResult(str(impl), bool(isolated), settings.sandbox, noted(done), sub.notes, shown_time,
+                       machine_notes, variant)

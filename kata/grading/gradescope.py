@@ -19,8 +19,8 @@ environment variables override them:
     KATA_LESSONS     comma-separated lesson ids to grade, e.g. "03,06"; set but empty: all lessons
     KATA_ISOLATED    1 to grade each lesson with the reference for the others, 0 not to
     KATA_TIMEOUT     seconds allowed per lesson (default: package()'s timeout, else kata/grading/settings.py's)
-    KATA_VISIBILITY  the lessons' visibility: visible, after_due_date, after_published or hidden
-    KATA_STDOUT_VISIBILITY  the same for the autograder's stdout
+    KATA_VISIBILITY, KATA_STDOUT_VISIBILITY  the lessons' and stdout's: visible, after_due_date, after_published, hidden
+    KATA_VARIANT     a SEED: every lesson graded again on a hidden variant, shown after the due date (variants.py)
     KATA_ALLOW_UNCONFINED  1 to grade even where the sandbox cannot confine a submission (trusted code only)
 
 so a Gradescope run can be simulated in any folder without setup.sh:
@@ -30,7 +30,7 @@ so a Gradescope run can be simulated in any folder without setup.sh:
 run_autograder grades with this module's command, which checks every setting, then always writes results.json:
 
     python -m kata.grading.gradescope SUBMISSION RESULTS [--lesson IDS] [--isolated 0|1] [--timeout SECONDS]
-        [--visibility V] [--stdout-visibility V] [--allow-unconfined 0|1]
+        [--visibility V] [--stdout-visibility V] [--allow-unconfined 0|1] [--variant SEED]
 
 and exits as run_autograder does: 0 once the submission was graded, or could not be (its results say why: the
 student's to fix); 1 when the autograder itself failed (results.json says so; stdout says why); 2 when a setting
@@ -57,6 +57,7 @@ from .grade import grade
 from .messages import middle_cut
 from .settings import DEFAULT_SECONDS, Settings
 from .submission import SubmissionError
+from . import variants
 
 VISIBILITIES = ("visible", "after_due_date", "after_published", "hidden")  # Gradescope's four values
 VISIBILITY = "visible"  # the lessons' results and outputs: students see them at once
@@ -141,8 +142,9 @@ def results_json(result, visibility=VISIBILITY, stdout_visibility=STDOUT_VISIBIL
     tests = [{"name": f"Lesson {entry.id}: {entry.title}", "number": entry.id, "score": float(entry.score),
               "max_score": entry.max_score, "status": "passed" if entry.done else "failed",
               "output": lesson_output(entry), "visibility": visibility} for entry in result.lessons]
+    tests += variants.gradescope_tests(result, lesson_output)  # a hidden variant's entries (none without one)
     return _results(summary(result), visibility, stdout_visibility,
-                    score=float(round(sum(test["score"] for test in tests), 4)),  # = result.score, as students see it
+                    score=float(round(sum(test["score"] for test in tests), 4)),  # (+ the variant's: variants.py)
                     seconds=math.ceil(float(result.execution_time)), tests=tests)
 
 
@@ -201,7 +203,7 @@ RUN_AUTOGRADER = r"""#!/usr/bin/env bash
 # The defaults below are what `grader.py package-gradescope` was given; the environment overrides them (see
 # kata/grading/gradescope.py): KATA_LESSONS ("03,06"), KATA_ISOLATED (0 or 1), KATA_TIMEOUT (seconds per lesson),
 # KATA_VISIBILITY and KATA_STDOUT_VISIBILITY (visible, after_due_date, after_published or hidden), and
-# KATA_ALLOW_UNCONFINED (1: grade where the sandbox cannot confine the code). Python checks every value.
+# KATA_ALLOW_UNCONFINED (1: grade where the sandbox cannot confine the code), KATA_VARIANT (a SEED). Python checks.
 # All this prints is Gradescope's stdout (the grader's diagnostics), which students see as stdout_visibility says.
 # Exit status: 0 graded (or the submission could not be: results.json says why), 1 the autograder failed,
 # 2 a bad setting (results.json says the autograder is misconfigured).
@@ -223,7 +225,7 @@ cd "$SOURCE" || fallback "no folder $SOURCE"
 "$PYTHON" -m kata.grading.gradescope "$ROOT/submission" "$RESULTS" "--lesson=${KATA_LESSONS-@LESSONS@}" \
   "--isolated=${KATA_ISOLATED:-@ISOLATED@}" "--timeout=${KATA_TIMEOUT:-@TIMEOUT@}" \
   "--visibility=${KATA_VISIBILITY:-@VISIBILITY@}" "--stdout-visibility=${KATA_STDOUT_VISIBILITY:-@STDOUT_VISIBILITY@}" \
-  "--allow-unconfined=${KATA_ALLOW_UNCONFINED:-0}" 2>&1
+  "--allow-unconfined=${KATA_ALLOW_UNCONFINED:-0}" "--variant=${KATA_VARIANT-@VARIANT@}" 2>&1
 status=$?
 echo "kata.grading.gradescope exited with status $status"
 [ -f "$RESULTS" ] || fallback "its Python ($PYTHON) could not run, or stopped before it wrote results.json"
@@ -253,13 +255,13 @@ def _sources():
 
 
 def run_autograder(lesson_ids=None, isolated=False, timeout=None, visibility=VISIBILITY,
-                   stdout_visibility=STDOUT_VISIBILITY):
+                   stdout_visibility=STDOUT_VISIBILITY, variant=None):
     """The text of run_autograder with these defaults (checked: ValueError as package() says)."""
     visibility = checked_visibility(visibility)
     stdout_visibility = checked_visibility(stdout_visibility, "stdout visibility")
     fallback = failure_json("its Python could not run", visibility, stdout_visibility)
     defaults = {"@LESSONS@": "" if lesson_ids is None else ",".join(lesson_ids_of(lesson_ids)),
-                "@ISOLATED@": "1" if isolated else "0",
+                "@ISOLATED@": "1" if isolated else "0", "@VARIANT@": variants.text(variant),
                 "@TIMEOUT@": "" if timeout is None else repr(Settings.checked(timeout).lesson_seconds),
                 "@VISIBILITY@": visibility, "@STDOUT_VISIBILITY@": stdout_visibility,
                 "@FALLBACK@": shlex.quote(json.dumps(fallback))}  # ASCII, quoted for the shell
@@ -270,15 +272,15 @@ def run_autograder(lesson_ids=None, isolated=False, timeout=None, visibility=VIS
 
 
 def package(out_path="autograder.zip", lesson_ids=None, isolated=False, timeout=None, visibility=VISIBILITY,
-            stdout_visibility=STDOUT_VISIBILITY):
+            stdout_visibility=STDOUT_VISIBILITY, variant=None):
     """Build the autograder zip Gradescope runs (setup.sh and run_autograder at its root); returns its path.
 
     The arguments become run_autograder's defaults (the KATA_* variables override them): the lessons to grade
     (None: all), isolated, the seconds per lesson (None: settings.py's), the visibility of the lessons' results
     and of stdout (Gradescope's VISIBILITIES). An unknown lesson, a timeout that is not a positive, finite number
-    of seconds or an unknown visibility raises ValueError, and nothing is written.
+    of seconds, an unknown visibility or a variant that is no seed raises ValueError, and nothing is written.
     """
-    script = run_autograder(lesson_ids, isolated, timeout, visibility, stdout_visibility)
+    script = run_autograder(lesson_ids, isolated, timeout, visibility, stdout_visibility, variant)
     data = io.BytesIO()  # the sources are a few hundred kB: built in memory, then written at once
     with zipfile.ZipFile(data, "w") as archive:
         _add(archive, "setup.sh", SETUP_SH, executable=True)
@@ -292,7 +294,7 @@ def package(out_path="autograder.zip", lesson_ids=None, isolated=False, timeout=
 
 
 def run(submission, results, lesson_ids=None, isolated=False, timeout=None, allow_unconfined=False,
-        visibility=VISIBILITY, stdout_visibility=STDOUT_VISIBILITY):
+        visibility=VISIBILITY, stdout_visibility=STDOUT_VISIBILITY, variant=None):
     """Grade submission as run_autograder does, write results.json and return the exit status (GRADED, FAILED).
 
     Settings are checked before (main()). A submission that cannot be graded gets a zero score and the reason; a
@@ -301,10 +303,10 @@ def run(submission, results, lesson_ids=None, isolated=False, timeout=None, allo
     shown = {"visibility": visibility, "stdout_visibility": stdout_visibility}
     print(f"grading {submission}: lessons {','.join(lesson_ids) if lesson_ids else 'all'}, isolated "
           f"{'yes' if isolated else 'no'}, {timeout or DEFAULT_SECONDS:g} s per lesson, visibility {visibility}, "
-          f"stdout visibility {stdout_visibility}", flush=True)
+          f"stdout visibility {stdout_visibility}, variant {'none' if variant is None else variant}", flush=True)
     try:
         result = grade(submission, lesson_ids, isolated=isolated, timeout=timeout, name="submission",
-                       allow_unconfined=allow_unconfined)
+                       allow_unconfined=allow_unconfined, variant=variant)
     except SubmissionError as problem:  # the student's to fix: results.json says why
         print(f"the submission could not be graded: {problem}")
         write_json(results, error_json(str(problem), **shown))
@@ -350,7 +352,8 @@ def checked_settings(args):
               "timeout": ("KATA_TIMEOUT", _timeout, args.timeout),
               "visibility": ("KATA_VISIBILITY", checked_visibility, args.visibility),
               "stdout_visibility": ("KATA_STDOUT_VISIBILITY", checked_visibility, args.stdout_visibility),
-              "allow_unconfined": ("KATA_ALLOW_UNCONFINED", _flag, args.allow_unconfined)}
+              "allow_unconfined": ("KATA_ALLOW_UNCONFINED", _flag, args.allow_unconfined),
+              "variant": ("KATA_VARIANT", variants.checked, args.variant)}
     settings, problems = {}, []
     for name, (variable, check, value) in checks.items():
         try:
@@ -367,18 +370,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kata.grading.gradescope", description=run.__doc__.splitlines()[0])
     parser.add_argument("submission", help="the folder Gradescope puts the upload in")
     parser.add_argument("results", help="the results.json to write")
-    parser.add_argument("--lesson", action="append", metavar="IDS", help="grade only these lessons (02,03 or repeated; "
-                        "default: all)")
+    parser.add_argument("--lesson", action="append", metavar="IDS", help="grade only these lessons (02,03 or "
+                        "repeated; default: all)")
     flag = {"nargs": "?", "const": "1", "default": "0", "metavar": "0|1"}
-    parser.add_argument("--isolated", **flag, help="1: grade each lesson with the reference for the others "
-                        "(default 0)")
+    parser.add_argument("--isolated", **flag, help="1: grade each lesson with the reference for the others (default 0)")
     parser.add_argument("--timeout", metavar="SECONDS", help=f"time allowed per lesson (default {DEFAULT_SECONDS:g})")
     parser.add_argument("--visibility", default=VISIBILITY, help=f"the lessons' visibility (default {VISIBILITY})")
-    parser.add_argument("--stdout-visibility", default=STDOUT_VISIBILITY,
-                        help=f"stdout's visibility (default {STDOUT_VISIBILITY})")
+    parser.add_argument("--stdout-visibility", default=STDOUT_VISIBILITY, help="stdout's visibility (default hidden)")
     parser.add_argument("--allow-unconfined", **flag,
                         help="1: grade even where the sandbox cannot confine the submission (code you trust only; "
                              "default 0)")
+    parser.add_argument("--variant", default="", metavar="SEED", help="grade again on a hidden variant (default: none)")
     args = parser.parse_args(argv)  # no choices: a bad value is reported in results.json, below
     try:
         check_output(args.results, "results")

@@ -33,20 +33,35 @@ def _indent(text, spaces):
 
 
 def table(result, details=False):
-    """The progress table; with details, each unfinished lesson's first failure and note under its row."""
+    """The progress table; with details, each unfinished lesson's first failure and note under its row (and, for a
+    variant graded too, its column "variant SEED": tests passed and points on the variant's inputs)."""
     width = max(len(entry.title) for entry in result.lessons)
-    rows = [f"lesson  {'title':<{width}}  {'tests':>7}  {'points':>11}"]
+    varied = result.variant
+    head = f"  {f'variant {varied.seed}':>19}" if varied else ""
+    rows = [f"lesson  {'title':<{width}}  {'tests':>7}  {'points':>11}{head}"]
+
+    def beside(entry):
+        return f"  {f'{entry.passed}/{entry.total}':>7} {_points(entry):>11}" if entry is not None else ""
+
     for entry in result.lessons:
         done = "  done" if entry.done else ""
         rows.append(f"{entry.id:<6}  {entry.title:<{width}}  {f'{entry.passed}/{entry.total}':>7}  "
-                    f"{_points(entry):>11}{done}")
+                    f"{_points(entry):>11}{beside(varied.lesson(entry.id)) if varied else ''}{done}")
         if details and not entry.done:
             failure = entry.first_failure
             if not entry.could_not_run:  # else the note says it all
                 rows.append(_indent(f"{failure.status}: {failure.name}\n  {failure.message}", 8))
             if entry.note:
                 rows.append(_indent(f"note: {entry.note}", 8))
-    rows.append(f"{'':<6}  {'total':<{width}}  {f'{result.passed}/{result.total}':>7}  {_points(result):>11}")
+        other = varied.lesson(entry.id) if varied else None
+        if details and other is not None and not other.done and entry.done:  # what only the variant found
+            failure = other.first_failure
+            if not other.could_not_run:
+                rows.append(_indent(f"variant {varied.seed}: {failure.status}: {failure.name}\n  {failure.message}", 8))
+            if other.note:
+                rows.append(_indent(f"variant {varied.seed}: note: {other.note}", 8))
+    rows.append(f"{'':<6}  {'total':<{width}}  {f'{result.passed}/{result.total}':>7}  {_points(result):>11}"
+                f"{beside(varied)}")
     return "\n".join(rows)
 
 
@@ -83,7 +98,11 @@ def next_step(result, impl, folder):
 
 def report(result, impl, student):
     """The whole printout of a grading run."""
-    head = f"{impl}{' (--isolated)' if result.isolated else ''}: {_points(result)} points " \
+    varied = (f"; variant {result.variant.seed}: {_points(result.variant)} points, so "
+              f"{round(result.score + result.variant.score, 2):g}"
+              f"/{result.max_score + result.variant.max_score:g} in all"
+              if result.variant else "")
+    head = f"{impl}{' (--isolated)' if result.isolated else ''}: {_points(result)} points{varied} " \
            f"(graded in {result.execution_time:.1f} s)" + "".join(f"\nnote: {n}" for n in result.all_notes)
     if not student:
         return f"{head}\n\n{table(result, details=True)}"

@@ -36,11 +36,13 @@ def _logging():
     return _state["run"] is not None and bool(_state["run"].log)
 
 
+@pytest.hookimpl(tryfirst=True)  # before kata.testing.plugin reads --variant
 def pytest_configure(config):
     if not config.getoption("--kata-run"):
         return
     run = _state["run"] = TestRun.read(config.getoption("--kata-run"))
     _state["config"] = config
+    config.option.variant = run.settings.variant  # the grading's, whatever the command line said
     if run.settings.sandbox:  # the options of kata.testing.plugin, read when the session starts
         config.option.sandbox = True
         config.option.sandbox_test_seconds = run.test_seconds

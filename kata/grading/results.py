@@ -72,6 +72,37 @@ class LessonResult:
 
 
 @dataclass(frozen=True)
+class VariantResult:
+    """The lessons graded again on a hidden variant's inputs (grade(variant=SEED)): each with the lesson's points and
+    the public run's test ids as its denominator."""
+    seed: int
+    lessons: tuple  # LessonResult, in manifest order
+
+    @property
+    def score(self):
+        return round(sum(entry.score for entry in self.lessons), 2)
+
+    @property
+    def max_score(self):
+        return float(sum(entry.max_score for entry in self.lessons))
+
+    @property
+    def passed(self):
+        return sum(entry.passed for entry in self.lessons)
+
+    @property
+    def total(self):
+        return sum(entry.total for entry in self.lessons)
+
+    def lesson(self, lesson_id):
+        return next((entry for entry in self.lessons if entry.id == lesson_id), None)
+
+    def to_json(self):
+        return {"seed": self.seed, "score": self.score, "max_score": self.max_score, "passed": self.passed,
+                "total": self.total, "lessons": [entry.to_json() for entry in self.lessons]}
+
+
+@dataclass(frozen=True)
 class GradeResult:
     implementation: str  # as given to grade()
     isolated: bool
@@ -80,6 +111,7 @@ class GradeResult:
     notes: list = field(default_factory=list)  # about the submission as a whole (files ignored or added, ...)
     execution_time: float = 0.0
     machine_notes: tuple = ()  # about this machine, for whoever runs the grader: what the sandbox could not do here
+    variant: VariantResult = None  # the same lessons on a hidden variant's inputs (grade(variant=SEED)), or None
 
     @property
     def all_notes(self):
@@ -118,6 +150,9 @@ class GradeResult:
         return next((entry for entry in self.lessons if not entry.done), None)
 
     def to_json(self):
-        return {"implementation": self.implementation, "isolated": self.isolated, "sandbox": self.sandbox,
-                "score": self.score, "max_score": self.max_score, "execution_time": self.execution_time,
-                "notes": self.all_notes, "lessons": [entry.to_json() for entry in self.lessons]}
+        found = {"implementation": self.implementation, "isolated": self.isolated, "sandbox": self.sandbox,
+                 "score": self.score, "max_score": self.max_score, "execution_time": self.execution_time,
+                 "notes": self.all_notes, "lessons": [entry.to_json() for entry in self.lessons]}
+        if self.variant is not None:  # only when a variant was graded: the public keys stay as they are
+            found["variant"] = self.variant.to_json()
+        return found

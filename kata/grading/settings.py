@@ -19,6 +19,8 @@ class Settings:
     lesson_seconds: float = DEFAULT_SECONDS
     sandbox: bool = False  # the submission's code runs only in sandboxed child processes (kata/sandbox/)
     allow_unconfined: bool = False  # ... even where they cannot be confined (trusted code only; else refused)
+    variant: int | None = None  # the hidden variant's SEED: every test draws its inputs from it (None: the public
+    # tests' own inputs); the test process computes the expected values from the reference
     max_share: int = 4  # one test may use at most 1/max_share of its lesson's time (all of it when it is alone)
     sandbox_grace: float = 5.0  # a sandboxed test's extra time for restarting the child after a timeout
     kill_grace: float = 2.0  # a test process is killed this long after its time, so its own watchdog (which says
@@ -28,15 +30,17 @@ class Settings:
     sandboxed_probe_kill_grace: float = 30.0  # likewise, with the sandbox's start-up and clean-up
 
     @classmethod
-    def checked(cls, lesson_seconds=None, sandbox=False, allow_unconfined=False):
-        """Settings for grade()'s arguments; ValueError when the time is not a positive, finite number of seconds."""
+    def checked(cls, lesson_seconds=None, sandbox=False, allow_unconfined=False, variant=None):
+        """Settings for grade()'s arguments; ValueError when the time is not a positive, finite number of seconds
+        or the variant not a seed (variant_seed)."""
         try:
             seconds = DEFAULT_SECONDS if lesson_seconds is None else float(lesson_seconds)
         except (TypeError, ValueError):
             seconds = math.nan
         if not 0 < seconds < math.inf:  # nan too
             raise ValueError(f"timeout {lesson_seconds!r}: expected a positive, finite number of seconds per lesson")
-        return cls(lesson_seconds=seconds, sandbox=bool(sandbox), allow_unconfined=bool(allow_unconfined))
+        return cls(lesson_seconds=seconds, sandbox=bool(sandbox), allow_unconfined=bool(allow_unconfined),
+                   variant=None if variant is None else variant_seed(variant))
 
     def share(self, tests):
         """Into how many parts a lesson's time is cut for its tests (each test may use one)."""
@@ -82,6 +86,25 @@ class TestRun:
     def read(cls, path):
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(**dict(data, settings=Settings(**data["settings"])))
+
+
+def variant_seed(value):
+    """A variant's SEED as an int (a whole number from 0 to 2**32 - 1, as NumPy's seeds are); ValueError otherwise."""
+    try:
+        seed = int(str(value).strip()) if not isinstance(value, bool) else -1
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"variant {value!r}: expected a seed, a whole number from 0 to {2**32 - 1}")
+    return seed
+
+
+def variant(text):
+    """argparse's type for --variant SEED."""
+    try:
+        return variant_seed(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def seconds(text):

@@ -5,19 +5,23 @@ import argparse
 
 from ..grading import batch as batch_tools
 from ..grading import gradescope
-from ..grading.settings import DEFAULT_SECONDS, seconds
+from ..grading.settings import DEFAULT_SECONDS, seconds, variant
 
 USAGE = [
     "    python grader.py --impl solutions --gradescope results.json --isolated",
     "    python grader.py batch submissions/ --out grades/",
     "    python grader.py package-gradescope --out autograder.zip --visibility after_due_date",
+    "    python grader.py --impl alice.zip --variant 7    the public tests, then a hidden variant drawn from seed 7",
 ]
+VARIANT_HELP = ("grade every lesson again on inputs drawn afresh from SEED, with expected values from the reference, "
+                "and report both scores (default: the public tests only)")
 
 
 def add_grading_options(parser, value):
     """The options of grading itself that need the reference; value(default) as grader.py's _common gives it."""
     parser.add_argument("--isolated", action="store_true", default=value(False),
                         help="grade each lesson with the reference code for every other lesson (default: no)")
+    parser.add_argument("--variant", type=variant, default=value(None), metavar="SEED", help=VARIANT_HELP)
 
 
 def add_commands(main, commands):
@@ -38,7 +42,8 @@ def add_commands(main, commands):
                                                                           f"{DEFAULT_SECONDS:g})"}),
             ("--allow-unconfined", {"action": "store_true", "help": "grade even where the sandbox cannot confine "
                                                                     "the submissions' code (code you trust only; "
-                                                                    "default: refused)"})):
+                                                                    "default: refused)"}),
+            ("--variant", {"type": variant, "metavar": "SEED", "help": VARIANT_HELP})):
         batch.add_argument(flag, default=argparse.SUPPRESS, **options)
     package = commands.add_parser("package-gradescope", help="build the autograder zip for Gradescope")
     # a bad option is one line, like a bad setting: scripts build the autograder
@@ -51,6 +56,9 @@ def add_commands(main, commands):
                          help="grade each lesson with the reference for every other lesson (default: no)")
     package.add_argument("--timeout", type=seconds, metavar="SECONDS",
                          help=f"time allowed per lesson (default {DEFAULT_SECONDS:g})")
+    package.add_argument("--variant", type=variant, metavar="SEED",
+                         help="grade every lesson again on a hidden variant drawn from SEED, one more entry per lesson "
+                              "shown to students after the due date (default: the public tests only)")
     visibilities = ", ".join(gradescope.VISIBILITIES)
     package.add_argument("--visibility", choices=gradescope.VISIBILITIES, default=gradescope.VISIBILITY,
                          metavar="WHEN", help=f"when students see each lesson's result and output: {visibilities} "
@@ -78,13 +86,15 @@ def write_outputs(args, result):
 
 def run_batch(args):
     rows = batch_tools.batch(args.folder, args.out, isolated=args.isolated, workers=args.workers,
-                             lesson_ids=args.lesson, timeout=args.timeout, allow_unconfined=args.allow_unconfined)
+                             lesson_ids=args.lesson, timeout=args.timeout, allow_unconfined=args.allow_unconfined,
+                             variant=args.variant)
     return 0 if rows is not None else 1
 
 
 def run_package(args):
     path = gradescope.package(args.out, lesson_ids=args.lesson, isolated=args.isolated, timeout=args.timeout,
-                              visibility=args.visibility, stdout_visibility=args.stdout_visibility)
+                              visibility=args.visibility, stdout_visibility=args.stdout_visibility,
+                              variant=args.variant)
     print(f"wrote {path}")
     return 0
 
