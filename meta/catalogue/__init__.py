@@ -2,6 +2,8 @@
 reference. Every mutant must be rejected by at least one test of its own lesson (meta/test_catalogue.py).
 
     python -m meta.catalogue [--lesson 03] [--id layernorm-no-mean-term]   # run some by hand
+    python -m meta.catalogue --lesson 02 --variant 3       # ... on a hidden variant's inputs (grader.py --variant)
+    python -m meta.catalogue --equivalents [--variant 3]   # the correct variants (equivalents.py): each must pass
 """
 
 import argparse
@@ -116,8 +118,9 @@ class _Outcomes:
             self.passed += 1
 
 
-def run_here(mutant):
-    """Run the mutant's lesson against it in this process; return (rejected, first failure or summary).
+def run_here(mutant, variant=None):
+    """Run the mutant's lesson against it in this process; return (rejected, first failure or summary). variant: a
+    SEED, the tests' inputs drawn from it (pytest's --variant), or None for the public tests.
 
     Stops at the first failing test. Each mutant is imported under a name of its own, so runs do not mix.
     """
@@ -129,7 +132,8 @@ def run_here(mutant):
             # the lesson's own test files only: collecting the whole suite for every mutant costs most of the time
             files = [str(path) for path in sorted((ROOT / "tests").glob(f"test_lesson{mutant.lesson}_*.py"))]
             # (no:unraisableexception: its clean-up runs gc.collect five times per run, a third of a mutant's time)
-            code = pytest.main(["-q", "-p", "no:unraisableexception", "--impl", str(folder),
+            varied = [] if variant is None else ["--variant", str(variant)]
+            code = pytest.main(["-q", "-p", "no:unraisableexception", "--impl", str(folder), *varied,
                                 "-m", f"lesson{mutant.lesson}", *files], plugins=[outcomes])
     if code not in (0, 1):  # 1: tests ran and some failed; 0: all passed; anything else: a broken run
         raise RuntimeError(f"mutant {mutant.id}: pytest exited with {code}: {outcomes.failed}")
@@ -138,12 +142,14 @@ def run_here(mutant):
     return False, f"all {outcomes.passed} tests of lesson {mutant.lesson} passed"
 
 
-def run_all(mutants, workers=None, timeout=600):
-    """{id: (rejected, detail)} for every mutant, in worker processes that each run many mutants."""
+def run_all(mutants, workers=None, timeout=600, variant=None):
+    """{id: (rejected, detail)} for every mutant (or Equivalent), in worker processes that each run many of them;
+    variant: a SEED for the tests' inputs (None: the public tests)."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(mutants)))
     chunks = [mutants[k::workers] for k in range(workers)]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", OPENBLAS_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, "-m", "meta.catalogue", "--worker", *[m.id for m in chunk]],
+    varied = [] if variant is None else ["--variant", str(variant)]
+    procs = [subprocess.Popen([sys.executable, "-m", "meta.catalogue", *varied, "--worker", *[m.id for m in chunk]],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for chunk in chunks if chunk]
     verdicts = {}
@@ -162,17 +168,29 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Run mutants of the catalogue against their lesson's tests.")
     parser.add_argument("--lesson")
     parser.add_argument("--id")
+    parser.add_argument("--variant", type=int, metavar="SEED", help="draw the tests' inputs from SEED, as grader.py "
+                        "--variant does (default: the public tests)")
+    parser.add_argument("--equivalents", action="store_true", help="run the correct variants (equivalents.py) "
+                        "instead: each must pass every test of its lesson")
     parser.add_argument("--worker", nargs="+", metavar="ID", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    by_id = {m.id: m for m in catalogue()}
+    from .equivalents import EQUIVALENTS  # (a module of this package, which it imports)
+    by_id = {m.id: m for m in [*catalogue(), *EQUIVALENTS]}
     if args.worker:  # one JSON line per mutant, for run_all
         for mutant_id in args.worker:
-            rejected, detail = run_here(by_id[mutant_id])
+            rejected, detail = run_here(by_id[mutant_id], args.variant)
             print(json.dumps({"id": mutant_id, "rejected": rejected, "detail": detail}), flush=True)
         return 0
-    chosen = [m for m in by_id.values()
+    chosen = [m for m in (EQUIVALENTS if args.equivalents else catalogue())
               if (not args.lesson or m.lesson == args.lesson) and (not args.id or m.id == args.id)]
-    verdicts = run_all(chosen)
+    verdicts = run_all(chosen, variant=args.variant)
+    if args.equivalents:
+        for equivalent in chosen:
+            rejected, detail = verdicts[equivalent.id]
+            print(f"{'REJECTED' if rejected else 'passed'}  lesson{equivalent.lesson}  {equivalent.id}  {detail[:150]}")
+        wrong = sum(rejected for rejected, _ in verdicts.values())
+        print(f"{len(chosen) - wrong} of {len(chosen)} correct variants pass")
+        return 1 if wrong else 0
     survivors, elsewhere = 0, []
     for mutant in chosen:
         rejected, detail = verdicts[mutant.id]
