@@ -31,6 +31,7 @@ from ..course.files import check_output, write_atomic
 from ..course.repository import REFERENCE, kata_files
 from ..grading.batch import students
 from ..grading.submission import SubmissionError, prepare
+from .similarity_report import html
 
 COMMAND = "similarity"
 REFERENCE_NAME = "solutions (reference)"
@@ -254,7 +255,6 @@ def compare(sources, threshold=DEFAULT_THRESHOLD, skipped=(), k=K, window=WINDOW
 def similarity(folder, out, threshold=DEFAULT_THRESHOLD):
     """Compare every submission of folder with each other and with the reference; write the HTML report to out.
     Returns the Comparison."""
-    from .similarity_report import html
     _copydetect()
     with tempfile.TemporaryDirectory(prefix="kata-similarity-") as work:
         sources, skipped = read_sources(folder, work, skip=[out])
@@ -306,5 +306,8 @@ def run_command(args):
     result = similarity(args.folder, args.out, args.threshold)
     for name, why in result.skipped:
         print(f"skipped {name}: {why}", file=sys.stderr)
+    for source in result.sources:
+        for note in source.notes:
+            print(f"{source.name}: {note}", file=sys.stderr)
     print(summary(result, args.out))
     return 0
