@@ -229,9 +229,9 @@ def batch_with_hits(ref, reference, n, data_seed, hits):
     """A batch whose targets make exactly `hits` of the reference model's predictions right (the first ones)."""
     tokens, targets, mask = batch(ref, n, data_seed)
     predictions = reference.forward(tokens, mask).argmax(axis=1)
-    targets = np.where(targets == predictions, (predictions + 1) % V, targets)
-    targets[:hits] = predictions[:hits]
-    return tokens, targets, mask
+    chosen = np.where(targets == predictions, (predictions + 1) % V, targets)
+    chosen[:hits] = predictions[:hits]
+    return tokens, chosen, mask
 
 
 def compare_models(model, expected, cfg, what, see):
