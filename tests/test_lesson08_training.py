@@ -192,9 +192,9 @@ def test_adam_callable_and_zero_grad(impl):
 
 # ---------------------------------------------------------------- train_step
 #
-# The models of these tests hold parameters the test draws (draw_params) and its batches come from the reference's
-# lesson 00 code through expect(): in the students' edition they are read back from tests/recorded/, with what the
-# reference's train_step and evaluate gave on them. The implementation's own data pipeline plays no part.
+# The models compared with the reference hold parameters the test draws (draw_params), and every batch comes from
+# the reference's lesson 00 code through expect(): in the students' edition it is read back from tests/recorded/,
+# with what the reference's train_step and evaluate gave on it. The implementation's own data pipeline plays no part.
 
 def config():
     """The model's sizes: CFG for the public tests, under a variant other sizes within the contract."""
