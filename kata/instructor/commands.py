@@ -6,11 +6,13 @@ import argparse
 from ..grading import batch as batch_tools
 from ..grading import gradescope
 from ..grading.settings import DEFAULT_SECONDS, seconds, variant
+from . import similarity
 
 USAGE = [
     "    python grader.py --impl solutions --gradescope results.json --isolated",
     "    python grader.py batch submissions/ --out grades/",
     "    python grader.py package-gradescope --out autograder.zip --visibility after_due_date",
+    "    python grader.py similarity submissions/ --out similarity.html",
     "    python grader.py --impl alice.zip --variant 7    the public tests, then a hidden variant drawn from seed 7",
 ]
 VARIANT_HELP = ("grade every lesson again on inputs drawn afresh from SEED, with expected values from the reference, "
@@ -67,6 +69,7 @@ def add_commands(main, commands):
                          default=gradescope.STDOUT_VISIBILITY, metavar="WHEN",
                          help=f"when students see the autograder's stdout, where the grader's diagnostics go: "
                               f"{visibilities} (default {gradescope.STDOUT_VISIBILITY}: instructors only)")
+    similarity.add_command(commands)
 
 
 def outputs(args):
@@ -74,6 +77,8 @@ def outputs(args):
     found = [("--gradescope", getattr(args, "gradescope", None), False, "json")]
     if args.command in ("batch", "package-gradescope"):
         found.append(("--out", args.out, args.command == "batch", "zip"))
+    if args.command == similarity.COMMAND:
+        found.append(("--out", args.out, False, "html"))
     return found
 
 
@@ -99,4 +104,4 @@ def run_package(args):
     return 0
 
 
-COMMANDS = {"batch": run_batch, "package-gradescope": run_package}
+COMMANDS = {"batch": run_batch, "package-gradescope": run_package, similarity.COMMAND: similarity.run_command}
