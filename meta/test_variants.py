@@ -7,9 +7,12 @@ cheater would pass there too.
 """
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from kata.grading.run import _read_log as read_log
 from kata.grading import settings as grading_settings
 from meta.catalogue import run_all
 from meta.catalogue.equivalents import EQUIVALENTS
+from meta.helpers import marked_processes, wait_for
 from meta.replay import lesson_files, replay_cheater
 
 # the lessons whose tests draw their inputs with seeded(), seed() and pick() (05, 06 and 07 not yet: add them)
@@ -153,3 +157,41 @@ def test_gradescope_takes_the_variant_from_package_and_environment():
         gradescope.checked_settings(type("Args", (), dict(
             lesson="", isolated="0", timeout="", visibility="visible", stdout_visibility="hidden",
             allow_unconfined="0", variant="seven"))())
+
+
+def in_variant_test(marker):
+    """Whether a marked test process of a variant's run (its RUN.json in the grading's variant/ folder) has started
+    a test (its log says so)."""
+    for pid in marked_processes(marker):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as stream:
+                args = stream.read().split(b"\0")
+        except OSError:
+            continue
+        run = next((a.split(b"=", 1)[1].decode() for a in args if a.startswith(b"--kata-run=")), None)
+        if run is not None and Path(run).parent.name == "variant":
+            log = Path(run.replace(".json", ".log"))
+            if log.exists() and '"start"' in log.read_text(encoding="utf-8", errors="replace"):
+                return True
+    return False
+
+
+def test_ctrl_c_during_the_variant_stops_the_grading(tmp_path):
+    """As without a variant: exit 130, one line saying what was interrupted, no process left, nothing written."""
+    marker, out = uuid.uuid4().hex, tmp_path / "grade.json"
+    grading = subprocess.Popen([sys.executable, "grader.py", "--impl", "solutions", "--lesson", "10", "--variant", "1",
+                                "--json", str(out)], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=dict(os.environ, KATA_TEST_MARK=marker))
+    try:
+        assert wait_for(lambda: in_variant_test(marker), 300), "no test of the variant's run started"
+        grading.send_signal(signal.SIGINT)
+        stdout, stderr = grading.communicate(timeout=120)
+        assert wait_for(lambda: not marked_processes(marker), 60), marked_processes(marker)
+    finally:
+        grading.kill()
+        for pid in marked_processes(marker):
+            os.kill(pid, signal.SIGKILL)
+    lines = [line for line in stderr.splitlines() if line.startswith("Interrupted")]
+    assert grading.returncode == 130 and len(lines) == 1, (grading.returncode, stderr)
+    assert lines[0].startswith("Interrupted: lesson 10 was being graded") and "nothing was kept" in lines[0]
+    assert "Traceback" not in stderr and "points" not in stdout and not out.exists()
