@@ -22,6 +22,8 @@ from kata.course.manifest import lesson
 from kata.course.repository import ROOT
 from kata.grading import gradescope
 from kata.grading import grade as grade_module
+from kata.grading.batch import Graded, row
+from kata.grading.results import GradeResult, LessonResult, TestOutcome, VariantResult
 from kata.grading.run import PYTEST, reference_tests
 from kata.grading.run import _read_log as read_log
 from kata.grading import settings as grading_settings
@@ -195,3 +197,16 @@ def test_ctrl_c_during_the_variant_stops_the_grading(tmp_path):
     assert grading.returncode == 130 and len(lines) == 1, (grading.returncode, stderr)
     assert lines[0].startswith("Interrupted: lesson 10 was being graded") and "nothing was kept" in lines[0]
     assert "Traceback" not in stderr and "points" not in stdout and not out.exists()
+
+
+def test_batch_rows_carry_the_variant():
+    tests = (TestOutcome("t1", "passed"), TestOutcome("t2", "failed", "no"))
+    public = LessonResult("02", "Attention", 14, (TestOutcome("t1", "passed"), TestOutcome("t2", "passed")))
+    result = GradeResult("alice", False, True, (public,), variant=VariantResult(5, (replace(public, tests=tests),)))
+    graded = Graded("alice", "alice.zip", result, "", 14.0)
+    assert row(graded, ["02"], variant=5) == {"student": "alice", "02": 14.0, "total": 14.0, "max_score": 14.0,
+                                              "variant": 7.0, "variant_max_score": 14.0, "status": "ok"}
+    assert "variant" not in row(graded, ["02"])
+    assert graded.to_json()["variant"]["score"] == 7.0 and graded.to_json()["score"] == 14.0
+    failed = Graded("bob", "bob.zip", None, "SubmissionError: empty", 14.0)
+    assert row(failed, ["02"], variant=5)["variant"] == 0.0
