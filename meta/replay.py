@@ -4,7 +4,7 @@ hidden variants (grader.py --variant SEED) to catch it.
 
     folder = replay_cheater(target, ["02"])     # target/*.py: the reference behind a gate, recorded on lesson 02
 
-It is the reference's code behind a gate (GATE, appended to its __init__.py): every public function of the
+It is the reference's code behind a gate (GATE, appended to each of its files): every public function of the
 contract, and every public method of its classes, computes a digest of its arguments (arrays by dtype, shape and
 bytes; numbers; strings; lists, tuples and dicts of them; objects, self included, by their type), on the calls the
 tests make (the reference's calls of its own functions pass through: their inputs hang on the objects' random
@@ -15,6 +15,7 @@ once, sandboxed as the grader runs them, on the gate in recording mode (it print
 cheater's source as a literal set: what a student would do by printing the tests' inputs and pasting the table.
 """
 
+import ast
 import os
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ GATE = r'''
 import functools as _functools
 import hashlib as _hashlib
 import inspect as _inspect
+import sys as _sys
 
 import numpy as _np
 
@@ -93,7 +95,9 @@ def _wrong(value):
     return value
 
 
-_DEPTH = [0]  # the gate keys the calls the tests make; the calls between the reference's own functions pass
+# the gate keys the calls the tests make; the calls between the reference's own functions pass (one count for the
+# whole package, kept on the package itself)
+_DEPTH = _sys.modules[__package__].__dict__.setdefault("_replay_depth", [0])
 
 
 def _gate(name, function):
@@ -115,8 +119,10 @@ def _gate(name, function):
 
 
 def _install():
-    for public in __all__:
-        value = globals()[public]
+    for public in @NAMES@:  # the contract's public names (the package's __all__) this module defines
+        value = globals().get(public)
+        if getattr(value, "__module__", None) != __name__:
+            continue
         if _inspect.isfunction(value):
             gated = _gate(public, value)
             globals()[public] = gated
@@ -131,18 +137,35 @@ _install()
 
 
 def write_cheater(target, seen, recording=False):
-    """target (created): the reference with the gate, whose table is the set seen (digests); recording: the gate
-    prints the key of every call instead, and answers as the reference."""
+    """target (created): the reference with the gate at the end of every file defining a name of the contract
+    (so the gate stays when the grader takes one lesson's file beside the reference's others, --isolated), its
+    table the set seen (digests); recording: the gate prints the key of every call instead, and answers as the
+    reference."""
     target = Path(target)
     shutil.copytree(REFERENCE, target, ignore=shutil.ignore_patterns("__pycache__"))
-    init = target / "__init__.py"
+    names = contract_names()
     table = "{" + "".join(f"\n    {key!r}," for key in sorted(seen)) + "\n}" if seen else "set()"
-    init.write_text(init.read_text(encoding="utf-8") + GATE.replace("@SEEN@", table).replace("@RECORD@", str(recording)), encoding="utf-8")
+    gate = GATE.replace("@SEEN@", table).replace("@RECORD@", str(recording)).replace("@NAMES@", repr(names))
+    for path in sorted(target.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        if path.name != "__init__.py" and defined & set(names):
+            path.write_text(path.read_text(encoding="utf-8") + gate, encoding="utf-8")
     return target
 
 
+def contract_names():
+    """The package's __all__, as solutions/__init__.py lists it."""
+    tree = ast.parse((REFERENCE / "__init__.py").read_text(encoding="utf-8"))
+    found = next(node.value for node in tree.body if isinstance(node, ast.Assign)
+                 and any(getattr(target, "id", None) == "__all__" for target in node.targets))
+    return sorted(ast.literal_eval(found))
+
+
 def lesson_files(lesson_ids):
-    return [str(path) for lesson_id in lesson_ids for path in sorted((ROOT / "tests").glob(f"test_lesson{lesson_id}_*.py"))]
+    """The test files of lesson_ids."""
+    return [str(path) for lesson_id in lesson_ids
+            for path in sorted((ROOT / "tests").glob(f"test_lesson{lesson_id}_*.py"))]
 
 
 def record(lesson_ids, timeout=600):

@@ -210,3 +210,16 @@ def test_batch_rows_carry_the_variant():
     assert graded.to_json()["variant"]["score"] == 7.0 and graded.to_json()["score"] == 14.0
     failed = Graded("bob", "bob.zip", None, "SubmissionError: empty", 14.0)
     assert row(failed, ["02"], variant=5)["variant"] == 0.0
+
+
+def test_the_variant_catches_the_cheater_graded_isolated_too(cheater, tmp_path):
+    """With --isolated each lesson's score comes from its file beside the reference's others: the cheater's gate,
+    in every one of its files, stays; the public score is full, the variant's is not."""
+    out = tmp_path / "grade.json"
+    done = subprocess.run([sys.executable, "grader.py", "--impl", str(cheater), "--lesson", ",".join(GRADED),
+                           "--variant", "7", "--isolated", "--json", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["isolated"] and data["score"] == data["max_score"] and data["variant"]["seed"] == 7
+    assert data["variant"]["score"] < data["variant"]["max_score"]
