@@ -188,6 +188,7 @@ def assert_one_line(proc, starts):
     (["--gradescope", "{file}"], "--gradescope", "file"),
     (["batch", "{tmp}", "--out", "{folder}"], "--out", "folder"),
     (["package-gradescope", "--out", "{file}"], "--out", "file"),
+    (["similarity", "{tmp}", "--out", "{file}"], "--out", "file"),
 ])
 def test_grader_checks_its_outputs_before_grading(tmp_path, arguments, option, kind):
     bad_file, bad_folder = bad_paths(tmp_path)
@@ -270,6 +271,10 @@ def test_an_existing_output_of_the_same_kind_may_be_replaced(tmp_path):
     assert check_output(tmp_path / "old.zip", "--out", kind="zip") == tmp_path / "old.zip"
     with pytest.raises(OutputPathError, match="not a JSON file"):
         check_output(tmp_path / "old.zip", "--json", kind="json")
+    (tmp_path / "old.html").write_bytes(b"\xef\xbb\xbf\n<!doctype HTML>\n<html><body>report</body></html>\n")
+    assert check_output(tmp_path / "old.html", "--out", kind="html") == tmp_path / "old.html"
+    with pytest.raises(OutputPathError, match="not an HTML page"):
+        check_output(tmp_path / "old.json", "--out", kind="html")
 
 
 def test_a_large_json_output_may_be_replaced(tmp_path):

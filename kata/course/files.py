@@ -67,6 +67,14 @@ def _holds_json(path):
     return True
 
 
+def _holds_html(path):
+    """Whether the file at path is empty or starts as an HTML page does (<!DOCTYPE html> or <html), spaces and a
+    byte-order mark aside."""
+    with open(path, "rb") as stream:
+        start = stream.read(1024).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return not start or start.startswith((b"<!doctype html", b"<html"))
+
+
 def _holds_zip(path):
     with open(path, "rb") as stream:
         return stream.read(4) in ZIP_MAGIC
@@ -76,6 +84,7 @@ KINDS = {  # an existing file an option may replace: one that holds what the opt
     "json": ("a JSON file", _holds_json),
     "zip": ("a zip file", _holds_zip),
     "checkpoint": ("a checkpoint (.npz)", _holds_zip),
+    "html": ("an HTML page", _holds_html),
     "empty": ("an empty folder", lambda path: not any(Path(path).iterdir())),  # a folder written whole (a release)
 }
 
@@ -109,8 +118,8 @@ def check_output(path, option, folder=False, kind=None, kata_folder=False):
 
     Refused too: an empty path; a path inside the kata's folders (exercises/, solutions/, notebooks/, lessons/,
     tests/, kata/, .kata/ ...), one of its own files, or a shipped model of checkpoints/; and, with kind ("json",
-    "zip", "checkpoint"), an existing file that does not hold that kind of output (a student's code, say); with
-    folder and kind "empty", an existing folder that holds anything."""
+    "zip", "checkpoint", "html"), an existing file that does not hold that kind of output (a student's code, say);
+    with folder and kind "empty", an existing folder that holds anything."""
     if not str(path).strip():
         raise OutputPathError(f"{option}: the path is empty")
     path = Path(path).expanduser()

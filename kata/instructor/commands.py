@@ -6,11 +6,13 @@ import argparse
 from ..grading import batch as batch_tools
 from ..grading import gradescope
 from ..grading.settings import DEFAULT_SECONDS, seconds
+from . import similarity
 
 USAGE = [
     "    python grader.py --impl solutions --gradescope results.json --isolated",
     "    python grader.py batch submissions/ --out grades/",
     "    python grader.py package-gradescope --out autograder.zip --visibility after_due_date",
+    "    python grader.py similarity submissions/ --out similarity.html",
 ]
 
 
@@ -59,6 +61,7 @@ def add_commands(main, commands):
                          default=gradescope.STDOUT_VISIBILITY, metavar="WHEN",
                          help=f"when students see the autograder's stdout, where the grader's diagnostics go: "
                               f"{visibilities} (default {gradescope.STDOUT_VISIBILITY}: instructors only)")
+    similarity.add_command(commands)
 
 
 def outputs(args):
@@ -66,6 +69,8 @@ def outputs(args):
     found = [("--gradescope", getattr(args, "gradescope", None), False, "json")]
     if args.command in ("batch", "package-gradescope"):
         found.append(("--out", args.out, args.command == "batch", "zip"))
+    if args.command == similarity.COMMAND:
+        found.append(("--out", args.out, False, "html"))
     return found
 
 
@@ -89,4 +94,4 @@ def run_package(args):
     return 0
 
 
-COMMANDS = {"batch": run_batch, "package-gradescope": run_package}
+COMMANDS = {"batch": run_batch, "package-gradescope": run_package, similarity.COMMAND: similarity.run_command}
