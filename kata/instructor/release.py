@@ -42,8 +42,10 @@ LEFT_OUT_OF_KATA = ("instructor", "__pycache__")  # kata/instructor/: the instru
 EDITION_CHECKS = Path(__file__).with_name("edition_checks.py")  # the edition's meta/test_edition.py
 RECORD_SECONDS = 1800
 # edition markers, each on a line of its own: the lines between LEAVE_OUT and END are not in the edition; the lines
-# between ONLY and its closing "-->" are in the edition alone (an HTML comment elsewhere: never rendered)
+# between ONLY and its closing "-->" are in the edition alone (an HTML comment elsewhere: never rendered); a line
+# ending with LEAVE_OUT_LINE (a table's row, say, where a comment line would end the table) is not in the edition
 LEAVE_OUT, END, ONLY, ONLY_END = "<!-- edition: leave out -->", "<!-- edition: end -->", "<!-- edition: only", "-->"
+LEAVE_OUT_LINE = "<!-- edition: leave out this line -->"
 
 
 class ReleaseError(Exception):
@@ -83,8 +85,8 @@ def run_command(args):
 # ---------------------------------------------------------------- one source for the texts
 
 def edition_text(text, name="the text"):
-    """text as the students' edition has it: the LEAVE_OUT ... END blocks dropped, the ONLY ... --> blocks kept
-    without their comment lines. ValueError for markers that do not pair up."""
+    """text as the students' edition has it: the LEAVE_OUT ... END blocks and the LEAVE_OUT_LINE lines dropped, the
+    ONLY ... --> blocks kept without their comment lines. ValueError for markers that do not pair up."""
     out, state = [], None
     for number, line in enumerate(text.splitlines(keepends=True), start=1):
         marker = line.strip()
@@ -99,6 +101,8 @@ def edition_text(text, name="the text"):
         elif marker in (LEAVE_OUT, ONLY, END):
             raise ValueError(f"{name} line {number}: {marker} inside the edition block of line {state[1]}"
                              if state else f"{name} line {number}: {marker} without the marker that opens it")
+        elif marker.endswith(LEAVE_OUT_LINE):
+            continue
         elif state is None or state[0] == "only":
             out.append(line)
     if state:
@@ -191,7 +195,7 @@ def record(folder, say=print):
     """The reference's expected values of every lesson test, recorded into folder; ReleaseError with the failures
     when a test does not pass on the reference (an edition whose tests the reference fails is not released)."""
     say("recording the reference's expected values (every lesson test, on solutions/)...")
-    command = [sys.executable, "-m", "pytest", "-p", "kata.testing.plugin", "--impl", "solutions", "--expected",
+    command = [sys.executable, "-m", "pytest", "-p", "no:kata", "-p", "kata.testing.plugin", "--impl", "solutions", "--expected",
                "record", "--recorded-dir", str(folder), "-q", "-rfE", "--tb=line", "-p", "no:cacheprovider",
                *map(str, lesson_test_files())]
     try:
