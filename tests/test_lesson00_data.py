@@ -7,7 +7,7 @@ import pytest
 from pytest_check import check
 
 from kata.course.manifest import reread
-from tests.helpers import as_array, assert_raises, assert_shape, call
+from tests.helpers import as_array, assert_raises, assert_shape, call, pick, seed, seeded
 
 pytestmark = pytest.mark.lesson00
 
@@ -156,35 +156,39 @@ def test_detokenize_drops_padding(impl):
 # ---------------------------------------------------------------- generating examples
 
 def test_generate_examples_have_the_task_form(impl):
-    data = impl.generate_tokenized_dataset(300, seed=1)
+    n, k = pick(300, 250, 350), seed(1)
+    data = impl.generate_tokenized_dataset(n, seed=k)
     with check:
-        assert len(data) == 300, f"generate_tokenized_dataset(300): expected 300 examples, got {len(data)}; {SEE_GENERATE}"
+        assert len(data) == n, (
+            f"generate_tokenized_dataset({n}): expected {n} examples, got {len(data)}; {SEE_GENERATE}")
     problem = first_problem(data, (3, 3), 9)
-    assert problem is None, f"generate_tokenized_dataset(300, seed=1): {problem}; {SEE_GENERATE}"
+    assert problem is None, f"generate_tokenized_dataset({n}, seed={k}): {problem}; {SEE_GENERATE}"
 
 
 @pytest.mark.parametrize("num_args, max_value", [((2, 6), 9), (4, 5), ((2, 2), 3)])
 def test_generate_answers_are_correct(impl, num_args, max_value):
-    data = impl.generate_tokenized_dataset(600, num_args=num_args, max_value=max_value, seed=2)
+    n = pick(600, 500, 700)
+    data = impl.generate_tokenized_dataset(n, num_args=num_args, max_value=max_value, seed=seed(2))
     low_high = num_args if isinstance(num_args, tuple) else (num_args, num_args)
     problem = first_problem(data, low_high, max_value)
-    assert problem is None, (f"generate_tokenized_dataset(600, num_args={num_args}, max_value={max_value}): "
+    assert problem is None, (f"generate_tokenized_dataset({n}, num_args={num_args}, max_value={max_value}): "
                              f"{problem}; {SEE_GENERATE}")
     seen = {OP_OF_ID[int(tokens[0])] for tokens, _ in data}
-    assert seen == set(OPS), f"600 examples should use all five operations, got only {sorted(seen)}; {SEE_GENERATE}"
+    assert seen == set(OPS), f"{n} examples should use all five operations, got only {sorted(seen)}; {SEE_GENERATE}"
 
 
 @pytest.mark.parametrize("num_args", [2, 5])
 def test_generate_fixed_number_of_arguments(impl, num_args):
-    data = impl.generate_tokenized_dataset(100, num_args=num_args, seed=3)
+    n = pick(100, 80, 120)
+    data = impl.generate_tokenized_dataset(n, num_args=num_args, seed=seed(3))
     lengths = sorted({len(tokens) for tokens, _ in data})
     assert lengths == [num_args + 3], (
-        f"generate_tokenized_dataset(100, num_args={num_args}): every example has {num_args} arguments, so "
+        f"generate_tokenized_dataset({n}, num_args={num_args}): every example has {num_args} arguments, so "
         f"{num_args + 3} tokens; got lengths {lengths}; {SEE_GENERATE}")
 
 
 def test_generate_range_of_arguments_gives_every_length(impl):
-    data = impl.generate_tokenized_dataset(1000, num_args=(2, 5), seed=4)
+    data = impl.generate_tokenized_dataset(1000, num_args=(2, 5), seed=seed(4))
     problem = first_problem(data, (2, 5), 9)
     assert problem is None, f"generate_tokenized_dataset(1000, num_args=(2, 5)): {problem}; {SEE_GENERATE}"
     counts = Counter(len(tokens) - 3 for tokens, _ in data)
@@ -201,15 +205,16 @@ def test_generate_range_of_arguments_gives_every_length(impl):
 
 @pytest.mark.parametrize("max_value", [1, 4, 9])
 def test_generate_arguments_cover_zero_to_max_value(impl, max_value):
-    data = impl.generate_tokenized_dataset(400, max_value=max_value, seed=5)
+    n = pick(400, 300, 500)
+    data = impl.generate_tokenized_dataset(n, max_value=max_value, seed=seed(5))
     digits = Counter(int(t) - 2 for tokens, _ in data for t in tokens[2:-1])
     assert sorted(digits) == list(range(max_value + 1)), (
-        f"generate_tokenized_dataset(400, max_value={max_value}): arguments are drawn from 0..{max_value} "
+        f"generate_tokenized_dataset({n}, max_value={max_value}): arguments are drawn from 0..{max_value} "
         f"inclusive, got the digits {sorted(digits)}; {SEE_GENERATE}")
 
 
 def test_generate_operations_and_arguments_are_uniform(impl):
-    data = impl.generate_tokenized_dataset(5000, seed=6)
+    data = impl.generate_tokenized_dataset(5000, seed=seed(6))
     ops = Counter(OP_OF_ID.get(int(tokens[0]), tokens[0]) for tokens, _ in data)
     digits = Counter(int(t) - 2 for tokens, _ in data for t in tokens[2:-1])
     # 5000 examples: each operation about 1000 times (standard deviation 28); 15000 arguments: each digit
@@ -225,19 +230,21 @@ def test_generate_operations_and_arguments_are_uniform(impl):
 
 
 def test_generate_same_seed_same_data(impl):
-    first = impl.generate_tokenized_dataset(50, num_args=(2, 4), seed=7)
+    n, k, k_other = pick(50, 40, 60), seed(7), seed(8)
+    first = impl.generate_tokenized_dataset(n, num_args=(2, 4), seed=k)
     np.random.seed(123)  # the global random state must not matter when a seed is given
-    second = impl.generate_tokenized_dataset(50, num_args=(2, 4), seed=7)
-    other = impl.generate_tokenized_dataset(50, num_args=(2, 4), seed=8)
+    second = impl.generate_tokenized_dataset(n, num_args=(2, 4), seed=k)
+    other = impl.generate_tokenized_dataset(n, num_args=(2, 4), seed=k_other)
     with check:
         assert canonical(first) == canonical(second), (
-            f"generate_tokenized_dataset with seed=7 twice gave different data; the same seed must give the "
+            f"generate_tokenized_dataset with seed={k} twice gave different data; the same seed must give the "
             f"same data (use np.random.default_rng(seed)); {SEE_GENERATE}")
     with check:
         assert canonical(first) != canonical(other), (
-            f"generate_tokenized_dataset with seed=7 and seed=8 gave the same data; the seed must be used; "
+            f"generate_tokenized_dataset with seed={k} and seed={k_other} gave the same data; the seed must be "
+            f"used; "
             f"{SEE_GENERATE}")
-    empty = impl.generate_tokenized_dataset(0, seed=7)
+    empty = impl.generate_tokenized_dataset(0, seed=k)
     with check:
         assert len(empty) == 0, f"generate_tokenized_dataset(0): expected no examples, got {len(empty)}; {SEE_GENERATE}"
 
@@ -255,7 +262,8 @@ def targets_of(part):
 
 @pytest.mark.parametrize("n", [100, 1000])
 def test_split_sizes_are_80_10_10(impl, n):
-    train, val, test = call(impl.split_dataset, numbered_dataset(n), seed=0, what="split_dataset", see=SEE_SPLIT)
+    train, val, test = call(impl.split_dataset, numbered_dataset(n), seed=seed(0), what="split_dataset",
+                            see=SEE_SPLIT)
     sizes = (len(train), len(val), len(test))
     expected = (n * 8 // 10, n // 10, n // 10)
     assert sizes == expected, (
@@ -266,7 +274,7 @@ def test_split_sizes_are_80_10_10(impl, n):
 @pytest.mark.parametrize("n, train_ratio, val_ratio", [(50, 0.6, 0.2), (20, 0.7, 0.15), (40, 0.5, 0.0)])
 def test_split_custom_ratios(impl, n, train_ratio, val_ratio):
     train, val, test = call(impl.split_dataset, numbered_dataset(n), train_ratio=train_ratio, val_ratio=val_ratio,
-                            seed=1, what="split_dataset", see=SEE_SPLIT)
+                            seed=seed(1), what="split_dataset", see=SEE_SPLIT)
     sizes = (len(train), len(val), len(test))
     wanted = (n * train_ratio, n * val_ratio)
     assert sum(sizes) == n and abs(sizes[0] - wanted[0]) < 1 and abs(sizes[1] - wanted[1]) < 1, (
@@ -279,7 +287,7 @@ def test_split_custom_ratios(impl, n, train_ratio, val_ratio):
 def test_split_sizes_are_floored(impl, n, train_ratio, val_ratio, expected):
     # issue 13: n * ratio not whole (5.6, 0.7; 13.3, 2.85), or whole but 28.999999999999996 in floating point
     train, val, test = impl.split_dataset(numbered_dataset(n), train_ratio=train_ratio, val_ratio=val_ratio,
-                                          seed=6)
+                                          seed=seed(6))
     sizes = (len(train), len(val), len(test))
     assert sizes == expected, (
         f"split_dataset of {n} examples, train_ratio={train_ratio}, val_ratio={val_ratio}: n * train_ratio is "
@@ -289,17 +297,18 @@ def test_split_sizes_are_floored(impl, n, train_ratio, val_ratio, expected):
 
 
 def test_split_is_disjoint_and_covers_everything(impl):
-    dataset = numbered_dataset(200)
-    parts = call(impl.split_dataset, dataset, seed=2, what="split_dataset", see=SEE_SPLIT)
+    n = pick(200, 150, 240)
+    dataset = numbered_dataset(n)
+    parts = call(impl.split_dataset, dataset, seed=seed(2), what="split_dataset", see=SEE_SPLIT)
     everything = [k for part in parts for k in targets_of(part)]
     with check:
         assert len(everything) == len(set(everything)), (
             f"split_dataset: train, val and test must be disjoint, but {len(everything) - len(set(everything))} "
             f"examples appear twice; {SEE_SPLIT}")
     with check:
-        assert set(everything) == set(range(200)), (
-            f"split_dataset of 200 examples: train + val + test must hold every example, "
-            f"{200 - len(set(everything))} are missing; {SEE_SPLIT}")
+        assert set(everything) == set(range(n)), (
+            f"split_dataset of {n} examples: train + val + test must hold every example, "
+            f"{n - len(set(everything))} are missing; {SEE_SPLIT}")
     wrong = [example for part in parts for example in part
              if canonical([example]) != canonical([dataset[int(example[1])]])]
     with check:
@@ -307,31 +316,36 @@ def test_split_is_disjoint_and_covers_everything(impl):
 
 
 def test_split_is_shuffled(impl):
-    train, val, test = call(impl.split_dataset, numbered_dataset(100), seed=3, what="split_dataset", see=SEE_SPLIT)
+    n = pick(100, 90, 120)
+    n_train, n_test = n * 8 // 10, n // 10  # the sizes of the default ratios (test_split_sizes_are_80_10_10)
+    train, val, test = call(impl.split_dataset, numbered_dataset(n), seed=seed(3), what="split_dataset",
+                            see=SEE_SPLIT)
     with check:
-        assert set(targets_of(train)) != set(range(80)), (
-            f"split_dataset: train holds exactly the first 80 examples; shuffle before splitting "
+        assert set(targets_of(train)) != set(range(n_train)), (
+            f"split_dataset: train holds exactly the first {n_train} examples; shuffle before splitting "
             f"(np.random.default_rng(seed).permutation); {SEE_SPLIT}")
     with check:
-        assert set(targets_of(test)) != set(range(90, 100)), (
-            f"split_dataset: test holds exactly the last 10 examples; shuffle before splitting; {SEE_SPLIT}")
+        assert set(targets_of(test)) != set(range(n - n_test, n)), (
+            f"split_dataset: test holds exactly the last {n_test} examples; shuffle before splitting; {SEE_SPLIT}")
 
 
 def test_split_same_seed_same_split(impl):
-    dataset = numbered_dataset(60)
-    first = [targets_of(part) for part in call(impl.split_dataset, dataset, seed=4,
+    n, k, k_other = pick(60, 50, 70), seed(4), seed(5)
+    dataset = numbered_dataset(n)
+    first = [targets_of(part) for part in call(impl.split_dataset, dataset, seed=k,
                                                what="split_dataset", see=SEE_SPLIT)]
     np.random.seed(321)  # the global random state must not matter when a seed is given
-    second = [targets_of(part) for part in call(impl.split_dataset, dataset, seed=4,
+    second = [targets_of(part) for part in call(impl.split_dataset, dataset, seed=k,
                                                 what="split_dataset", see=SEE_SPLIT)]
-    other = [targets_of(part) for part in call(impl.split_dataset, dataset, seed=5,
+    other = [targets_of(part) for part in call(impl.split_dataset, dataset, seed=k_other,
                                                what="split_dataset", see=SEE_SPLIT)]
     with check:
-        assert first == second, f"split_dataset with seed=4 twice gave different splits; {SEE_SPLIT}"
+        assert first == second, f"split_dataset with seed={k} twice gave different splits; {SEE_SPLIT}"
     with check:
-        assert first != other, f"split_dataset with seed=4 and seed=5 gave the same split; the seed must be used; {SEE_SPLIT}"
+        assert first != other, (f"split_dataset with seed={k} and seed={k_other} gave the same split; the seed must "
+                                f"be used; {SEE_SPLIT}")
     with check:
-        assert targets_of(dataset) == list(range(60)), f"split_dataset must not reorder the caller's list; {SEE_SPLIT}"
+        assert targets_of(dataset) == list(range(n)), f"split_dataset must not reorder the caller's list; {SEE_SPLIT}"
 
 
 # ---------------------------------------------------------------- batches
@@ -395,7 +409,7 @@ def test_create_batch_shapes_and_padding(impl, batch_size, num_args):
 
 def _examples(batch_size, num_args):
     """Well-formed examples built here (not by the implementation under test)."""
-    rng = np.random.default_rng(batch_size)
+    rng = seeded(batch_size)
     low, high = num_args if isinstance(num_args, tuple) else (num_args, num_args)
     result = []
     for _ in range(batch_size):

@@ -15,7 +15,9 @@ from tests.helpers import (
     assert_raises,
     assert_shape,
     call,
+    pick,
     randomize_params,
+    seeded,
     set_path,
 )
 
@@ -47,16 +49,18 @@ def test_linear_shapes(impl, lead):
 
 
 def test_linear_fresh_layer_computes_x_W_plus_b(impl):
-    layer = impl.Linear(30, 20)
-    limit = np.sqrt(6.0 / 50)
-    x = np.random.randn(2, 5, 30)
+    n_in, n_out = pick((30, 20), (24, 32), (40, 16))
+    layer = impl.Linear(n_in, n_out)
+    limit = np.sqrt(6.0 / (n_in + n_out))
+    x = np.random.randn(2, 5, n_in)
     W, b = np.array(layer.W), np.array(layer.b)
     with check:
-        assert W.shape == (30, 20) and np.abs(W).max() <= limit and W.std() > limit / 3, (
+        assert W.shape == (n_in, n_out) and np.abs(W).max() <= limit and W.std() > limit / 3, (
             f"Linear.W must be Xavier-uniform, U(-{limit:.4f}, {limit:.4f}); got shape {W.shape}, "
             f"max |W| {np.abs(W).max():.4f}, std {W.std():.4f}; {SEE_LINEAR}")
     with check:
-        assert b.shape == (20,) and not b.any(), f"Linear.b must start as zeros of shape (20,); {SEE_LINEAR}"
+        assert b.shape == (n_out,) and not b.any(), (
+            f"Linear.b must start as zeros of shape ({n_out},); {SEE_LINEAR}")
     assert_close(call(layer.forward, x, what="Linear.forward", see=SEE_LINEAR),
                  x @ W + b, "Linear.forward(x) of a fresh layer", SEE_LINEAR)
 
@@ -76,12 +80,13 @@ def test_linear_forward_uses_current_parameters(impl):
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_gradients(impl, bias):
-    layer = impl.Linear(4, 3, bias=bias)
-    rng = np.random.default_rng(1)
+    n_in, n_out = pick((4, 3), (5, 2), (3, 6))
+    layer = impl.Linear(n_in, n_out, bias=bias)
+    rng = seeded(1)
     randomize_params(layer, LINEAR if bias else ["W"], rng)
-    assert_gradients(f"Linear(4, 3, bias={bias})", SEE_LINEAR,
+    assert_gradients(f"Linear({n_in}, {n_out}, bias={bias})", SEE_LINEAR,
                      forward=lambda x: layer.forward(x), backward=layer.backward,
-                     inputs=[("x", rng.standard_normal((2, 5, 4)))],
+                     inputs=[("x", rng.standard_normal((2, 5, n_in)))],
                      params=LINEAR if bias else ["W"], owner=layer, zero_grad=layer.zero_grad)
 
 
@@ -101,8 +106,9 @@ def test_linear_without_bias(impl):
 
 
 def test_linear_gradients_accumulate_and_reset(impl):
-    layer = impl.Linear(4, 3)
-    x, g = np.random.randn(6, 4), np.random.randn(6, 3)
+    N, n_in, n_out = pick((6, 4, 3), (5, 3, 2), (7, 5, 4))
+    layer = impl.Linear(n_in, n_out)
+    x, g = np.random.randn(N, n_in), np.random.randn(N, n_out)
     layer.zero_grad()
     call(layer.forward, x, what="Linear.forward", see=SEE_LINEAR)
     call(layer.backward, g, what="Linear.backward", see=SEE_LINEAR)
@@ -152,7 +158,7 @@ def test_relu_forward_and_backward_by_hand(impl):
 @pytest.mark.parametrize("shape", [(7,), (2, 3), (2, 3, 4)])
 def test_relu_shapes_and_gradients(impl, shape):
     relu = impl.ReLU()
-    rng = np.random.default_rng(2)
+    rng = seeded(2)
     x = rng.standard_normal(shape)
     x = np.where(np.abs(x) < 0.05, 0.5, x)  # keep away from the kink, where differences are undefined
     assert_shape(call(relu.forward, x, what="ReLU.forward", see=SEE_RELU),
@@ -224,27 +230,29 @@ def layernorm_input_gradient(x, g, gamma, eps=1e-5):
 
 def test_layernorm_gradients(impl):
     # first a mistake the lesson's two self-checks cannot see: the gradient LayerNorm would have with gamma = 1
-    probe, own = impl.LayerNorm(6), np.random.default_rng(4)
-    x, g, gamma = own.standard_normal((3, 4, 6)) * 2.0 + 1.0, own.standard_normal((3, 4, 6)), own.standard_normal(6)
+    D = pick(6, 5, 8)
+    probe, own = impl.LayerNorm(D), seeded(4)
+    x, g, gamma = own.standard_normal((3, 4, D)) * 2.0 + 1.0, own.standard_normal((3, 4, D)), own.standard_normal(D)
     set_path(probe, "gamma", gamma.copy())
     probe.forward(x.copy())
     dx = as_array(probe.backward(g.copy()), "LayerNorm.backward: the gradient with respect to x", SEE_LN_BACK)
     wrong = dx.shape == x.shape and not np.allclose(dx, layernorm_input_gradient(x, g, gamma), rtol=1e-6, atol=1e-9)
-    if wrong and np.allclose(dx, layernorm_input_gradient(x, g, np.ones(6)), rtol=1e-6, atol=1e-9):
-        pytest.fail("LayerNorm(6).backward: dx is the gradient LayerNorm would have with gamma = 1, so gamma is "
+    if wrong and np.allclose(dx, layernorm_input_gradient(x, g, np.ones(D)), rtol=1e-6, atol=1e-9):
+        pytest.fail(f"LayerNorm({D}).backward: dx is the gradient LayerNorm would have with gamma = 1, so gamma is "
                     "missing: the gradient of x_hat is d_hat = grad_output * gamma, not grad_output (the two "
                     f"self-checks cannot see this mistake); {SEE_LN_BACK}", pytrace=False)
-    norm = impl.LayerNorm(6)
-    rng = np.random.default_rng(3)
+    norm = impl.LayerNorm(D)
+    rng = seeded(3)
     randomize_params(norm, LAYER_NORM, rng)
-    assert_gradients("LayerNorm(6)", SEE_LN_BACK, forward=norm.forward, backward=norm.backward,
-                     inputs=[("x", rng.standard_normal((3, 4, 6)) * 2.0 + 1.0)],
+    assert_gradients(f"LayerNorm({D})", SEE_LN_BACK, forward=norm.forward, backward=norm.backward,
+                     inputs=[("x", rng.standard_normal((3, 4, D)) * 2.0 + 1.0)],
                      params=LAYER_NORM, owner=norm, zero_grad=norm.zero_grad)
 
 
 def test_layernorm_gradients_accumulate(impl):
-    norm = impl.LayerNorm(5)
-    x, g = np.random.randn(4, 5), np.random.randn(4, 5)
+    N, D = pick((4, 5), (3, 7), (6, 4))
+    norm = impl.LayerNorm(D)
+    x, g = np.random.randn(N, D), np.random.randn(N, D)
     norm.zero_grad()
     call(norm.forward, x, what="LayerNorm.forward", see=SEE_LN)
     call(norm.backward, g, what="LayerNorm.backward", see=SEE_LN_BACK)
@@ -271,24 +279,26 @@ def test_layernorm_rejects_wrong_input_size(impl):
 # ---------------------------------------------------------------- FeedForward
 
 def test_feedforward_is_linear_relu_linear(impl):
-    ffn = impl.FeedForward(4, 6)
-    rng = np.random.default_rng(4)
+    D, F = pick((4, 6), (6, 4), (5, 8))
+    ffn = impl.FeedForward(D, F)
+    rng = seeded(4)
     randomize_params(ffn, FEED_FORWARD, rng)
-    x = rng.standard_normal((2, 3, 4))
+    x = rng.standard_normal((2, 3, D))
     W1, b1, W2, b2 = (np.array(ffn.linear1.W), np.array(ffn.linear1.b), np.array(ffn.linear2.W),
                       np.array(ffn.linear2.b))
     out = call(ffn.forward, x, what="FeedForward.forward", see=SEE_FFN)
-    assert_shape(out, (2, 3, 4), "FeedForward(4, 6).forward(x of shape (2, 3, 4))", SEE_FFN)
+    assert_shape(out, (2, 3, D), f"FeedForward({D}, {F}).forward(x of shape (2, 3, {D}))", SEE_FFN)
     assert_close(out, np.maximum(x @ W1 + b1, 0.0) @ W2 + b2, "FeedForward.forward: linear2(relu(linear1(x)))",
                  SEE_FFN)
 
 
 def test_feedforward_gradients(impl):
-    ffn = impl.FeedForward(4, 6)
-    rng = np.random.default_rng(5)
+    D, F = pick((4, 6), (6, 4), (5, 8))
+    ffn = impl.FeedForward(D, F)
+    rng = seeded(5)
     randomize_params(ffn, FEED_FORWARD, rng)
-    assert_gradients("FeedForward(4, 6)", SEE_FFN, forward=ffn.forward, backward=ffn.backward,
-                     inputs=[("x", rng.standard_normal((2, 3, 4)))],
+    assert_gradients(f"FeedForward({D}, {F})", SEE_FFN, forward=ffn.forward, backward=ffn.backward,
+                     inputs=[("x", rng.standard_normal((2, 3, D)))],
                      params=FEED_FORWARD, owner=ffn, zero_grad=ffn.zero_grad)
 
 

@@ -13,8 +13,11 @@ from tests.helpers import (
     assert_raises,
     assert_shape,
     call,
-    copy_params,
-    randomize_params,
+    draw_params,
+    pick,
+    seeded,
+    set_params,
+    shapes,
 )
 
 pytestmark = pytest.mark.lesson04
@@ -26,14 +29,11 @@ D, H, F = 8, 2, 12  # embed_dim, num_heads, ffn_dim: small, so gradient checks s
 POST_LN = "h = norm1(x + attention(x, mask)); out = norm2(h + feed_forward(h))"
 
 
-def make_pair(impl, ref, seed):
-    """A block under test and a reference block holding the same random parameters."""
-    rng = np.random.default_rng(seed)
-    reference = ref.TransformerBlock(D, H, F)
-    randomize_params(reference, BLOCK, rng)
+def block_with(impl, params, D=D, H=H, F=F):
+    """A block under test holding the test's own parameters (drawn by draw_params)."""
     block = impl.TransformerBlock(D, H, F)
-    copy_params(reference, block, BLOCK)
-    return block, reference, rng
+    set_params(block, params)
+    return block
 
 
 def padding_mask(B, T):
@@ -42,10 +42,38 @@ def padding_mask(B, T):
     return np.arange(T)[None, :] < lengths[:, None]
 
 
-def post_ln(reference, x, mask):
-    """The Post-LN composition, computed with the reference block's sublayers."""
-    h = reference.norm1.forward(x + reference.attention.forward(x, mask))
-    return reference.norm2.forward(h + reference.feed_forward.forward(h))
+def post_ln(D, H, F, params, x, mask):
+    """compute for expect(): the Post-LN composition, computed with the sublayers of a reference block holding
+    params."""
+    def compute(ref):
+        reference = ref.TransformerBlock(D, H, F)
+        set_params(reference, params)
+        h = reference.norm1.forward(x + reference.attention.forward(x.copy(), mask))
+        return reference.norm2.forward(h + reference.feed_forward.forward(h))
+    return compute
+
+
+def through_the_skips(D, H, F, params, x, g):
+    """compute for expect(): norm2(norm1(x)) and the gradient back through both norms, with the reference's
+    LayerNorms holding params' norm1 and norm2."""
+    def compute(ref):
+        reference = ref.TransformerBlock(D, H, F)
+        set_params(reference, params)
+        out = reference.norm2.forward(reference.norm1.forward(x.copy()))
+        return {"out": out, "dx": reference.norm1.backward(reference.norm2.backward(g.copy()))}
+    return compute
+
+
+def reference_backward(D, H, F, params, x, mask, g):
+    """compute for expect(): the reference block's dx and every parameter gradient after one forward and backward."""
+    def compute(ref):
+        reference = ref.TransformerBlock(D, H, F)
+        set_params(reference, params)
+        reference.zero_grad()
+        reference.forward(x.copy(), mask)
+        dx = reference.backward(g.copy())
+        return {"dx": dx, "grads": {path: get_path(reference, grad_path(path)) for path in BLOCK}}
+    return compute
 
 
 # ---------------------------------------------------------------- shapes and attributes
@@ -91,11 +119,14 @@ def test_block_has_the_contract_sublayers(impl):
 # ---------------------------------------------------------------- forward
 
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
-def test_block_is_post_ln(impl, ref, masked):
-    block, reference, rng = make_pair(impl, ref, seed=11)
-    x = rng.standard_normal((3, 4, D)) * 1.5
-    mask = padding_mask(3, 4) if masked else None
-    expected = post_ln(reference, x.copy(), mask)
+def test_block_is_post_ln(impl, expect, masked):
+    B, T, D, H, F = pick((3, 4, 8, 2, 12), (2, 5, 6, 3, 10), (4, 3, 12, 4, 8))
+    rng = seeded(11)
+    params = draw_params(shapes("TransformerBlock", D, F), rng)
+    x = rng.standard_normal((B, T, D)) * 1.5
+    mask = padding_mask(B, T) if masked else None
+    expected = expect(post_ln(D, H, F, params, x, mask))
+    block = block_with(impl, params, D, H, F)
     out = call(block.forward, x, mask, what="TransformerBlock.forward", see=SEE_BLOCK)
     assert_close(out, expected, f"TransformerBlock.forward(x, {'mask' if masked else 'None'}) with random "
                  f"parameters: Post-LN, {POST_LN}", SEE_BLOCK)
@@ -118,8 +149,9 @@ def test_block_output_rows_are_normalised(impl, shape):
                      SEE_BLOCK, rtol=1e-3)
 
 
-def test_block_mask_hides_padded_positions(impl, ref):
-    block, _, rng = make_pair(impl, ref, seed=12)
+def test_block_mask_hides_padded_positions(impl):
+    rng = seeded(12)
+    block = block_with(impl, draw_params(shapes("TransformerBlock", D, F), rng))
     mask = np.array([[True, True, True, True], [True, True, False, False]])
     x = rng.standard_normal((2, 4, D))
     changed = x.copy()
@@ -137,8 +169,8 @@ def test_block_mask_hides_padded_positions(impl, ref):
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 def test_block_gradients(impl, masked):
     block = impl.TransformerBlock(D, H, F)
-    rng = np.random.default_rng(13)
-    randomize_params(block, BLOCK, rng)
+    rng = seeded(13)
+    set_params(block, draw_params(shapes("TransformerBlock", D, F), rng))
     mask = padding_mask(2, 4) if masked else None
     assert_gradients(f"TransformerBlock({D}, {H}, {F}) {'with' if masked else 'without'} a mask", SEE_BACK,
                      forward=lambda x: block.forward(x, mask), backward=block.backward,
@@ -146,17 +178,18 @@ def test_block_gradients(impl, masked):
                      params=BLOCK, owner=block, zero_grad=block.zero_grad)
 
 
-def test_block_backward_through_the_skip_paths(impl, ref):
+def test_block_backward_through_the_skip_paths(impl, expect):
     # with W_o = 0 and linear2 = 0 both sublayers output 0: out = norm2(norm1(x)), and the whole gradient
     # flows through the two skip connections
-    block, reference, rng = make_pair(impl, ref, seed=14)
-    for owner in (block, reference):
-        owner.attention.W_o = np.zeros((D, D))
-        owner.feed_forward.linear2.W = np.zeros((F, D))
-        owner.feed_forward.linear2.b = np.zeros(D)
-    x, g = rng.standard_normal((2, 3, D)), rng.standard_normal((2, 3, D))
-    expected_out = reference.norm2.forward(reference.norm1.forward(x))
-    expected_dx = reference.norm1.backward(reference.norm2.backward(g))
+    B, T, D, H, F = pick((2, 3, 8, 2, 12), (3, 2, 6, 3, 10), (1, 5, 12, 4, 8))
+    rng = seeded(14)
+    params = draw_params(shapes("TransformerBlock", D, F), rng)
+    params.update({"attention.W_o": np.zeros((D, D)), "feed_forward.linear2.W": np.zeros((F, D)),
+                   "feed_forward.linear2.b": np.zeros(D)})
+    x, g = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, D))
+    expected = expect(through_the_skips(D, H, F, params, x, g))
+    expected_out, expected_dx = expected["out"], expected["dx"]
+    block = block_with(impl, params, D, H, F)
     block.zero_grad()
     with check:
         assert_close(call(block.forward, x, what="TransformerBlock.forward", see=SEE_BLOCK),
@@ -169,13 +202,15 @@ def test_block_backward_through_the_skip_paths(impl, ref):
                      "dx = d_sum1 + attention.backward(d_sum1))", SEE_BACK)
 
 
-def test_block_backward_matches_reference_and_accumulates(impl, ref):
-    block, reference, rng = make_pair(impl, ref, seed=15)
-    mask = padding_mask(2, 4)
-    x, g = rng.standard_normal((2, 4, D)), rng.standard_normal((2, 4, D))
-    reference.zero_grad()
-    reference.forward(x, mask)
-    expected_dx = reference.backward(g)
+def test_block_backward_matches_reference_and_accumulates(impl, expect):
+    B, T, D, H, F = pick((2, 4, 8, 2, 12), (3, 3, 6, 3, 10), (2, 5, 12, 4, 8))
+    rng = seeded(15)
+    params = draw_params(shapes("TransformerBlock", D, F), rng)
+    mask = padding_mask(B, T)
+    x, g = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, D))
+    expected = expect(reference_backward(D, H, F, params, x, mask, g))
+    expected_dx = expected["dx"]
+    block = block_with(impl, params, D, H, F)
     block.zero_grad()
     call(block.forward, x, mask, what="TransformerBlock.forward", see=SEE_BLOCK)
     assert_close(call(block.backward, g, what="TransformerBlock.backward", see=SEE_BACK),
@@ -184,7 +219,7 @@ def test_block_backward_matches_reference_and_accumulates(impl, ref):
     once = {path: np.array(get_path(block, grad_path(path))) for path in BLOCK}
     for path in BLOCK:
         with check:
-            assert_close(once[path], get_path(reference, grad_path(path)),
+            assert_close(once[path], expected["grads"][path],
                          f"TransformerBlock.{grad_path(path)} after one backward pass", SEE_BACK)
     call(block.forward, x, mask, what="TransformerBlock.forward", see=SEE_BLOCK)
     call(block.backward, g, what="TransformerBlock.backward", see=SEE_BACK)

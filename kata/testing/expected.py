@@ -24,6 +24,7 @@ mix SEED into k, and pick their sizes with pick(), which chooses among the sizes
 
 import io
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -65,12 +66,12 @@ def seeded(k):
 
 
 def pick(public, *others):
-    """The sizes a test uses: public for the public tests, under a variant one of public and others, chosen by
-    SEED (every choice must be within the contract)."""
+    """The sizes a test uses: public for the public tests; under a variant one of others (every one must be within
+    the contract), chosen by SEED and by the choices themselves, so that tests listing other sizes choose apart."""
     if _RUN["variant"] is None or not others:
         return public
-    choices = (public, *others)
-    return choices[int(np.random.SeedSequence([_RUN["variant"], len(choices)]).generate_state(1)[0]) % len(choices)]
+    which = zlib.crc32(repr((public, others)).encode("utf-8"))
+    return others[int(np.random.SeedSequence([_RUN["variant"], which]).generate_state(1)[0]) % len(others)]
 
 
 # ---------------------------------------------------------------- plain data
