@@ -152,6 +152,9 @@ def release(out, hint_levels=None, say=print, recorded_from=None):
             say(f"warning: {len(hits)} lines of the reference's solution regions are in the edition:")
             for hit in hits:
                 say(f"  {hit}")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(work, 0o777 & ~umask)  # (mkdtemp made it private to its owner)
         if out.is_dir():
             out.rmdir()  # (empty: checked above; a file put there since makes this fail, and nothing is lost)
         os.replace(work, out)
@@ -195,9 +198,10 @@ def record(folder, say=print):
     """The reference's expected values of every lesson test, recorded into folder; ReleaseError with the failures
     when a test does not pass on the reference (an edition whose tests the reference fails is not released)."""
     say("recording the reference's expected values (every lesson test, on solutions/)...")
-    command = [sys.executable, "-m", "pytest", "-p", "no:kata", "-p", "kata.testing.plugin", "--impl", "solutions", "--expected",
-               "record", "--recorded-dir", str(folder), "-q", "-rfE", "--tb=line", "-p", "no:cacheprovider",
-               *map(str, lesson_test_files())]
+    # (-p no:kata: the plugin is loaded by name, not also as the installed entry point, which may be missing)
+    command = [sys.executable, "-m", "pytest", "-p", "no:kata", "-p", "kata.testing.plugin", "--impl", "solutions",
+               "--expected", "record", "--recorded-dir", str(folder), "-q", "-rfE", "--tb=line",
+               "-p", "no:cacheprovider", *map(str, lesson_test_files())]
     try:
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=RECORD_SECONDS,
                               env=dict(os.environ, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1"))
