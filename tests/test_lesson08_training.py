@@ -6,7 +6,7 @@ from pytest_check import check
 
 from kata.course.contract import get_path
 from kata.course.manifest import reread
-from tests.helpers import assert_close, call, copy_params, randomize_params, transformer_params
+from tests.helpers import assert_close, call, draw_params, pick, seed, seeded, set_params, shapes, transformer_params
 from tests.positions import assert_float64_positions
 
 pytestmark = pytest.mark.lesson08
@@ -17,7 +17,7 @@ SEE_STEP = reread("08", "One training step")
 SEE_EVAL = reread("08", "Evaluation")
 
 CFG = dict(vocab_size=20, embed_dim=8, num_heads=2, num_layers=2, ffn_dim=12)
-PATHS = transformer_params(2)
+V = CFG["vocab_size"]  # the task's vocabulary: 20 tokens whatever the model's other sizes
 
 
 def pairs_of(*values):
@@ -191,42 +191,62 @@ def test_adam_callable_and_zero_grad(impl):
 
 
 # ---------------------------------------------------------------- train_step
+#
+# The models compared with the reference hold parameters the test draws (draw_params), and every batch comes from
+# the reference's lesson 00 code through expect(): in the students' edition it is read back from tests/recorded/,
+# with what the reference's train_step and evaluate gave on it. The implementation's own data pipeline plays no part.
 
-def batch(ref, n, seed, num_args=(2, 3)):
-    return ref.create_batch(ref.generate_tokenized_dataset(n, num_args=num_args, seed=seed))
+def config():
+    """The model's sizes: CFG for the public tests, under a variant other sizes within the contract."""
+    return pick(CFG, dict(vocab_size=V, embed_dim=12, num_heads=3, num_layers=1, ffn_dim=16),
+                dict(vocab_size=V, embed_dim=6, num_heads=1, num_layers=3, ffn_dim=10))
 
 
-def batch_with_hits(ref, reference, n, seed, hits):
+def drawn(cfg, k):
+    """{path: values} for every parameter of a Transformer of sizes cfg, drawn from seeded(k)."""
+    return draw_params(shapes("Transformer", cfg["embed_dim"], cfg["ffn_dim"], cfg["vocab_size"], cfg["num_layers"]),
+                       seeded(k))
+
+
+def model_with(make, cfg, params):
+    """make(**cfg) (a Transformer class: the implementation's, or inside compute the reference's) given params."""
+    model = make(**cfg)
+    set_params(model, params)
+    return model
+
+
+def params_of(model, cfg):
+    """{path: copy} of every parameter of a reference model (what compute returns)."""
+    return {path: np.array(get_path(model, path)) for path in transformer_params(cfg["num_layers"])}
+
+
+def batch(ref, n, data_seed, num_args=(2, 3)):
+    """(tokens, targets, mask) of n examples of the reference's data set (inside compute only)."""
+    return ref.create_batch(ref.generate_tokenized_dataset(n, num_args=num_args, seed=data_seed))
+
+
+def batch_with_hits(ref, reference, n, data_seed, hits):
     """A batch whose targets make exactly `hits` of the reference model's predictions right (the first ones)."""
-    tokens, targets, mask = batch(ref, n, seed)
+    tokens, targets, mask = batch(ref, n, data_seed)
     predictions = reference.forward(tokens, mask).argmax(axis=1)
-    targets = np.where(targets == predictions, (predictions + 1) % 20, targets)
-    targets[:hits] = predictions[:hits]
-    return tokens, targets, mask
+    chosen = np.where(targets == predictions, (predictions + 1) % V, targets)
+    chosen[:hits] = predictions[:hits]
+    return tokens, chosen, mask
 
 
-def make_pair(impl, ref, seed, scale=0.5):
-    """A model under test and a reference model holding the same random parameters."""
-    reference = ref.Transformer(**CFG)
-    randomize_params(reference, PATHS, np.random.default_rng(seed), scale=scale)
-    model = impl.Transformer(**CFG)
-    copy_params(reference, model, PATHS)
-    return model, reference
-
-
-def compare_models(model, reference, what, see):
-    """One failure for the first parameter that differs from the reference's, naming the others that differ."""
+def compare_models(model, expected, cfg, what, see):
+    """One failure for the first parameter that differs from the reference's (expected: {path: array}), naming the
+    others that differ."""
     def differs(path):
-        got, expected = get_path(model, path), get_path(reference, path)
-        return not (isinstance(got, np.ndarray) and got.shape == expected.shape
-                    and np.allclose(got, expected, rtol=1e-7, atol=1e-10))
+        got = get_path(model, path)
+        return not (isinstance(got, np.ndarray) and got.shape == expected[path].shape
+                    and np.allclose(got, expected[path], rtol=1e-7, atol=1e-10))
 
-    wrong = [path for path in PATHS if differs(path)]
+    wrong = [path for path in transformer_params(cfg["num_layers"]) if differs(path)]
     if wrong:
         others = f" (and {len(wrong) - 1} more parameters: {', '.join(wrong[1:4])}, ...)" if len(wrong) > 1 else ""
         with check:
-            assert_close(get_path(model, wrong[0]), get_path(reference, wrong[0]),
-                         f"{what}: Transformer.{wrong[0]}{others}", see)
+            assert_close(get_path(model, wrong[0]), expected[wrong[0]], f"{what}: Transformer.{wrong[0]}{others}", see)
 
 
 def check_result(result, expected, what, see):
@@ -239,63 +259,96 @@ def check_result(result, expected, what, see):
         assert_close(accuracy, expected[1], f"{what}: the accuracy (a fraction in [0, 1])", see)
 
 
-def test_train_step_matches_the_reference(impl, ref):
-    model, reference = make_pair(impl, ref, seed=1)
-    tokens, targets, mask = batch_with_hits(ref, reference, 8, seed=1, hits=3)
-    assert_float64_positions(model.positional_encoding, tokens.shape[1], CFG["embed_dim"],
+def test_train_step_matches_the_reference(impl, expect):
+    cfg, data_seed = config(), seed(1)
+    params = drawn(cfg, 1)
+
+    def compute(ref):
+        reference = model_with(ref.Transformer, cfg, params)
+        tokens, targets, mask = batch_with_hits(ref, reference, 8, data_seed, hits=3)
+        result = ref.train_step(reference, tokens, targets, ref.CrossEntropyLoss(),
+                                ref.SGD(reference.get_parameters(), learning_rate=0.1), mask)
+        return {"batch": (tokens, targets, mask), "result": result, "params": params_of(reference, cfg)}
+
+    expected = expect(compute)
+    tokens, targets, mask = expected["batch"]
+    model = model_with(impl.Transformer, cfg, params)
+    assert_float64_positions(model.positional_encoding, tokens.shape[1], cfg["embed_dim"],
                              "Transformer.positional_encoding, which this test uses")
     optimizer = impl.SGD(model.get_parameters(), learning_rate=0.1)
-    expected = ref.train_step(reference, tokens, targets, ref.CrossEntropyLoss(),
-                              ref.SGD(reference.get_parameters(), learning_rate=0.1), mask)
     result = call(impl.train_step, model, tokens, targets, impl.CrossEntropyLoss(), optimizer, mask,
                   what="train_step", see=SEE_STEP)
-    check_result(result, expected, "train_step(model, tokens, targets, loss_fn, SGD(lr=0.1), mask) on 8 examples, "
-                 "3 of them predicted right before the step (accuracy 3/8)", SEE_STEP)
+    check_result(result, expected["result"], "train_step(model, tokens, targets, loss_fn, SGD(lr=0.1), mask) on 8 "
+                 "examples, 3 of them predicted right before the step (accuracy 3/8)", SEE_STEP)
     with check:
         assert isinstance(result[0], float) and isinstance(result[1], float) and 0.0 <= result[1] <= 1.0, (
             f"train_step must return (loss: float, accuracy: float in [0, 1]), got {result!r}; {SEE_STEP}")
-    compare_models(model, reference, "after one train_step with SGD(learning_rate=0.1) (zero_grad, forward, loss, "
-                   "backward, then optimizer.step())", SEE_STEP)
+    compare_models(model, expected["params"], cfg, "after one train_step with SGD(learning_rate=0.1) (zero_grad, "
+                   "forward, loss, backward, then optimizer.step())", SEE_STEP)
 
 
-def test_train_step_zeroes_stale_gradients(impl, ref):
-    model, reference = make_pair(impl, ref, seed=2)
-    tokens, targets, mask = batch_with_hits(ref, reference, 6, seed=2, hits=2)
-    assert_float64_positions(model.positional_encoding, tokens.shape[1], CFG["embed_dim"],
+def test_train_step_zeroes_stale_gradients(impl, expect):
+    cfg, data_seed, other_seed = config(), seed(2), seed(3)
+    params = drawn(cfg, 2)
+    stale = seeded(4).standard_normal((6, V))  # an upstream gradient from elsewhere
+
+    def compute(ref):
+        reference = model_with(ref.Transformer, cfg, params)
+        tokens, targets, mask = batch_with_hits(ref, reference, 6, data_seed, hits=2)
+        other, _, _ = batch(ref, 6, other_seed)
+        reference.forward(other)
+        reference.backward(stale.copy())  # gradients left over from elsewhere
+        optimizer, loss_fn = ref.SGD(reference.get_parameters(), learning_rate=0.1), ref.CrossEntropyLoss()
+        steps = []
+        for _ in (1, 2):
+            result = ref.train_step(reference, tokens, targets, loss_fn, optimizer, mask)
+            steps.append({"result": result, "params": params_of(reference, cfg)})
+        return {"batch": (tokens, targets, mask), "other": other, "steps": steps}
+
+    expected = expect(compute)
+    tokens, targets, mask = expected["batch"]
+    model = model_with(impl.Transformer, cfg, params)
+    assert_float64_positions(model.positional_encoding, tokens.shape[1], cfg["embed_dim"],
                              "Transformer.positional_encoding, which this test uses")
-    other, _, _ = batch(ref, 6, seed=3)
-    for m, rng in ((model, np.random.default_rng(4)), (reference, np.random.default_rng(4))):
-        m.forward(other)
-        m.backward(rng.standard_normal((6, 20)))  # gradients left over from elsewhere
+    model.forward(expected["other"])
+    model.backward(stale.copy())
     optimizer = impl.SGD(model.get_parameters(), learning_rate=0.1)
-    ref_optimizer = ref.SGD(reference.get_parameters(), learning_rate=0.1)
-    loss_fn, ref_loss_fn = impl.CrossEntropyLoss(), ref.CrossEntropyLoss()
-    for step in (1, 2):
-        expected = ref.train_step(reference, tokens, targets, ref_loss_fn, ref_optimizer, mask)
+    loss_fn = impl.CrossEntropyLoss()
+    for step, after in enumerate(expected["steps"], start=1):
         result = call(impl.train_step, model, tokens, targets, loss_fn, optimizer, mask,
                       what="train_step", see=SEE_STEP)
-        check_result(result, expected, f"train_step number {step} on the same batch", SEE_STEP)
-        compare_models(model, reference, f"after train_step number {step}, started with stale gradients in the "
-                       f"model (train_step must zero the gradients before its backward pass)", SEE_STEP)
+        check_result(result, after["result"], f"train_step number {step} on the same batch", SEE_STEP)
+        compare_models(model, after["params"], cfg, f"after train_step number {step}, started with stale gradients "
+                       f"in the model (train_step must zero the gradients before its backward pass)", SEE_STEP)
 
 
-def test_train_step_passes_the_mask(impl, ref):
-    model, reference = make_pair(impl, ref, seed=5)
-    tokens, targets, mask = batch(ref, 4, seed=5)
-    mask = mask.copy()
-    mask[:, 2] = False  # hide a real token of every example: only a model that receives the mask notices
-    targets[:2] = reference.forward(tokens, mask)[:2].argmax(axis=1)
-    expected = ref.train_step(reference, tokens, targets, ref.CrossEntropyLoss(),
-                              ref.SGD(reference.get_parameters(), learning_rate=0.1), mask)
+def test_train_step_passes_the_mask(impl, expect):
+    cfg, data_seed = config(), seed(5)
+    params = drawn(cfg, 5)
+
+    def compute(ref):
+        reference = model_with(ref.Transformer, cfg, params)
+        tokens, targets, mask = batch(ref, 4, data_seed)
+        mask[:, 2] = False  # hide a real token of every example: only a model that receives the mask notices
+        targets[:2] = reference.forward(tokens, mask)[:2].argmax(axis=1)
+        result = ref.train_step(reference, tokens, targets, ref.CrossEntropyLoss(),
+                                ref.SGD(reference.get_parameters(), learning_rate=0.1), mask)
+        return {"batch": (tokens, targets, mask), "result": result, "params": params_of(reference, cfg)}
+
+    expected = expect(compute)
+    tokens, targets, mask = expected["batch"]
+    model = model_with(impl.Transformer, cfg, params)
     result = call(impl.train_step, model, tokens, targets, impl.CrossEntropyLoss(),
                   impl.SGD(model.get_parameters(), learning_rate=0.1), mask, what="train_step", see=SEE_STEP)
-    check_result(result, expected, "train_step(..., mask) with a mask that hides the third token of every example "
-                 "(forward must receive the mask)", SEE_STEP)
-    compare_models(model, reference, "after train_step with a mask hiding the third token", SEE_STEP)
+    check_result(result, expected["result"], "train_step(..., mask) with a mask that hides the third token of every "
+                 "example (forward must receive the mask)", SEE_STEP)
+    compare_models(model, expected["params"], cfg, "after train_step with a mask hiding the third token",
+                   SEE_STEP)
 
 
-def test_train_step_loss_falls_on_a_fixed_batch(impl, ref):
-    tokens, targets, mask = batch(ref, 8, seed=1)
+def test_train_step_loss_falls_on_a_fixed_batch(impl, expect):
+    data_seed = seed(1)
+    tokens, targets, mask = expect(lambda ref: batch(ref, 8, data_seed))
     model = impl.Transformer(**CFG)
     optimizer = impl.Adam(model.get_parameters(), learning_rate=0.01)
     loss_fn = impl.CrossEntropyLoss()
@@ -317,41 +370,54 @@ def test_train_step_loss_falls_on_a_fixed_batch(impl, ref):
 
 # ---------------------------------------------------------------- evaluate
 
-def eval_data(ref, reference):
-    """5 examples of different lengths; targets chosen so that exactly 3 of the reference's predictions are right."""
-    tokens, _, _ = batch(ref, 5, seed=6, num_args=(2, 4))
-    predictions = reference.forward(tokens).argmax(axis=1)
-    targets = predictions.copy()
-    targets[[1, 3]] = (predictions[[1, 3]] + 1) % 20
-    logits = reference.forward(tokens)
-    expected_loss = ref.CrossEntropyLoss().forward(logits, targets)  # the mean over all 5 examples at once
-    return tokens, targets, (expected_loss, 0.6)
+def eval_data(cfg, params):
+    """compute for expect(): 5 examples of different lengths, targets chosen so that exactly 3 of the reference's
+    predictions are right, and the reference's loss on them: {"tokens", "targets", "loss"}."""
+    data_seed = seed(6)
+
+    def compute(ref):
+        reference = model_with(ref.Transformer, cfg, params)
+        tokens, _, _ = batch(ref, 5, data_seed, num_args=(2, 4))
+        logits = reference.forward(tokens)
+        predictions = logits.argmax(axis=1)
+        targets = predictions.copy()
+        targets[[1, 3]] = (predictions[[1, 3]] + 1) % V
+        loss = ref.CrossEntropyLoss().forward(logits, targets)  # the mean over all 5 examples at once
+        return {"tokens": tokens, "targets": targets, "loss": loss}
+
+    return compute
 
 
 @pytest.mark.parametrize("batch_size", [2, 3, 256])
-def test_evaluate_loss_is_the_mean_over_all_examples(impl, ref, batch_size):
-    model, reference = make_pair(impl, ref, seed=6)
-    tokens, targets, expected = eval_data(ref, reference)
-    result = call(impl.evaluate, model, tokens, targets, impl.CrossEntropyLoss(), batch_size=batch_size,
-                  what="evaluate", see=SEE_EVAL)
-    check_result(result, expected, f"evaluate(model, 5 examples, batch_size={batch_size}) with 3 of 5 predictions "
-                 f"right (the loss is the mean over the 5 examples, not the mean of the batch means; the accuracy "
-                 f"is 3/5)", SEE_EVAL)
+def test_evaluate_loss_is_the_mean_over_all_examples(impl, expect, batch_size):
+    cfg = config()
+    params = drawn(cfg, 6)
+    expected = expect(eval_data(cfg, params))
+    model = model_with(impl.Transformer, cfg, params)
+    result = call(impl.evaluate, model, expected["tokens"], expected["targets"], impl.CrossEntropyLoss(),
+                  batch_size=batch_size, what="evaluate", see=SEE_EVAL)
+    check_result(result, (expected["loss"], 0.6), f"evaluate(model, 5 examples, batch_size={batch_size}) with 3 of 5 "
+                 f"predictions right (the loss is the mean over the 5 examples, not the mean of the batch means; the "
+                 f"accuracy is 3/5)", SEE_EVAL)
 
 
-def test_evaluate_does_not_change_parameters(impl, ref):
-    model, reference = make_pair(impl, ref, seed=7)
-    tokens, targets, expected = eval_data(ref, reference)
-    before = {path: np.array(get_path(model, path)) for path in PATHS}
+def test_evaluate_does_not_change_parameters(impl, expect):
+    cfg = config()
+    params = drawn(cfg, 7)
+    expected = expect(eval_data(cfg, params))
+    tokens, targets = expected["tokens"], expected["targets"]
+    model = model_with(impl.Transformer, cfg, params)
+    paths = transformer_params(cfg["num_layers"])
+    before = {path: np.array(get_path(model, path)) for path in paths}
     result = call(impl.evaluate, model, tokens, targets, impl.CrossEntropyLoss(), batch_size=2,
                   what="evaluate", see=SEE_EVAL)
-    check_result(result, expected, "evaluate(model, 5 examples, batch_size=2)", SEE_EVAL)
-    for path in PATHS:
+    check_result(result, (expected["loss"], 0.6), "evaluate(model, 5 examples, batch_size=2)", SEE_EVAL)
+    for path in paths:
         with check:
             assert np.array_equal(get_path(model, path), before[path]), (
                 f"evaluate changed Transformer.{path}: evaluation runs forward only (no backward, no optimizer "
                 f"step); {SEE_EVAL}")
     again = call(impl.evaluate, model, tokens, targets, impl.CrossEntropyLoss(), batch_size=2,
                  what="evaluate", see=SEE_EVAL)
-    check_result(again, expected, "evaluate called a second time on the same data (must give the same result)",
-                 SEE_EVAL)
+    check_result(again, (expected["loss"], 0.6), "evaluate called a second time on the same data (must give the same "
+                 "result)", SEE_EVAL)

@@ -7,7 +7,7 @@ import pytest
 from pytest_check import check
 
 from kata.course.manifest import reread
-from tests.helpers import assert_close, call, copy_params, randomize_params, transformer_params
+from tests.helpers import assert_close, call, draw_params, get_path, pick, seed, seeded, set_params, shapes
 
 pytestmark = pytest.mark.lesson09
 
@@ -79,20 +79,35 @@ def test_per_operation_accuracy_of_another_constant_model(impl):
                      "per_operation_accuracy(a model that always answers 0, 8 examples: only Last ( 7 7 ) is wrong)")
 
 
-def test_per_operation_accuracy_matches_the_reference(impl, ref):
-    data = ref.generate_tokenized_dataset(80, num_args=(2, 4), seed=2)
-    reference = ref.Transformer(**CFG)
-    optimizer, loss_fn = ref.Adam(reference.get_parameters(), learning_rate=0.03), ref.CrossEntropyLoss()
-    tokens, targets, mask = ref.create_batch(data)
-    for _ in range(30):  # partly trained: its accuracies differ from one operation to another
-        ref.train_step(reference, tokens, targets, loss_fn, optimizer, mask)
-    paths = transformer_params(2)
-    model = impl.Transformer(**CFG)
-    copy_params(reference, model, paths)
-    expected = ref.per_operation_accuracy(reference, data)
+def trained_reference(cfg, params, data_seed):
+    """compute for expect(): a reference Transformer of sizes cfg, from params, after 30 Adam steps on 80 examples of
+    2 to 4 arguments (partly trained: its accuracies differ from one operation to another); the examples, its
+    parameters and its per_operation_accuracy on them."""
+    def compute(ref):
+        data = ref.generate_tokenized_dataset(80, num_args=(2, 4), seed=data_seed)
+        reference = ref.Transformer(**cfg)
+        set_params(reference, params)
+        optimizer, loss_fn = ref.Adam(reference.get_parameters(), learning_rate=0.03), ref.CrossEntropyLoss()
+        tokens, targets, mask = ref.create_batch(data)
+        for _ in range(30):
+            ref.train_step(reference, tokens, targets, loss_fn, optimizer, mask)
+        return {"data": data, "params": {path: get_path(reference, path) for path in params},
+                "accuracy": ref.per_operation_accuracy(reference, data)}
+    return compute
+
+
+def test_per_operation_accuracy_matches_the_reference(impl, expect):
+    cfg = pick(CFG, dict(vocab_size=20, embed_dim=12, num_heads=3, num_layers=1, ffn_dim=16),
+               dict(vocab_size=20, embed_dim=6, num_heads=1, num_layers=3, ffn_dim=10))
+    D, F, L = cfg["embed_dim"], cfg["ffn_dim"], cfg["num_layers"]
+    params = draw_params(shapes("Transformer", D, F, 20, L), seeded(2), scale=0.2)
+    expected = expect(trained_reference(cfg, params, seed(2)))
+    model = impl.Transformer(**cfg)
+    set_params(model, expected["params"])
+    data = expected["data"]
     result = call(impl.per_operation_accuracy, model, data, what="per_operation_accuracy", see=SEE_OPS)
-    check_accuracies(result, expected, "per_operation_accuracy(a partly trained model, 80 examples of 2 to 4 "
-                     "arguments)")
+    check_accuracies(result, expected["accuracy"], f"per_operation_accuracy(a partly trained model, "
+                     f"{len(data)} examples of 2 to 4 arguments)")
 
 
 # ---------------------------------------------------------------- attention_entropy
@@ -130,7 +145,7 @@ def test_attention_entropy_by_hand(impl):
 
 @pytest.mark.parametrize("shape", [(4,), (3, 1), (2, 5), (2, 3, 4, 4), (1, 2, 1, 1)])
 def test_attention_entropy_shapes(impl, shape):
-    rng = np.random.default_rng(3)
+    rng = seeded(3)
     weights = rng.random(shape) + 0.1
     weights /= weights.sum(axis=-1, keepdims=True)
     result = call(impl.attention_entropy, weights, what="attention_entropy", see=SEE_ENTROPY)
@@ -143,17 +158,24 @@ def test_attention_entropy_shapes(impl, shape):
                      f"attention_entropy(random rows of shape {shape})", SEE_ENTROPY)
 
 
-def test_attention_entropy_of_masked_attention(impl, ref):
-    attention = ref.MultiHeadAttention(8, 2)
-    randomize_params(attention, ["W_q", "W_k", "W_v", "W_o"], np.random.default_rng(4))
+def test_attention_entropy_of_masked_attention(impl, expect):
+    D, H = pick((8, 2), (12, 3), (6, 1))
+    params = draw_params(shapes("MultiHeadAttention", D), seeded(4))
+    x = seeded(5).standard_normal((2, 5, D))
     mask = np.array([[True, True, True, False, False], [True, True, True, True, True]])
-    attention.forward(np.random.default_rng(5).standard_normal((2, 5, 8)), mask)
-    weights = np.array(attention.last_attention_weights)  # (2, 2, 5, 5), exact zeros on the masked keys
+
+    def compute(ref):
+        attention = ref.MultiHeadAttention(D, H)
+        set_params(attention, params)
+        attention.forward(x, mask)
+        return attention.last_attention_weights
+
+    weights = np.array(expect(compute))  # (2, H, 5, 5), exact zeros on the masked keys
     with np.errstate(all="ignore"):
         result = call(impl.attention_entropy, weights, what="attention_entropy", see=SEE_ENTROPY)
     with check:
-        assert_close(result, entropy_of(weights), "attention_entropy(the (2, 2, 5, 5) weights of a masked attention, "
-                     "with exact zeros)", SEE_ENTROPY)
+        assert_close(result, entropy_of(weights), f"attention_entropy(the {weights.shape} weights of a masked "
+                     f"attention, with exact zeros)", SEE_ENTROPY)
     with check:
         assert np.all(np.asarray(result)[0] <= math.log(3) + 1e-12), (
             f"a row that may attend to 3 keys has entropy at most ln 3 = {math.log(3):.6f}; got "
@@ -201,7 +223,7 @@ def test_clip_grad_norm_leaves_small_gradients_alone(impl):
 
 
 def test_clip_grad_norm_of_many_arrays(impl):
-    rng = np.random.default_rng(6)
+    rng = seeded(6)
     grads = [rng.standard_normal(shape) for shape in [(20, 8), (8,), (8, 8), (3, 4, 5), (1,)]]
     pairs = grad_pairs(*grads)
     total = math.sqrt(sum(float((g * g).sum()) for g in grads))
