@@ -61,7 +61,14 @@ def test_the_edition_holds_what_students_need_and_nothing_else(edition):
         assert (edition / name).exists(), f"{name} is not in the students' edition"
     readme = (edition / "README.md").read_text(encoding="utf-8")
     assert "## For instructors" not in readme and "## The instructor's loop" not in readme
-    assert "<!-- edition" not in readme and "--impl solutions" not in readme
+    assert "--impl solutions" not in readme
+    for path in [edition / "README.md", edition / "CONTRACT.md", *(edition / "lessons").glob("*.md"),
+                 *(edition / "notebooks").glob("*.ipynb")]:
+        text = path.read_text(encoding="utf-8")
+        assert "<!-- edition" not in text, f"{path.name} keeps an edition marker"
+        # (CONTRACT.md keeps the JSON's "isolated" field, always false in the edition)
+        assert path.name == "CONTRACT.md" or "--isolated" not in text, f"{path.name} names --isolated"
+    assert "grader.py release" not in (edition / "CONTRACT.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("lesson_id", [item.id for item in lessons()])

@@ -234,8 +234,11 @@ def reference_fixture_users():
     found = []
     for path in lesson_test_files():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        users = sorted({node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef,))
-                        and any(arg.arg == REF_FIXTURE for arg in node.args.args)})
+        # what pytest gives fixtures to: the module's tests and fixtures (a compute(ref) given to expect() is not)
+        users = sorted(node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+                       and (node.name.startswith("test") or any("fixture" in ast.unparse(d) for d in
+                                                                node.decorator_list))
+                       and any(arg.arg == REF_FIXTURE for arg in node.args.args))
         if users:
             found.append(f"{shown(path)}: {len(users)} functions take the `ref` fixture, which needs solutions/ "
                          f"(they fail in the edition until they use expect()): {', '.join(users[:4])}"
