@@ -140,3 +140,13 @@ def test_release_never_writes_into_a_folder_that_holds_anything(tmp_path):
     done = run(ROOT, "grader.py", "release", "--out", str(tmp_path), check=False)
     assert done.returncode == 2 and "not an empty folder" in done.stderr, done.stderr
     assert [path.name for path in tmp_path.iterdir()] == ["mine.txt"]
+
+
+def test_edition_text_drops_keeps_and_refuses_unpaired_markers():
+    text = ("a\n<!-- edition: leave out -->\nb\n<!-- edition: end -->\n<!-- edition: only\nc\n-->\n"
+            "| row | x | <!-- edition: leave out this line -->\nd\n")
+    assert release.edition_text(text) == "a\nc\nd\n"
+    for broken in ("<!-- edition: leave out -->\nb\n", "<!-- edition: end -->\n",
+                   "<!-- edition: only\n<!-- edition: leave out -->\n-->\n"):
+        with pytest.raises(ValueError):
+            release.edition_text(broken)
