@@ -135,6 +135,13 @@ def test_hint_levels_leaves_out_the_last_level(edition, tmp_path):
     assert "left out the rest" in said[2] and "no more hints" in said[2], said[2]
 
 
+@pytest.mark.parametrize("levels", ["0", "4", "two"])
+def test_a_bad_number_of_hint_levels_is_refused_before_any_work(tmp_path, levels):
+    done = run(ROOT, "grader.py", "release", "--out", str(tmp_path / "edition"), "--hint-levels", levels,
+               check=False)
+    assert done.returncode == 2 and "--hint-levels" in done.stderr and not (tmp_path / "edition").exists()
+
+
 def test_release_never_writes_into_a_folder_that_holds_anything(tmp_path):
     (tmp_path / "mine.txt").write_text("my work", encoding="utf-8")
     done = run(ROOT, "grader.py", "release", "--out", str(tmp_path), check=False)
