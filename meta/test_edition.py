@@ -50,7 +50,7 @@ def graded(edition, tmp_path_factory):
         shutil.copy2(path, solved / "exercises" / path.name)
     run(solved, "grader.py", "--json", str(out / "reference.json"))
     return {"stubs": json.loads((out / "stubs.json").read_text(encoding="utf-8")), "report": stubs.stdout,
-            "reference": json.loads((out / "reference.json").read_text(encoding="utf-8"))}
+            "reference": json.loads((out / "reference.json").read_text(encoding="utf-8")), "finished": solved}
 
 
 def test_the_edition_holds_what_students_need_and_nothing_else(edition):
@@ -103,13 +103,16 @@ def test_the_leak_scan_finds_a_solution_line(tmp_path):
     assert [(hit.file, hit.line) for hit in leaks.scan(tmp_path)] == [("n.ipynb cell 0", 2), ("notes.md", 2)]
 
 
-def test_the_editions_own_make_test_passes(edition):
-    spec = importlib.util.spec_from_file_location("edition_make", edition / "make.py")
+@pytest.mark.parametrize("copy", ["fresh", "finished"])
+def test_the_editions_own_make_test_passes(edition, graded, copy):
+    """In the edition as released (stubs in exercises/) and in a student's finished copy (the reference there)."""
+    folder = edition if copy == "fresh" else graded["finished"]
+    spec = importlib.util.spec_from_file_location(f"edition_make_{copy}", folder / "make.py")
     make = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make)
     assert make.EDITION
     command = next(entry[4] for entry in make.TARGETS if entry[0] == "test")
-    run(edition, *command)
+    run(folder, *command)
     listed = make.help_text()
     assert all(f"  {name} " not in listed for name in make.NEEDS_REFERENCE), listed
 
