@@ -108,20 +108,20 @@ def test_default_model_has_102036_parameters(impl):
     assert isinstance(model.blocks, list) and len(model.blocks) == 2, (
         f"Transformer().blocks: expected a list of 2 TransformerBlocks (num_layers=2), got "
         f"{type(model.blocks).__name__} of length {len(model.blocks)}; {SEE}")
-    shapes = {"embedding.W": (20, 64), "output.W": (64, 20), "output.b": (20,)}
+    expected_shapes = {"embedding.W": (20, 64), "output.W": (64, 20), "output.b": (20,)}
     block_shapes = {"attention.W_q": (64, 64), "attention.W_k": (64, 64), "attention.W_v": (64, 64),
                     "attention.W_o": (64, 64), "norm1.gamma": (64,), "norm1.beta": (64,),
                     "feed_forward.linear1.W": (64, 256), "feed_forward.linear1.b": (256,),
                     "feed_forward.linear2.W": (256, 64), "feed_forward.linear2.b": (64,),
                     "norm2.gamma": (64,), "norm2.beta": (64,)}
     for i in range(2):
-        shapes.update({f"blocks.{i}.{p}": block_shapes[p] for p in BLOCK})
+        expected_shapes.update({f"blocks.{i}.{p}": block_shapes[p] for p in BLOCK})
     total = 0
     for path in transformer_params(2):
         value = get_path(model, path)
         with check:
-            assert isinstance(value, np.ndarray) and value.shape == shapes[path], (
-                f"Transformer().{path}: expected an array of shape {shapes[path]}, got "
+            assert isinstance(value, np.ndarray) and value.shape == expected_shapes[path], (
+                f"Transformer().{path}: expected an array of shape {expected_shapes[path]}, got "
                 f"{getattr(value, 'shape', type(value).__name__)}; {SEE}")
         total += np.size(value)
     with check:
