@@ -14,7 +14,6 @@ only once complete: a failed release leaves nothing behind.
 """
 
 import argparse
-import ast
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from ..course.exercises import generate
 from ..course.files import check_output, write_atomic
-from ..course.repository import ROOT, SHIPPED_STUBS, shown
+from ..course.repository import ROOT, SHIPPED_STUBS
 from ..student.hints import LEVELS
 from . import leaks
 
@@ -136,8 +135,6 @@ def release(out, hint_levels=None, say=print, recorded_from=None):
     folder to copy rather than recording the reference's values again (the suite's second edition of a session).
     ReleaseError (nothing written) when the reference fails a lesson test; OutputPathError for an unusable out."""
     out = check_output(out, "--out", folder=True, kind="empty").absolute()
-    for warning in reference_fixture_users():
-        say(f"warning: {warning}")
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
@@ -223,25 +220,3 @@ def generate_notebooks(folder):
                           text=True, env=dict(os.environ, PYTHONPATH=str(folder)))
     if done.returncode != 0:
         raise ReleaseError(f"generating the edition's notebooks failed:\n{done.stdout}{done.stderr}")
-
-
-REF_FIXTURE = "ref"
-
-
-def reference_fixture_users():
-    """One line per lesson test file whose tests still take the `ref` fixture (the reference module itself), which
-    the edition cannot give: those tests fail there until they ask expect() instead."""
-    found = []
-    for path in lesson_test_files():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        # what pytest gives fixtures to: the module's tests and fixtures (a compute(ref) given to expect() is not)
-        users = sorted(node.name for node in tree.body if isinstance(node, ast.FunctionDef)
-                       and (node.name.startswith("test") or any("fixture" in ast.unparse(d) for d in
-                                                                node.decorator_list))
-                       and any(arg.arg == REF_FIXTURE for arg in node.args.args))
-        if users:
-            found.append(f"{shown(path)}: {len(users)} functions take the `ref` fixture, which needs solutions/ "
-                         f"(they fail in the edition until they use expect()): {', '.join(users[:4])}"
-                         f"{' ...' if len(users) > 4 else ''}")
-    return found
-
