@@ -69,10 +69,10 @@ def final_hidden(params, tokens, mask):
     """compute for expect(): the last block's output (B, T, D), computed with the reference model's own layers."""
     def compute(ref):
         reference = make_model(ref, params)
-        x = reference.positional_encoding.forward(reference.embedding.forward(tokens))
+        hidden = reference.positional_encoding.forward(reference.embedding.forward(tokens))
         for block in reference.blocks:
-            x = block.forward(x, mask)
-        return x
+            hidden = block.forward(hidden, mask)
+        return hidden
     return compute
 
 
@@ -155,7 +155,7 @@ def scaled_to_800(params, tokens):
                 path = f"blocks.{layer}.{name}"
                 scaled[path] = scaled[path] * factor
                 set_params(block, {name: scaled[path]})
-            x = block.forward(x, mask)
+            x = block.forward(x, mask=mask)
         return {"params": scaled, "logits": reference.forward(tokens)}
     return compute
 
