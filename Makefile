@@ -8,7 +8,7 @@ endif
 MAKEPY := $(shell command -v $(PYTHON) 2>/dev/null || echo python3) make.py
 
 STUDENT_TARGETS := help setup grade test train play lab clean
-MAINTAINER_TARGETS := exercises notebooks bench lock
+MAINTAINER_TARGETS := exercises notebooks bench lock release
 .DEFAULT_GOAL := help
 .PHONY: $(STUDENT_TARGETS) $(MAINTAINER_TARGETS)
 

@@ -16,7 +16,7 @@ try:  # a Ctrl-C while the grader starts (importing takes a moment) ends as any 
     from kata.course import files
     from kata.course.console import printable_output
     from kata.course.manifest import lesson, lesson_ids
-    from kata.course.repository import INSTRUCTOR, shown
+    from kata.course.repository import INSTRUCTOR, NO_REFERENCE, has_reference, shown
     from kata.grading.grade import grade
     from kata.grading.interrupted import GradingInterrupted
     from kata.grading.report import is_student, report, student_folder, table
@@ -163,6 +163,8 @@ def main(argv=None):
         args = parser().parse_args(argv)
         if args.lesson:
             args.lesson = lesson_ids(args.lesson)
+        if getattr(args, "impl", None) == "solutions" and not has_reference():
+            raise ValueError(NO_REFERENCE)  # the students' edition: one line, before any work
         check_outputs(args)
         return COMMANDS[args.command](args)
     except (SubmissionError, NotContained, ValueError) as error:

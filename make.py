@@ -53,7 +53,17 @@ TARGETS = [
      ["-m", "benchmarks.train_benchmark"]),
     ("lock", "maintainer", "Resolve the dependencies of pyproject.toml afresh and rewrite requirements.lock", None,
      None),
+    ("release", "maintainer", "Write the students' edition: no solutions/, expected values recorded (release "
+                              "--out DIR [--hint-levels 2])", BASE, ["grader.py", "release"]),
 ]
+# The students' edition (`make release`) has no solutions/: there, the targets that need the reference are gone and
+# `test` runs the edition's own checks (meta/: the tools, the recorded values, the stubs), not your exercises/
+EDITION = not os.path.isdir(os.path.join(ROOT, "solutions"))
+NEEDS_REFERENCE = ("exercises", "bench", "release")
+if EDITION:
+    TARGETS = [("test", "student", "Run the edition's own checks: the recorded expected values, the stubs, the "
+                                   "commands (make grade grades your work)", BASE, ["-m", "pytest", "meta"])
+               if entry[0] == "test" else entry for entry in TARGETS if entry[0] not in NEEDS_REFERENCE]
 # the kernel the notebooks name (kata/authoring/notebooks.py: KERNEL), installed into .venv by `make lab`
 KERNEL_NAME, KERNEL_DISPLAY = "transformer-kata", "Transformer kata (.venv)"
 GENERATORS = {

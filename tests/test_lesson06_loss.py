@@ -5,7 +5,7 @@ import pytest
 from pytest_check import check
 
 from kata.course.manifest import reread
-from tests.helpers import assert_close, assert_gradients, assert_raises, assert_shape, call
+from tests.helpers import assert_close, assert_gradients, assert_raises, assert_shape, call, pick, seeded
 
 pytestmark = pytest.mark.lesson06
 
@@ -24,9 +24,8 @@ def expected_loss(z, targets):
 
 
 def expected_grad(z, targets):
-    grad = np.exp(log_softmax(z))
-    grad[np.arange(len(targets)), targets] -= 1.0
-    return grad / len(targets)
+    """(softmax(z) - one_hot(targets)) / N, the one-hot rows taken from the identity matrix."""
+    return (np.exp(log_softmax(z)) - np.eye(z.shape[-1])[targets]) / len(targets)
 
 
 def forward(loss_fn, logits, targets):
@@ -66,13 +65,14 @@ def test_uniform_logits_give_log_v(impl, B, V):
 
 
 def test_loss_is_a_number_and_calling_is_forward(impl):
-    rng = np.random.default_rng(30)
-    logits, targets = rng.standard_normal((4, 6)), np.array([0, 5, 2, 2])
+    B, V, targets = pick((4, 6, [0, 5, 2, 2]), (3, 9, [8, 0, 4]), (6, 2, [1, 0, 0, 1, 1, 0]))
+    rng = seeded(30)
+    logits, targets = rng.standard_normal((B, V)), np.array(targets)
     loss_fn = impl.CrossEntropyLoss()
-    loss = as_number(forward(loss_fn, logits, targets), "CrossEntropyLoss.forward(logits (4, 6), targets (4,))",
+    loss = as_number(forward(loss_fn, logits, targets), f"CrossEntropyLoss.forward(logits {(B, V)}, targets ({B},))",
                      SEE_LOSS)
     with check:
-        assert_close(loss, expected_loss(logits, targets), "CrossEntropyLoss.forward of random logits (4, 6)",
+        assert_close(loss, expected_loss(logits, targets), f"CrossEntropyLoss.forward of random logits {(B, V)}",
                      SEE_LOSS)
     called = call(loss_fn, logits, targets, what="loss_fn(logits, targets)", see=SEE_LOSS)
     with check:
@@ -125,7 +125,7 @@ def test_loss_is_stable_for_large_logits(impl):
 
 @pytest.mark.parametrize("B, V", [(1, 4), (4, 5), (6, 20)])
 def test_backward_is_softmax_minus_one_hot_over_b(impl, B, V):
-    rng = np.random.default_rng(31)
+    rng = seeded(31)
     logits, targets = rng.standard_normal((B, V)) * 2.0, rng.integers(0, V, size=B)
     loss_fn = impl.CrossEntropyLoss()
     expected = expected_grad(logits, targets)  # before the calls: backward could reach the array forward kept
@@ -141,23 +141,25 @@ def test_backward_is_softmax_minus_one_hot_over_b(impl, B, V):
 
 
 def test_loss_gradients(impl):
-    rng = np.random.default_rng(32)
+    B, V, targets = pick((3, 5, [2, 0, 4]), (4, 7, [6, 6, 1, 0]), (2, 3, [1, 2]))
+    rng = seeded(32)
     loss_fn = impl.CrossEntropyLoss()
-    targets = np.array([2, 0, 4])
+    targets = np.array(targets)
     # the loss is a scalar: the check's upstream has shape (), and d(upstream * loss) = upstream * backward()
     assert_gradients("CrossEntropyLoss", SEE_GRAD,
                      forward=lambda z: np.asarray(loss_fn.forward(z, targets), dtype=np.float64),
                      backward=lambda upstream: loss_fn.backward() * upstream,
-                     inputs=[("logits", rng.standard_normal((3, 5)) * 1.5)])
+                     inputs=[("logits", rng.standard_normal((B, V)) * 1.5)])
 
 
 def test_backward_uses_the_latest_forward(impl):
-    rng = np.random.default_rng(33)
-    first, second = rng.standard_normal((2, 4)), rng.standard_normal((3, 4))
-    expected = expected_grad(second, np.array([3, 3, 0]))  # before the calls, from the test's own arrays
+    V, targets_first, targets_second = pick((4, [0, 1], [3, 3, 0]), (6, [5, 2, 2], [1, 4]), (3, [2], [0, 2, 2, 1]))
+    rng = seeded(33)
+    first, second = rng.standard_normal((len(targets_first), V)), rng.standard_normal((len(targets_second), V))
+    expected = expected_grad(second, np.array(targets_second))  # before the calls, from the test's own arrays
     loss_fn = impl.CrossEntropyLoss()
-    forward(loss_fn, first, np.array([0, 1]))
-    forward(loss_fn, second, np.array([3, 3, 0]))
+    forward(loss_fn, first, np.array(targets_first))
+    forward(loss_fn, second, np.array(targets_second))
     once = loss_fn.backward()
     with check:
         assert_close(once, expected,

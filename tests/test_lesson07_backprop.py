@@ -12,8 +12,11 @@ from tests.helpers import (
     assert_raises,
     assert_shape,
     call,
-    copy_params,
-    randomize_params,
+    draw_params,
+    pick,
+    seeded,
+    set_params,
+    shapes,
     transformer_params,
 )
 from tests.positions import assert_float64_positions
@@ -34,20 +37,34 @@ PATHS = transformer_params(2)
 TOKENS = np.array([[15, 17, 5, 5, 11, 18], [12, 17, 7, 2, 18, 0]])
 
 
-def make_model(impl, cfg, seed):
-    """A Transformer with random parameters everywhere (so ones and zeros at initialisation hide nothing)."""
+def draw_model(cfg, k):
+    """Random values for every parameter of Transformer(**cfg) (so ones and zeros at initialisation hide nothing),
+    drawn by the test from the contract's shapes, and the generator that drew them, for the test's further draws."""
+    full = {"vocab_size": 20, "embed_dim": 64, "num_layers": 2, "ffn_dim": 256, **cfg}  # the contract's defaults
+    rng = seeded(k)
+    sizes = shapes("Transformer", full["embed_dim"], full["ffn_dim"], full["vocab_size"], full["num_layers"])
+    return draw_params(sizes, rng), rng
+
+
+def make_model(impl, cfg, k):
+    """A Transformer of impl with the random parameters draw_model(cfg, k) gives, and the generator."""
+    params, rng = draw_model(cfg, k)
     model = impl.Transformer(**cfg)
-    rng = np.random.default_rng(seed)
-    randomize_params(model, transformer_params(cfg.get("num_layers", 2)), rng)
+    set_params(model, params)
     return model, rng
 
 
-def make_pair(impl, ref, cfg, seed):
-    """A model under test and a reference model holding the same random parameters."""
-    reference, rng = make_model(ref, cfg, seed)
-    model = impl.Transformer(**cfg)
-    copy_params(reference, model, transformer_params(cfg.get("num_layers", 2)))
-    return model, reference, rng
+def reference_backward(cfg, params, tokens, grad_logits, paths):
+    """compute for expect(): the reference's gradients {path: array} after zero_grad, forward(tokens) and
+    backward(grad_logits), with params."""
+    def compute(ref):
+        reference = ref.Transformer(**cfg)
+        set_params(reference, params)
+        reference.zero_grad()
+        reference.forward(tokens)
+        reference.backward(grad_logits)
+        return gradients(reference, paths)
+    return compute
 
 
 def gradients(model, paths=PATHS):
@@ -58,17 +75,23 @@ def gradients(model, paths=PATHS):
 # ---------------------------------------------------------------- Transformer.backward
 
 def test_model_gradients_on_a_padded_batch(impl):
-    model, _ = make_model(impl, CFG, seed=1)
-    tokens = np.array([[15, 17, 5, 5], [12, 7, 2, 0]])  # a repeated token; a PAD, masked as a key by default
+    model, _ = make_model(impl, CFG, 1)
+    tokens = pick(np.array([[15, 17, 5, 5], [12, 7, 2, 0]]),  # a repeated token; a PAD, masked as a key by default
+                  np.array([[13, 4, 4, 9, 6], [16, 1, 0, 0, 0]]), np.array([[11, 3, 18], [8, 8, 0], [19, 2, 14]]))
     assert_gradients("Transformer(embed_dim=8, num_heads=2, num_layers=2, ffn_dim=12) on a padded batch, mask None",
                      SEE_BACK, forward=lambda: model.forward(tokens), backward=model.backward,
                      params=PATHS, owner=model, zero_grad=model.zero_grad, see_zero_grad=SEE_PARAMS)
 
 
 def test_model_gradients_through_an_explicit_mask(impl):
-    model, _ = make_model(impl, TINY, seed=2)
-    tokens = np.array([[15, 17, 5, 11], [12, 17, 7, 2], [13, 3, 3, 4]])
-    mask = np.array([[True, True, False, True], [True, False, True, True], [True, True, True, False]])
+    model, _ = make_model(impl, TINY, 2)
+    tokens, mask = pick((np.array([[15, 17, 5, 11], [12, 17, 7, 2], [13, 3, 3, 4]]),
+                         np.array([[True, True, False, True], [True, False, True, True], [True, True, True, False]])),
+                        (np.array([[9, 14, 14, 2, 6], [3, 19, 1, 10, 5]]),
+                         np.array([[True, False, True, False, True], [True, True, False, True, False]])),
+                        (np.array([[7, 2, 16], [12, 12, 5], [1, 4, 8], [18, 6, 3]]),
+                         np.array([[True, False, True], [True, True, False], [False, True, True],
+                                   [True, False, False]])))
     assert_gradients("Transformer(embed_dim=4, num_heads=2, num_layers=2, ffn_dim=6) with an explicit mask "
                      "that hides some real tokens", SEE_BACK,
                      forward=lambda: model.forward(tokens, mask), backward=model.backward,
@@ -76,46 +99,50 @@ def test_model_gradients_through_an_explicit_mask(impl):
 
 
 def test_model_gradients_with_one_token(impl):
-    model, _ = make_model(impl, TINY, seed=3)
-    tokens = np.array([[12], [15], [12]])  # T = 1: the first token is the whole sequence
-    assert_gradients("Transformer(embed_dim=4, ...) on tokens of shape (3, 1)", SEE_BACK,
+    model, _ = make_model(impl, TINY, 3)
+    tokens = pick(np.array([[12], [15], [12]]),  # T = 1: the first token is the whole sequence
+                  np.array([[4], [19], [1], [4]]), np.array([[7], [7]]))
+    assert_gradients(f"Transformer(embed_dim=4, ...) on tokens of shape {tokens.shape}", SEE_BACK,
                      forward=lambda: model.forward(tokens), backward=model.backward,
                      params=PATHS, owner=model, zero_grad=model.zero_grad, see_zero_grad=SEE_PARAMS)
 
 
 @pytest.mark.parametrize("cfg", [CFG, {}], ids=["small", "default"])
-def test_model_backward_returns_none_and_matches_the_reference(impl, ref, cfg):
+def test_model_backward_returns_none_and_matches_the_reference(impl, expect, cfg):
     num_layers = cfg.get("num_layers", 2)
     paths = transformer_params(num_layers)
-    model, reference, rng = make_pair(impl, ref, cfg, seed=4)
-    assert_float64_positions(model.positional_encoding, TOKENS.shape[1], cfg.get("embed_dim", 64),
+    tokens = pick(TOKENS, np.array([[9, 3, 3, 18, 0, 0, 0], [14, 6, 11, 2, 7, 1, 5], [4, 12, 0, 0, 0, 0, 0]]),
+                  np.array([[16, 16, 8]]))
+    params, rng = draw_model(cfg, 4)
+    grad_logits = rng.standard_normal((len(tokens), 20))
+    expected = expect(reference_backward(cfg, params, tokens, grad_logits, paths))
+    model = impl.Transformer(**cfg)
+    set_params(model, params)
+    assert_float64_positions(model.positional_encoding, tokens.shape[1], cfg.get("embed_dim", 64),
                              "Transformer.positional_encoding, which this test uses")
-    grad_logits = rng.standard_normal((2, 20))
     model.zero_grad()
-    reference.zero_grad()
-    call(model.forward, TOKENS, what="Transformer.forward", see=SEE_FORWARD)
-    reference.forward(TOKENS)
+    call(model.forward, tokens, what="Transformer.forward", see=SEE_FORWARD)
     result = call(model.backward, grad_logits, what="Transformer.backward (transformer_backward)", see=SEE_BACK)
-    reference.backward(grad_logits)
     with check:
         assert result is None, (f"Transformer.backward must return None (the input was token ids, which have no "
                                 f"gradient), got {type(result).__name__}; {SEE_BACK}")
-    got, expected = gradients(model, paths), gradients(reference, paths)
+    got = gradients(model, paths)
     for path in paths:
         with check:
             assert_close(got[path], expected[path],
                          f"Transformer({', '.join(f'{k}={v}' for k, v in cfg.items()) or 'default'}).{grad_path(path)} "
-                         f"after forward(2 examples) and backward(random grad_logits)", SEE_BACK)
+                         f"after forward({len(tokens)} examples) and backward(random grad_logits)", SEE_BACK)
 
 
-def test_model_backward_rejects_a_wrong_gradient_shape(impl, ref):
-    model, reference, rng = make_pair(impl, ref, CFG, seed=5)
+def test_model_backward_rejects_a_wrong_gradient_shape(impl, expect):
+    params, rng = draw_model(CFG, 5)
     grad_logits = rng.standard_normal((2, 20))
+    expected = expect(reference_backward(CFG, params, TOKENS, grad_logits, ["output.W"]))
+    model = impl.Transformer(**CFG)
+    set_params(model, params)
     call(model.forward, TOKENS, what="Transformer.forward", see=SEE_FORWARD)
-    reference.forward(TOKENS)
     call(model.backward, grad_logits, what="Transformer.backward (transformer_backward)", see=SEE_BACK)
-    reference.backward(grad_logits)
-    assert_close(get_path(model, "output.grad_W"), reference.output.grad_W,
+    assert_close(get_path(model, "output.grad_W"), expected["output.W"],
                  "Transformer.output.grad_W after backward(grad_logits of shape (2, 20))", SEE_BACK)
     assert_raises(ValueError, "Transformer.backward(grad_logits of shape (2, 19)) after a forward of 2 examples: "
                   "grad_logits must have the shape of the logits, (2, 20)", SEE_BACK,
@@ -125,7 +152,7 @@ def test_model_backward_rejects_a_wrong_gradient_shape(impl, ref):
 # ---------------------------------------------------------------- get_parameters and zero_grad
 
 def test_get_parameters_returns_every_parameter_once(impl):
-    model, rng = make_model(impl, CFG, seed=6)
+    model, rng = make_model(impl, CFG, 6)
     call(model.forward, TOKENS, what="Transformer.forward", see=SEE_FORWARD)
     call(model.backward, rng.standard_normal((2, 20)), what="Transformer.backward (transformer_backward)", see=SEE_BACK)
     pairs = model.get_parameters()
@@ -171,7 +198,7 @@ def test_default_model_has_102036_parameters(impl):
 
 
 def test_zero_grad_fills_every_gradient_in_place(impl):
-    model, rng = make_model(impl, CFG, seed=7)
+    model, rng = make_model(impl, CFG, 7)
     call(model.forward, TOKENS, what="Transformer.forward", see=SEE_FORWARD)
     call(model.backward, rng.standard_normal((2, 20)), what="Transformer.backward (transformer_backward)", see=SEE_BACK)
     before = {path: get_path(model, grad_path(path)) for path in PATHS}
@@ -191,7 +218,7 @@ def test_zero_grad_fills_every_gradient_in_place(impl):
 
 
 def test_gradients_accumulate_over_two_backward_passes(impl):
-    model, rng = make_model(impl, CFG, seed=8)
+    model, rng = make_model(impl, CFG, 8)
     grad_logits = rng.standard_normal((2, 20))
     model.zero_grad()
     call(model.forward, TOKENS, what="Transformer.forward", see=SEE_FORWARD)
@@ -292,7 +319,7 @@ def test_numerical_gradient_nudges_x_itself(impl):
 
 @pytest.mark.parametrize("shape", [(5,), (2, 3), (2, 2, 3)])
 def test_numerical_gradient_restores_x_exactly(impl, shape):
-    rng = np.random.default_rng(9)
+    rng = seeded(9)
     x = np.round(rng.standard_normal(shape), 1)  # values like 0.1 and -1.3: x + eps - 2 eps + eps != x
     x.flat[0] = 0.1
     saved = x.copy()

@@ -15,7 +15,7 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 # repository from the notebook's folder (a kernel starts there), so a kernel that has not installed kata works too;
 # notebook.load() also makes a cell stopped by an unfinished exercise print one line (kata/student/unfinished.py).
 SETUP = """\
-# Setup. `impl` is your code in exercises/ (start Jupyter with KATA_IMPL=solutions to use the reference instead).
+# Setup. `impl` is your code in exercises/ (start Jupyter with KATA_IMPL=path/to/folder to use another one).
 # It re-imports itself whenever you save a file there: after editing, just re-run the cell you are on.
 import os, sys
 from pathlib import Path

@@ -9,13 +9,14 @@ validation) is kept as it is.
 """
 
 import ast
+import json
 import re
 from pathlib import Path
 from typing import NamedTuple
 
 from .files import parse_python
 from .manifest import lessons, reread
-from .repository import REFERENCE, STUDENT, existing_folder
+from .repository import REFERENCE, SHIPPED_STUBS, STUDENT, existing_folder, has_reference
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 WORKED_BEGIN, WORKED_END = "# BEGIN WORKED EXAMPLE", "# END WORKED EXAMPLE"
@@ -105,6 +106,15 @@ def generate(solutions=REFERENCE):
         regions = BEGIN in text or WORKED_BEGIN in text
         result[path.name] = HEADER + stub_source(text, path.name, index) if regions else text
     return result
+
+
+def pristine():
+    """{file name: stub text} of every file of an implementation folder, as shipped: generated from the reference
+    where this checkout has it, else the copy the students' edition ships (kata/course/stubs.json, written by the
+    release from the same generate())."""
+    if has_reference():
+        return generate()
+    return json.loads(SHIPPED_STUBS.read_text(encoding="utf-8"))
 
 
 def holds_reference(folder, names):

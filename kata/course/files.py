@@ -85,6 +85,7 @@ KINDS = {  # an existing file an option may replace: one that holds what the opt
     "zip": ("a zip file", _holds_zip),
     "checkpoint": ("a checkpoint (.npz)", _holds_zip),
     "html": ("an HTML page", _holds_html),
+    "empty": ("an empty folder", lambda path: not any(Path(path).iterdir())),  # a folder written whole (a release)
 }
 
 
@@ -117,7 +118,8 @@ def check_output(path, option, folder=False, kind=None, kata_folder=False):
 
     Refused too: an empty path; a path inside the kata's folders (exercises/, solutions/, notebooks/, lessons/,
     tests/, kata/, .kata/ ...), one of its own files, or a shipped model of checkpoints/; and, with kind ("json",
-    "zip", "checkpoint", "html"), an existing file that does not hold that kind of output (a student's code, say)."""
+    "zip", "checkpoint", "html"), an existing file that does not hold that kind of output (a student's code, say);
+    with folder and kind "empty", an existing folder that holds anything."""
     if not str(path).strip():
         raise OutputPathError(f"{option}: the path is empty")
     path = Path(path).expanduser()
@@ -136,6 +138,15 @@ def check_output(path, option, folder=False, kind=None, kata_folder=False):
                                   f"so it is not written over; choose another path or remove it first")
     if folder and path.exists() and not path.is_dir():
         raise OutputPathError(f"{where}: it is a file, and a folder is expected here")
+    if kind and folder and path.is_dir():
+        name, holds = KINDS[kind]
+        try:
+            held = holds(path)
+        except OSError as error:
+            raise OutputPathError(f"{where}: cannot read the folder already there: {error.strerror or error}") from None
+        if not held:
+            raise OutputPathError(f"{where}: a folder is already there and it is not {name}: nothing in it is written "
+                                  f"over; choose another path or empty it first")
     if not folder and path.is_dir():
         raise OutputPathError(f"{where}: it is a folder, and a file name is expected here")
     target = path.absolute() if folder else path.absolute().parent

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from .places import raised_at
-from .repository import NAMED, ROOT
+from .repository import NAMED, NO_REFERENCE, ROOT, has_reference
 
 
 class ImplementationError(Exception):
@@ -16,17 +16,25 @@ class ImplementationError(Exception):
 def resolve(spec):
     """'solutions', 'exercises' or a folder path -> (module name to import, folder or None)."""
     if spec in NAMED:
-        return spec, None
+        return _named(spec), None
     folder = Path(spec).expanduser().resolve()
     for name in NAMED:
         if folder == ROOT / name:
-            return name, None
+            return _named(name), None
     if not (folder / "__init__.py").is_file():
         raise ImplementationError(
             f"{spec!r} is neither 'solutions', 'exercises' nor a folder laid out like exercises/ "
             f"(no {folder / '__init__.py'})")
     digest = hashlib.sha1(str(folder).encode()).hexdigest()[:10]
     return f"kata_submission_{digest}", folder
+
+
+def _named(name):
+    """name, a named implementation; ImplementationError for the reference where there is none (the students'
+    edition)."""
+    if name == "solutions" and not has_reference():
+        raise ImplementationError(NO_REFERENCE)
+    return name
 
 
 def folder_of(spec):

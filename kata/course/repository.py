@@ -1,5 +1,6 @@
 """Where things are in the repository, and how to name them in a message."""
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -9,6 +10,10 @@ REFERENCE = ROOT / "solutions"  # the reference implementation
 STUDENT = ROOT / "exercises"  # the student's copy, generated from the reference
 STATE = ROOT / ".kata"  # the tools' own state: hint levels, backups, caches
 INSTRUCTOR = (ROOT / "kata" / "instructor").is_dir()  # False in the students' edition (no reference, no catalogue)
+# the students' edition ships no reference: its stubs come from this copy, written by the release
+SHIPPED_STUBS = ROOT / "kata" / "course" / "stubs.json"
+NO_REFERENCE = ("this edition of the kata has no reference implementation (no solutions/): grade, train and play "
+                "your own code (exercises/, the default) or a folder laid out like it")
 NAMED = ("solutions", "exercises")  # implementations named rather than given by path
 # what code under grading must never read: the reference, the expected values of the tests, the catalogue of wrong
 # implementations (each quotes the reference), the history, and this checkout's own exercises/ and .kata/ (its
@@ -56,6 +61,18 @@ def existing_folder(folder):
     return path
 
 
+def has_reference():
+    """Whether this checkout holds the reference (the instructor's kata; the students' edition does not)."""
+    return REFERENCE.is_dir() and any(REFERENCE.glob("*.py"))
+
+
 def kata_files():
-    """The file names an implementation folder holds: those of the reference."""
-    return sorted(path.name for path in REFERENCE.glob("*.py"))
+    """The file names an implementation folder holds: those of the reference, or in the students' edition those of
+    its shipped stubs."""
+    if has_reference():
+        return sorted(path.name for path in REFERENCE.glob("*.py"))
+    try:
+        return sorted(json.loads(SHIPPED_STUBS.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        raise RuntimeError(f"this copy of the kata has neither solutions/ nor {shown(SHIPPED_STUBS)}: it is "
+                           f"incomplete") from None

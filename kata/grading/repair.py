@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from ..course.exercises import generate
+from ..course.exercises import pristine
 from ..course.files import parse_python, write_atomic, write_json
 from ..course.manifest import lessons
 from ..course.places import in_dump
-from ..course.repository import REFERENCE, kata_files
+from ..course.repository import kata_files
 from ..sandbox import NotContained
 from ..testing.sandboxed import policy
 from .messages import cleaner
@@ -47,10 +47,10 @@ def _static_problems(folder, display):
     return problems
 
 
-def _top_level_names(path):
-    """Names a Python file defines or imports at its top level."""
+def _top_level_names(source):
+    """Names Python source defines or imports at its top level."""
     names = set()
-    for node in parse_python(Path(path).read_text(encoding="utf-8")).body:
+    for node in parse_python(source).body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -66,7 +66,8 @@ def blame(failure):
     inside = [tuple(frame) for frame in failure["inside"]]
     if failure.get("missing"):
         target, name = failure["missing"]
-        if (REFERENCE / target).is_file() and name in _top_level_names(REFERENCE / target):
+        stubs = pristine()  # (a stub defines at its top level every name its reference file does)
+        if target in stubs and name in _top_level_names(stubs[target]):
             inside.append((target, None))  # the file lost a name the reference defines: blame it, not its importer
     culprits = [name for name, _ in reversed(inside) if name in kata_files()]
     return {"where": inside[-1] if inside else None, "culprits": list(dict.fromkeys(culprits)),
@@ -130,7 +131,7 @@ def repair(sub, work, settings):
         if broken and folder == sub.folder:
             folder = work / "repaired"
             shutil.copytree(sub.folder, folder, ignore=shutil.ignore_patterns("__pycache__", ".*"))
-        stubs = generate() if broken else {}
+        stubs = pristine() if broken else {}
         for name in broken:
             write_atomic(folder / name, stubs[name])
         if settings.sandbox:

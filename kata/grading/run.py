@@ -18,7 +18,7 @@ from ..course.files import write_json
 from ..course.implementation import folder_of
 from ..course.manifest import lesson
 from ..course.places import Place, in_dump, running
-from ..course.repository import ROOT, STATE
+from ..course.repository import ROOT, STATE, has_reference
 from ..sandbox import die_with_parent, peak_bytes, sweep
 from .messages import MESSAGE_CHARS
 from .settings import Settings, TestRun
@@ -87,6 +87,9 @@ def lesson_test_files():
 def reference_tests():
     """{lesson id: [test ids]} collected from the reference: the denominator of every lesson.
 
+    Collecting runs no implementation code: where there is no reference (the students' edition), the same ids
+    are collected naming exercises/.
+
     Collected once per content of the lesson test files (and of what decides their ids), and kept in
     .kata/ so the next run of the grader need not collect again."""
     sources = [*lesson_test_files(), TESTS / "helpers.py", ROOT / "manifest.toml",
@@ -101,7 +104,7 @@ def reference_tests():
         out = Path(tmp) / "tests.json"
         run = TestRun(Settings(), collect=str(out)).write(Path(tmp) / "run.json")
         command = [*PYTEST, f"--kata-run={run}", "--collect-only", "--continue-on-collection-errors",
-                   "--impl=solutions", *map(str, lesson_test_files())]
+                   f"--impl={'solutions' if has_reference() else 'exercises'}", *map(str, lesson_test_files())]
         code, output = run_process(command, COLLECT_SECONDS)
         if not out.exists():
             raise RuntimeError(f"collecting the tests of the reference failed (exit {code}):\n{output}")

@@ -11,7 +11,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..course.exercises import generate
+from ..course.exercises import pristine
 from ..course.repository import NAMED, ROOT, kata_files  # NAMED: graded in place, under their own names
 
 MAX_ZIP_BYTES = 20 * 2**20  # a submission is a few hundred kB; anything this big is a mistake or a zip bomb
@@ -179,7 +179,7 @@ def prepare(path, work_dir, name=None, strict=False):
     else:
         shutil.copytree(source, target, ignore=shutil.ignore_patterns(*SKIPPED_DIRS, "*.pyc", ".*"))
     if not (target / "__init__.py").exists():
-        (target / "__init__.py").write_text(generate()["__init__.py"], encoding="utf-8")
+        (target / "__init__.py").write_text(pristine()["__init__.py"], encoding="utf-8")
         notes.append("__init__.py was not in the submission: the one of exercises/ was used.")
     return target, notes, "/".join([name or Path(path).name, *where])
 

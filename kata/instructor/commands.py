@@ -6,13 +6,14 @@ import argparse
 from ..grading import batch as batch_tools
 from ..grading import gradescope
 from ..grading.settings import DEFAULT_SECONDS, seconds, variant
-from . import similarity
+from . import release, similarity
 
 USAGE = [
     "    python grader.py --impl solutions --gradescope results.json --isolated",
     "    python grader.py batch submissions/ --out grades/",
     "    python grader.py package-gradescope --out autograder.zip --visibility after_due_date",
     "    python grader.py similarity submissions/ --out similarity.html",
+    "    python grader.py release --out ../kata-edition --hint-levels 2",
     "    python grader.py --impl alice.zip --variant 7    the public tests, then a hidden variant drawn from seed 7",
 ]
 VARIANT_HELP = ("grade every lesson again on inputs drawn afresh from SEED, with expected values from the reference, "
@@ -70,6 +71,7 @@ def add_commands(main, commands):
                          help=f"when students see the autograder's stdout, where the grader's diagnostics go: "
                               f"{visibilities} (default {gradescope.STDOUT_VISIBILITY}: instructors only)")
     similarity.add_command(commands)
+    release.add_command(commands)
 
 
 def outputs(args):
@@ -79,6 +81,8 @@ def outputs(args):
         found.append(("--out", args.out, args.command == "batch", "zip"))
     if args.command == similarity.COMMAND:
         found.append(("--out", args.out, False, "html"))
+    if args.command == release.COMMAND:
+        found.append(("--out", args.out, True, "empty"))
     return found
 
 
@@ -104,4 +108,5 @@ def run_package(args):
     return 0
 
 
-COMMANDS = {"batch": run_batch, "package-gradescope": run_package, similarity.COMMAND: similarity.run_command}
+COMMANDS = {"batch": run_batch, "package-gradescope": run_package, similarity.COMMAND: similarity.run_command,
+            release.COMMAND: release.run_command}

@@ -19,11 +19,15 @@ LEVELS = 3
 
 
 def load_hints(path=HINTS):
-    """{(lesson id, symbol): [level 1, level 2, level 3]} from hints.toml, checked against the manifest."""
+    """{(lesson id, symbol): [level 1, level 2, level 3]} from hints.toml, checked against the manifest; a file
+    whose top-level `levels` is N < 3 (a students' edition released with fewer levels) has N per exercise."""
     try:
-        entries = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("hint", [])
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ValueError(f"cannot read the hints file {path}: {error}") from error
+    entries, count = data.get("hint", []), data.get("levels", LEVELS)  # (a students' edition may give fewer)
+    if not (isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= LEVELS):
+        raise ValueError(f"{path}: levels = {count!r}: expected a number of levels from 1 to {LEVELS}")
     known = {(item.id, e.symbol) for item in lessons() for e in item.exercises}
     hints = {}
     for number, entry in enumerate(entries, start=1):
@@ -32,9 +36,9 @@ def load_hints(path=HINTS):
             raise ValueError(f"{path}: hint {number} is for {key}, which manifest.toml does not list as an exercise")
         if key in hints:
             raise ValueError(f"{path}: two hints for lesson {key[0]} {key[1]}")
-        if not (isinstance(levels, list) and len(levels) == LEVELS
+        if not (isinstance(levels, list) and len(levels) == count
                 and all(isinstance(level, str) and level.strip() for level in levels)):
-            raise ValueError(f"{path}: the hint for lesson {key[0]} {key[1]} needs exactly {LEVELS} non-empty levels")
+            raise ValueError(f"{path}: the hint for lesson {key[0]} {key[1]} needs exactly {count} non-empty levels")
         hints[key] = levels
     return hints
 
@@ -93,9 +97,10 @@ def next_hint(lesson_id, symbol=None, state_dir=STATE, folder=STUDENT, check=Non
     except (OSError, ValueError):  # no state yet, or a damaged one: start again from level 1
         state = {}
     key = f"{item.id} {exercise.symbol}"
+    given = len(hints[(item.id, exercise.symbol)])  # LEVELS, or fewer in a students' edition
     previous = state.get(key, 0)
     valid = isinstance(previous, int) and not isinstance(previous, bool) and 0 <= previous <= LEVELS
-    level = min(previous + 1, LEVELS) if valid else 1  # a hand-edited state starts again at level 1
+    level = min(previous + 1, given) if valid else 1  # a hand-edited state starts again at level 1
     state[key] = level
     write_json(state_file, state, indent=1, sort_keys=True)
 
@@ -103,12 +108,14 @@ def next_hint(lesson_id, symbol=None, state_dir=STATE, folder=STUDENT, check=Non
                  shown(Path(folder) / exercise.file))
     body = textwrap.fill(hints[(item.id, exercise.symbol)][level - 1], width=100,
                          initial_indent="  ", subsequent_indent="  ")
-    if level < LEVELS:
+    if level < given:
         after = (f"For level {level + 1}, run the same command again: "
                  f"{python()} grader.py hint {item.id} {exercise.symbol}")
     else:
-        after = (f"That was the last level: there are no more hints for {exercise.symbol}. "
+        fewer = (f" (this copy of the kata gives {given} of the {LEVELS} levels: your instructor left out the rest)"
+                 if given < LEVELS else "")
+        after = (f"That was the last level{fewer}: there are no more hints for {exercise.symbol}. "
                  f"Now {reread(item.id, exercise.section)}, and compare with the failing test's message.")
     where += ", given complete as a worked example" if exercise.worked else ""
-    return (f"Hint for {exercise.symbol} (lesson {item.id}, {where}), level {level} of {LEVELS}:\n"
+    return (f"Hint for {exercise.symbol} (lesson {item.id}, {where}), level {level} of {given}:\n"
             f"{body}\n{after}")

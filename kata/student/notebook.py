@@ -4,7 +4,7 @@
     impl = notebook.load()   # exercises/ (or $KATA_IMPL); re-imported whenever one of its files is saved
     notebook.check("03")     # lesson 03's tests on that implementation: a table in Jupyter, text elsewhere
 
-    python -m kata.student.notebook lessons/03_layers.md [--impl solutions]   # a lesson's experiments, no Jupyter
+    python -m kata.student.notebook lessons/03_layers.md [--impl exercises]   # a lesson's experiments, no Jupyter
 """
 
 import argparse
@@ -16,6 +16,7 @@ from pathlib import Path
 from ..authoring.lessontext import SETUP, blocks, headings
 from ..course.implementation import ImplementationError, folder_of, forget, resolve
 from ..course.implementation import load as load_implementation
+from ..course.repository import has_reference
 from ..grading.grade import grade
 from ..grading.settings import DEFAULT_SECONDS
 from . import unfinished
@@ -112,8 +113,10 @@ def _folder_arg(spec):
     return name if folder is None else str(folder)
 
 
-def run_experiments(path, impl="solutions", out=sys.stdout):
-    """Execute the run blocks of a lesson text in one namespace (matplotlib without a display)."""
+def run_experiments(path, impl=None, out=sys.stdout):
+    """Execute the run blocks of a lesson text in one namespace (matplotlib without a display); impl: the reference
+    by default, or exercises/ where there is none (the students' edition)."""
+    impl = impl or ("solutions" if has_reference() else "exercises")
     import matplotlib
     matplotlib.use("Agg")
     code_blocks = [block.text for block in blocks(Path(path).read_text(encoding="utf-8")) if block.kind == "code"]
@@ -132,8 +135,8 @@ def run_experiments(path, impl="solutions", out=sys.stdout):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Run the experiments (```python run blocks) of a lesson text.")
     parser.add_argument("path", help="a lesson text, e.g. lessons/02_attention.md")
-    parser.add_argument("--impl", default="solutions", help="the implementation the experiments run (default "
-                        "%(default)s)")
+    parser.add_argument("--impl", default=None, help="the implementation the experiments run (default: solutions, "
+                        "or exercises where there is no reference)")
     args = parser.parse_args(argv)
     count = run_experiments(args.path, args.impl)
     sections = headings(Path(args.path).read_text(encoding="utf-8"))

@@ -4,7 +4,7 @@
 """
 
 from ..course.backups import Backups
-from ..course.exercises import generate, holds_reference
+from ..course.exercises import holds_reference, pristine
 from ..course.files import write_atomic
 from ..course.manifest import lesson
 from ..course.repository import REFERENCE, STATE, STUDENT, existing_folder, shown
@@ -24,7 +24,7 @@ def reset(lesson_id, folder=STUDENT, backup_root=STATE / "backup"):
         raise ValueError(f"{folder} has no __init__.py: expected a folder laid out like exercises/")
     if not item.files:
         raise ValueError(f"lesson {item.id} ({item.title}) has no files of its own to reset")
-    generated = generate()
+    generated = pristine()
     keep = Backups(backup_root)
     for name in item.files:
         target = folder / name

@@ -1,2 +1,2 @@
-"""What the lesson tests run on: the pytest plugin (--impl, the impl and ref fixtures, the lesson markers) and the
-one gradient checker."""
+"""What the lesson tests run on: the pytest plugin (--impl, the impl and expect fixtures, the variants, the lesson
+markers) and the one gradient checker."""

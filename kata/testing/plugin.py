@@ -145,12 +145,6 @@ def _sandbox_per_test(request):
     sandboxed.after_test()
 
 
-@pytest.fixture(scope="session")
-def ref():
-    """The reference solution, for expected values."""
-    return implementation.load("solutions")
-
-
 @pytest.fixture
 def expect(request):
     """expect(compute) -> the reference's answer: compute(reference module), or its recorded value (the students'

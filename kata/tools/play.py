@@ -17,7 +17,7 @@ import numpy as np
 from ..course.exercises import unfinished
 from ..course.implementation import ImplementationError, folder_of, load
 from ..course.places import raised_at
-from ..course.repository import ROOT, STATE, STUDENT, python
+from ..course.repository import ROOT, STATE, STUDENT, has_reference, python
 from . import analysis, checkpoint
 from .terminal import bar, heatmap
 
@@ -132,11 +132,19 @@ def choose_impl(spec):
             return load(spec), None
         except ImplementationError as error:
             raise SystemExit(f"play.py: {error}") from None
-    if not [stub for stub in unfinished(STUDENT) if stub.lesson in MODEL_LESSONS]:
+    todo = [stub for stub in unfinished(STUDENT) if stub.lesson in MODEL_LESSONS]
+    if not todo:
         try:
             return load("exercises"), "using your model's code (exercises/)"
         except ImplementationError as error:
+            if not has_reference():
+                raise SystemExit(f"play.py: your exercises/ do not import: {error}") from None
             return load("solutions"), f"your exercises/ do not import ({error}); using the reference code"
+    if not has_reference():  # the students' edition: no reference code to fall back on
+        left = ", ".join(sorted({stub.lesson for stub in todo}))
+        raise SystemExit(f"play.py runs the model with your code: finish lessons {left} first (the first exercise "
+                         f"left: {todo[0].symbol}, lesson {todo[0].lesson}); `{python()} grader.py` shows your "
+                         f"progress")
     return load("solutions"), ("using the reference code: your exercises/ do not yet have lessons 00-05 "
                                "finished (then play.py runs your own code)")
 

@@ -20,7 +20,7 @@ from ..course.exercises import unfinished
 from ..course.files import OutputPathError, check_output, write_json
 from ..course.implementation import ImplementationError, folder_of, load
 from ..course.places import raised_at
-from ..course.repository import STATE, python, shown
+from ..course.repository import STATE, has_reference, python, shown
 from . import analysis, checkpoint, plots, summary
 from .trainer import Recipe, train
 
@@ -90,8 +90,9 @@ def load_finished(spec, needs=None):
             f"NotImplementedError (lessons {', '.join(lessons_left)}).\n"
             f"The first: {symbol} in {Path(folder.name) / file}, line {line} (lesson {lesson_id}, "
             f"section \"{section}\").\n"
-            f"Run `{python()} grader.py` to see your progress, or train the reference with "
-            f"`{python()} train.py --impl solutions`.")
+            f"Run `{python()} grader.py` to see your progress" + (
+                f", or train the reference with `{python()} train.py --impl solutions`." if has_reference() else
+                ": finish those lessons first."))
     try:
         return load(spec)
     except ImplementationError as error:
