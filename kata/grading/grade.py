@@ -12,6 +12,7 @@ the reference's code for the other lessons, after every shown run has ended, of 
 passed is kept: the score.
 """
 
+import contextlib
 import dataclasses
 import shutil
 import tempfile
@@ -40,6 +41,19 @@ DEFAULT_WORKERS = 2  # this machine has 2 cores; each lesson runs single-threade
 def has_reference():
     """Whether the reference (solutions/) is here: a variant's expected values are computed from it."""
     return REFERENCE.is_dir() and (REFERENCE / "__init__.py").is_file()
+
+
+@contextlib.contextmanager
+def _in_variant(seed):
+    """A Ctrl-C during a variant's runs names its lessons "10 (variant 7)", apart from the public runs'."""
+    try:
+        yield
+    except GradingInterrupted as stop:
+        def named(lesson_id):
+            return f"{lesson_id} (variant {seed})"
+        raise GradingInterrupted([(named(i), test) for i, test in stop.running],
+                                 {named(i): entry for i, entry in stop.finished.items()},
+                                 [named(i) for i in stop.waiting]) from None
 
 
 def _lesson_folder(item, sub, repaired, isolated, work):
@@ -178,14 +192,16 @@ def _grade(impl, chosen, isolated, settings, workers, name):
             done, variant_done = dict(zip(ids, each(pool, one, order))), {}
             if varied:
                 varied["folder"].mkdir()
-                variant_done = dict(zip(ids, each(pool, lambda item: one(item, **varied), order, done)))
+                with _in_variant(settings.variant):
+                    variant_done = dict(zip(ids, each(pool, lambda item: one(item, **varied), order)))
             # what a report may show ends here; then the runs beside the reference, of which only the verdicts count
             shown_time = round(time.monotonic() - start, 2)
             for item, credit in zip(alone, each(pool, lambda item: one(item, True), alone, done)):
                 done[item.id] = _credit_from(credit, done[item.id])
             if varied:
-                for item, credit in zip(alone, each(pool, lambda item: one(item, True, **varied), alone, done)):
-                    variant_done[item.id] = _credit_from(credit, variant_done[item.id])
+                with _in_variant(settings.variant):
+                    for item, credit in zip(alone, each(pool, lambda item: one(item, True, **varied), alone)):
+                        variant_done[item.id] = _credit_from(credit, variant_done[item.id])
 
     def noted(found):
         results = []
