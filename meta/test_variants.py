@@ -223,3 +223,9 @@ def test_the_variant_catches_the_cheater_graded_isolated_too(cheater, tmp_path):
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["isolated"] and data["score"] == data["max_score"] and data["variant"]["seed"] == 7
     assert data["variant"]["score"] < data["variant"]["max_score"]
+
+
+def test_every_lesson_with_code_has_a_correct_variant():
+    with_code = [item.id for item in lessons() if item.files]
+    assert sorted({equivalent.lesson for equivalent in EQUIVALENTS}) == with_code
+    assert len({equivalent.id for equivalent in EQUIVALENTS}) == len(EQUIVALENTS)
