@@ -38,8 +38,8 @@ TARGETS = [
      ["grader.py"]),
     ("test", "student", "Run the project's own suite: the reference, the wrong implementations it must reject, "
                         "the stubs", BASE, ["-m", "pytest", "--impl", "solutions"]),
-    ("train", "student", "Train your model (train --impl solutions --size small --plots plots)", BASE,
-     ["train.py"]),
+    ("train", "student", "Train your model (train --size small --plots plots; --impl solutions trains the reference)",
+     BASE, ["train.py"]),
     ("play", "student", "Ask the trained model questions such as Max ( 5 3 9 ) (play --checkpoint FILE)", BASE,
      ["play.py"]),
     ("lab", "student", "Open JupyterLab at the repository's root (lab 02: lesson 02's notebook; installs JupyterLab "
@@ -63,7 +63,9 @@ NEEDS_REFERENCE = ("exercises", "bench", "release")
 if EDITION:
     TARGETS = [("test", "student", "Run the edition's own checks: the recorded expected values, the stubs, the "
                                    "commands (make grade grades your work)", BASE, ["-m", "pytest", "meta"])
-               if entry[0] == "test" else entry for entry in TARGETS if entry[0] not in NEEDS_REFERENCE]
+               if entry[0] == "test" else
+               (entry[0], entry[1], "Train your model (train --size small --plots plots)", *entry[3:])
+               if entry[0] == "train" else entry for entry in TARGETS if entry[0] not in NEEDS_REFERENCE]
 # the kernel the notebooks name (kata/authoring/notebooks.py: KERNEL), installed into .venv by `make lab`
 KERNEL_NAME, KERNEL_DISPLAY = "transformer-kata", "Transformer kata (.venv)"
 GENERATORS = {
