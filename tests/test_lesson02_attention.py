@@ -40,11 +40,10 @@ def stable_softmax(x, axis=-1):
 
 def manual_attention(Q, K, V, mask=None):
     """softmax(Q K^T / sqrt(Dh)) V written out in the test, masked keys left out."""
-    scores = Q @ np.swapaxes(K, -1, -2) / np.sqrt(Q.shape[-1])
-    if mask is not None:
-        scores = np.where(mask, scores, -np.inf)
-    weights = stable_softmax(scores)
-    return weights @ V, weights
+    scores = np.einsum("...qd,...kd->...qk", Q, K) / np.sqrt(Q.shape[-1])
+    hidden = 0.0 if mask is None else np.where(mask, 0.0, -np.inf)  # a masked key's score becomes -inf
+    weights = stable_softmax(scores + hidden)
+    return np.einsum("...qk,...kd->...qd", weights, V), weights
 
 
 def random_key_mask(rng, B, T):

@@ -65,14 +65,29 @@ def reference_logits(params, tokens, *masks):
     return compute
 
 
-def final_hidden(params, tokens, mask):
-    """compute for expect(): the last block's output (B, T, D), computed with the reference model's own layers."""
-    def compute(ref):
-        reference = make_model(ref, params)
-        hidden = reference.positional_encoding.forward(reference.embedding.forward(tokens))
+def block_inputs(reference, tokens, mask):
+    """[each block's input, the last block's output] in a forward pass of the reference model (each block's forward
+    wrapped for the pass to keep what it was given and what it returned)."""
+    seen = []
+    for block in reference.blocks:
+        def keep(x, *rest, forward=block.forward, **named):
+            seen.append(np.array(x))
+            out = forward(x, *rest, **named)
+            seen.append(np.array(out))
+            return out
+        block.forward = keep
+    try:
+        reference.forward(tokens, mask)
+    finally:
         for block in reference.blocks:
-            hidden = block.forward(hidden, mask)
-        return hidden
+            del block.forward
+    return seen[0::2] + [seen[-1]]
+
+
+def final_hidden(params, tokens, mask):
+    """compute for expect(): the last block's output (B, T, D) in the reference model's forward pass."""
+    def compute(ref):
+        return block_inputs(make_model(ref, params), tokens, mask)[-1]
     return compute
 
 
@@ -146,8 +161,8 @@ def scaled_to_800(params, tokens):
     +800 (each block's input computed by the reference's layers), and the reference's logits with them."""
     def compute(ref):
         reference, scaled, mask = make_model(ref, params), dict(params), tokens != 0
-        x = reference.positional_encoding.forward(reference.embedding.forward(tokens))
         for layer, block in enumerate(reference.blocks):
+            x = block_inputs(reference, tokens, mask)[layer]  # with the blocks before it already scaled
             Dh, W_q, W_k = D // H, scaled[f"blocks.{layer}.attention.W_q"], scaled[f"blocks.{layer}.attention.W_k"]
             q, k = (x @ W_q).reshape(*x.shape[:2], H, Dh), (x @ W_k).reshape(*x.shape[:2], H, Dh)
             factor = np.sqrt(800.0 / (np.einsum("bqhd,bkhd->bhqk", q, k).max() / np.sqrt(Dh)))
@@ -155,7 +170,6 @@ def scaled_to_800(params, tokens):
                 path = f"blocks.{layer}.{name}"
                 scaled[path] = scaled[path] * factor
                 set_params(block, {name: scaled[path]})
-            x = block.forward(x, mask=mask)
         return {"params": scaled, "logits": reference.forward(tokens)}
     return compute
 

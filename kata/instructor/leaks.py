@@ -5,10 +5,17 @@ comment-only lines are not counted, nor lines that also occur outside the soluti
 stubs show anyway), nor lines made of names and constants only (`return None`, `result = {}`, `return x, y`: they
 say nothing of a solution), nor the few lines of ALLOWED: generic API the lessons teach by name. Every text file of the
 folder is read line by line (a notebook: the source of each cell); binary files are skipped.
+
+Lines are compared without their comments and with runs of spaces made one, so a copy that drops the reference's
+trailing comment or respaces it is found; a solution line of at least SUBSTRING characters is also found inside a
+longer line (a hint's sentence, two statements joined by `;`), a shorter one only as a whole line.
 """
 
 import ast
+import io
 import json
+import re
+import tokenize
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,7 +29,26 @@ ALLOWED = {
     "model.backward(loss_fn.backward())": "the backward pass of a training step, as lessons 07-09 and the "
                                           "walkthrough write it out: the call protocol CONTRACT.md states",
     "optimizer.step()": "the optimiser's one method (CONTRACT.md), called by lessons 08-09 and the tests",
+    "logits = model.forward(tokens, mask)": "the model's call as CONTRACT.md states it; lessons 08 and 09 write "
+                                            "out the training step with it, the walkthrough and analysis call it",
+    "loss = loss_fn.forward(logits, targets)": "the loss's call as CONTRACT.md states it (lesson 08's training "
+                                               "step)",
+    "tokens, targets, mask = create_batch(dataset)": "lesson 00's create_batch as CONTRACT.md states it (lesson 09)",
+    "for block in model.blocks:": "the contract's list of blocks (CONTRACT.md), walked by lesson 09's figures",
+    "x = block.forward(x, mask)": "a block's call as CONTRACT.md states it; lesson 05 shows the blocks applied in "
+                                  "turn (the contract gives the model's composition)",
+    "dx = block.backward(dx)": "a block's backward call (the layer protocol); lesson 07 shows the chain through "
+                               "the blocks in reverse",
+    "pairs += block.get_parameters()": "the layer protocol's get_parameters (CONTRACT.md), as lesson 07 gathers "
+                                       "them",
+    "order = np.random.default_rng(seed).permutation(n)": "lesson 00 names the one permutation the contract's "
+                                                          "split uses (same seed, same split)",
+    '"Max": max, "Min": min}': "the task's table of operations (lesson 00 defines them; play.py and lesson 09's "
+                               "tests name them)",
+    "out = np.asarray(f(x), dtype=np.float64)": "a set-up line of lesson 07's numerical-gradient example",
+    "grad = np.zeros(x.shape)": "a set-up line of lesson 07's numerical-gradient example",
 }
+SUBSTRING = 16  # the shortest solution line looked for inside longer lines
 # the syntax of a line made of names and constants only
 PLAIN = (ast.Module, ast.Expr, ast.Return, ast.Assign, ast.Name, ast.Constant, ast.Tuple, ast.List, ast.Dict,
          ast.Load, ast.Store, ast.Pass, ast.Break, ast.Continue)
@@ -47,6 +73,20 @@ def plain(text):
     return all(isinstance(node, PLAIN) for node in ast.walk(tree))
 
 
+def normal(line):
+    """A line without its comment (where Python's tokenizer finds one), stripped, its runs of spaces made one."""
+    text = line.strip()
+    if "#" in text:
+        try:
+            comments = [token for token in tokenize.generate_tokens(io.StringIO(text + "\n").readline)
+                        if token.type == tokenize.COMMENT]
+        except (tokenize.TokenError, SyntaxError, IndentationError):
+            comments = []
+        if comments:
+            text = text[:comments[0].start[1]].rstrip()
+    return re.sub(r"\s+", " ", text)
+
+
 def solution_lines(reference=REFERENCE):
     """{stripped line: 'solutions/file.py:N'} of every line inside a solution region that is not blank, not a
     comment, not allowed, and found nowhere outside the regions."""
@@ -54,10 +94,10 @@ def solution_lines(reference=REFERENCE):
     for path in sorted(Path(reference).glob("*.py")):
         within = False
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            text = line.strip()
-            if text == BEGIN:
+            text = normal(line)
+            if line.strip() == BEGIN:
                 within = True
-            elif text == END:
+            elif line.strip() == END:
                 within = False
             elif within:
                 inside.setdefault(text, f"solutions/{path.name}:{number}")
@@ -89,13 +129,14 @@ def _texts(path, relative):
 def scan(folder, reference=REFERENCE):
     """[Hit] of every solution line found in a file of folder, in file order."""
     wanted = solution_lines(reference)
+    longer = [text for text in wanted if len(text) >= SUBSTRING]
     hits = []
     for path in sorted(Path(folder).rglob("*")):
         if not path.is_file() or "__pycache__" in path.parts:
             continue
         for name, lines in _texts(path, path.relative_to(folder).as_posix()):
             for number, line in enumerate(lines, start=1):
-                text = line.strip()
-                if text in wanted:
-                    hits.append(Hit(name, number, text, wanted[text]))
+                text = normal(line)
+                found = [text] if text in wanted else [part for part in longer if part in text]
+                hits += [Hit(name, number, part, wanted[part]) for part in found]
     return hits

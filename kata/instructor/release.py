@@ -37,9 +37,12 @@ FILES = ["grader.py", "train.py", "play.py", "make.py", "Makefile", "pyproject.t
 TEXTS = ["README.md", "CONTRACT.md"]  # and every lessons/*.md
 FOLDERS = ["checkpoints"]
 TEST_FILES = ["__init__.py", "helpers.py", "positions.py"]  # and every tests/test_lesson*.py
-LEFT_OUT_OF_KATA = ("instructor", "__pycache__")  # kata/instructor/: the instructor's commands, this module
+# kata/instructor/: the instructor's commands, this module; the grading's batch and Gradescope modules, which only
+# the instructor's commands reach (the autograder is built from the instructor's kata)
+LEFT_OUT_OF_KATA = ("instructor", "__pycache__", "batch.py", "gradescope.py", "variants.py")
 EDITION_CHECKS = Path(__file__).with_name("edition_checks.py")  # the edition's meta/test_edition.py
 RECORD_SECONDS = 1800
+HINT_LEVELS = 2  # the hint levels an edition gives by default: the third quotes the reference's lines
 # edition markers, each on a line of its own: the lines between LEAVE_OUT and END are not in the edition; the lines
 # between ONLY and its closing "-->" are in the edition alone (an HTML comment elsewhere: never rendered); a line
 # ending with LEAVE_OUT_LINE (a table's row, say, where a comment line would end the table) is not in the edition
@@ -55,9 +58,10 @@ def add_command(commands):
     release = commands.add_parser(COMMAND, help="write the students' edition: no solutions/, no catalogue, the "
                                                 "reference's expected values recorded")
     release.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder to write it into")
-    release.add_argument("--hint-levels", type=_levels, metavar="N",
-                         help=f"give only the first N hint levels of each exercise (1 to {LEVELS}; default: all "
-                              f"{LEVELS})")
+    release.add_argument("--hint-levels", type=_levels, default=HINT_LEVELS, metavar="N",
+                         help=f"give the first N hint levels of each exercise (1 to {LEVELS}; default {HINT_LEVELS}: "
+                              f"the last level quotes the reference's lines, and with {LEVELS} the release names "
+                              "each one the edition then holds)")
 
 
 def _levels(text):
@@ -131,9 +135,10 @@ def hints_text(text, levels):
 def release(out, hint_levels=None, say=print, recorded_from=None):
     """Write the students' edition into out (a new or empty folder); returns its path.
 
-    hint_levels: give only that many hint levels per exercise (default all). recorded_from: a tests/recorded/
+    hint_levels: give only that many hint levels per exercise (default HINT_LEVELS; LEVELS: all). recorded_from: a tests/recorded/
     folder to copy rather than recording the reference's values again (the suite's second edition of a session).
     ReleaseError (nothing written) when the reference fails a lesson test; OutputPathError for an unusable out."""
+    hint_levels = HINT_LEVELS if hint_levels is None else hint_levels
     out = check_output(out, "--out", folder=True, kind="empty").absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
