@@ -12,6 +12,7 @@ import tomllib
 
 import pytest
 
+from kata.course.exercises import BEGIN, END
 from kata.course.manifest import lessons
 from kata.course.repository import REFERENCE, ROOT
 from kata.instructor import leaks, release
@@ -46,8 +47,10 @@ def graded(edition, tmp_path_factory):
     stubs = run(edition, "grader.py", "--json", str(out / "stubs.json"))
     solved = out / "solved"
     shutil.copytree(edition, solved)
-    for path in REFERENCE.glob("*.py"):
-        shutil.copy2(path, solved / "exercises" / path.name)
+    for path in REFERENCE.glob("*.py"):  # a student's finished copy: the reference without its region markers
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        (solved / "exercises" / path.name).write_text("".join(line for line in lines if line.strip() not in (BEGIN, END)),
+                                                      encoding="utf-8")
     run(solved, "grader.py", "--json", str(out / "reference.json"))
     return {"stubs": json.loads((out / "stubs.json").read_text(encoding="utf-8")), "report": stubs.stdout,
             "reference": json.loads((out / "reference.json").read_text(encoding="utf-8")), "finished": solved}
@@ -121,6 +124,31 @@ def test_the_edition_refuses_the_reference_in_one_line(edition):
     done = run(edition, "grader.py", "--impl", "solutions", check=False)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "no reference implementation" in done.stderr
+
+
+def test_the_leak_scan_finds_a_line_without_its_comment_and_inside_a_longer_one(tmp_path):
+    """A copy that drops the reference's comment, respaces the line or puts it in a sentence is found too."""
+    commented = next(text for text, where in leaks.solution_lines().items()
+                     if len(text) >= leaks.SUBSTRING and "#" in _line(where))
+    (tmp_path / "a.py").write_text(f"x = 1;  {commented.replace(' ', '  ')}\n", encoding="utf-8")
+    (tmp_path / "hint.md").write_text(f"Hint: write `{commented}` and you are done.\n", encoding="utf-8")
+    assert [(hit.file, hit.text) for hit in leaks.scan(tmp_path)] == [("a.py", commented), ("hint.md", commented)]
+
+
+def _line(where):
+    """The reference's line at 'solutions/file.py:N'."""
+    name, number = where.rsplit(":", 1)
+    return (ROOT / name).read_text(encoding="utf-8").splitlines()[int(number) - 1]
+
+
+def test_the_last_hint_level_is_left_out_by_default_and_named_when_given(edition, tmp_path):
+    """The default edition gives 2 levels (the third quotes the reference); --hint-levels 3 gives all, and the
+    release names every line of the reference that the edition then holds."""
+    assert tomllib.loads((edition / "lessons" / "hints.toml").read_text(encoding="utf-8"))["levels"] == 2
+    said = []
+    release.release(tmp_path / "all-levels", 3, say=said.append, recorded_from=edition / "tests" / "recorded")
+    named = [line for line in said if "lessons/hints.toml:" in line]
+    assert named and any("warning:" in line for line in said), said
 
 
 def test_hint_levels_leaves_out_the_last_level(edition, tmp_path):
