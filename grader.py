@@ -16,7 +16,7 @@ try:  # a Ctrl-C while the grader starts (importing takes a moment) ends as any 
     from kata.course import files
     from kata.course.console import printable_output
     from kata.course.manifest import lesson, lesson_ids
-    from kata.course.repository import INSTRUCTOR, NO_REFERENCE, has_reference, shown
+    from kata.course.repository import INSTRUCTOR, NO_REFERENCE, has_reference, named_implementations, shown
     from kata.grading.grade import grade
     from kata.grading.interrupted import GradingInterrupted
     from kata.grading.report import is_student, report, student_folder, table
@@ -39,7 +39,8 @@ def _common(parser, defaults, every="every lesson"):
     --lesson."""
     value = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
     parser.add_argument("--impl", default=value("exercises"),
-                        help="solutions, exercises (default), a folder laid out like exercises/, or a .zip of one")
+                        help=f"{named_implementations()} (default), a folder laid out like exercises/, or a .zip of "
+                             "one")
     parser.add_argument("--lesson", action="append", default=value(None), metavar="ID",
                         help=f"grade only this lesson (repeat it, or give a comma list: 02,03; default: {every})")
     parser.add_argument("--timeout", type=seconds, default=value(DEFAULT_SECONDS), metavar="SECONDS",

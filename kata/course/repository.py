@@ -66,6 +66,11 @@ def has_reference():
     return REFERENCE.is_dir() and any(REFERENCE.glob("*.py"))
 
 
+def named_implementations():
+    """How a tool's help names the implementations it takes by name: with 'solutions' only where the reference is."""
+    return "solutions, exercises" if has_reference() else "exercises"
+
+
 def kata_files():
     """The file names an implementation folder holds: those of the reference, or in the students' edition those of
     its shipped stubs."""

@@ -17,7 +17,7 @@ import numpy as np
 from ..course.exercises import unfinished
 from ..course.implementation import ImplementationError, folder_of, load
 from ..course.places import raised_at
-from ..course.repository import ROOT, STATE, STUDENT, has_reference, python
+from ..course.repository import ROOT, STATE, STUDENT, has_reference, named_implementations, python
 from . import analysis, checkpoint
 from .terminal import bar, heatmap
 
@@ -209,8 +209,9 @@ def main(argv=None, stdin=sys.stdin, out=sys.stdout):
     parser.add_argument("--checkpoint", default=str(PRETRAINED), metavar="FILE",
                         help="a checkpoint written by train.py --checkpoint (default: the pretrained model, "
                              "checkpoints/pretrained.npz)")
-    parser.add_argument("--impl", default=None, help="the code to run the model with: solutions, exercises or a "
-                        "folder (default: exercises/ once lessons 00-05 are finished, else the reference)")
+    fallback = "else the reference" if has_reference() else "else it names the lessons to finish"
+    parser.add_argument("--impl", default=None, help=f"the code to run the model with: {named_implementations()} or "
+                        f"a folder (default: exercises/ once lessons 00-05 are finished, {fallback})")
     parser.add_argument("expression", nargs="*", help="questions to answer (default: none, then it reads one per "
                         "line until Ctrl-D)")
     args = parser.parse_args(argv)

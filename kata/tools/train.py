@@ -20,7 +20,7 @@ from ..course.exercises import unfinished
 from ..course.files import OutputPathError, check_output, write_json
 from ..course.implementation import ImplementationError, folder_of, load
 from ..course.places import raised_at
-from ..course.repository import STATE, has_reference, python, shown
+from ..course.repository import STATE, has_reference, named_implementations, python, shown
 from . import analysis, checkpoint, plots, summary
 from .trainer import Recipe, train
 
@@ -43,8 +43,8 @@ class Interrupted(Exception):
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="train.py", description="Train the transformer on the digit-operations "
                                      "task (Max ( 5 3 9 ) -> 9) and report what it learnt.")
-    parser.add_argument("--impl", default="exercises", help="solutions, exercises (default) or a folder laid out "
-                        "like exercises/")
+    parser.add_argument("--impl", default="exercises", help=f"{named_implementations()} (default) or a folder laid "
+                        "out like exercises/")
     parser.add_argument("--size", choices=SIZES, default="medium", help="small 1,000, medium 10,000 (default), "
                         "large 100,000 examples, split 80/10/10")
     parser.add_argument("--epochs", type=int, metavar="N", help="passes over the training set (default: "
