@@ -119,6 +119,18 @@ def run(command, cwd, log, what, env=None):
     return done
 
 
+def processes():
+    """{pid: command line} of every process this user can see (Linux's /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                pass
+    return found
+
+
 def grades(path):
     with open(path, newline="", encoding="utf-8") as stream:
         return list(csv.DictReader(stream))
@@ -132,7 +144,7 @@ def main(argv=None):
                                                                "as a student (default: no)")
     args = parser.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="kata-course-"))
-    python, times = sys.executable, []
+    python, times, before = sys.executable, [], processes()
 
     def log(what, seconds):
         times.append((what, seconds))
@@ -160,14 +172,20 @@ def main(argv=None):
     done = run([python, "grader.py", "batch", str(submissions), "--out", str(work / "grades-variant"), "--variant",
                 str(args.seed)], ROOT, log, f"grade: grader.py batch --variant {args.seed}")
     print(done.stdout[-2500:], done.stderr[-800:])
+    for name in ("grades", "grades-variant"):
+        print(f"{name}/grades.csv:")
+        for row in grades(work / name / "grades.csv"):
+            print("  " + ", ".join(f"{key} {value}" for key, value in row.items() if key not in
+                                   [f"{k:02d}" for k in range(11)]))
     done = run([python, "grader.py", "package-gradescope", "--out", str(work / "autograder.zip"), "--variant",
                 str(args.seed), "--visibility", "after_due_date"], ROOT, log, "Gradescope: package-gradescope")
     print(done.stdout[-400:], done.stderr[-400:])
     done = run([python, "grader.py", "similarity", str(submissions), "--out", str(work / "similarity.html")], ROOT,
                log, "similarity: grader.py similarity")
     print(done.stdout[-1500:], done.stderr[-800:])
-    left = subprocess.run(["pgrep", "-af", str(work)], capture_output=True, text=True).stdout.strip()
-    print(f"processes left holding {work}: {left or 'none'}")
+    left = {pid: command for pid, command in processes().items()
+            if pid not in before and pid != os.getpid() and "python" in command}
+    print(f"processes started during the run and still running: {left or 'none'}")
     print(json.dumps([{"step": what, "seconds": round(seconds, 1)} for what, seconds in times], indent=1))
     print(f"everything is in {work}")
     return 0
