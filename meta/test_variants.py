@@ -20,13 +20,13 @@ import pytest
 
 from kata.course.manifest import lesson, lessons
 from kata.course.repository import ROOT
-from kata.grading import gradescope
 from kata.grading import grade as grade_module
+from kata.grading import gradescope
+from kata.grading import settings as grading_settings
 from kata.grading.batch import Graded, row
 from kata.grading.results import GradeResult, LessonResult, TestOutcome, VariantResult
 from kata.grading.run import PYTEST, reference_tests
 from kata.grading.run import _read_log as read_log
-from kata.grading import settings as grading_settings
 from meta.catalogue import run_all
 from meta.catalogue.equivalents import EQUIVALENTS
 from meta.helpers import marked_processes, wait_for

@@ -81,11 +81,11 @@ def _credit_from(beside, own):
     figure from the run with the submission's own code alone (own). The run beside the reference held reference
     code its submission could read, so nothing of it is shown but whether each test passed."""
     tests = []
-    for verdict, shown in zip(beside.tests, own.tests):
+    for verdict, mine in zip(beside.tests, own.tests):
         if verdict.passed:
             tests.append(TestOutcome(verdict.name, "passed"))
         else:
-            tests.append(shown if not shown.passed else TestOutcome(verdict.name, "failed", WITHHELD))
+            tests.append(mine if not mine.passed else TestOutcome(verdict.name, "failed", WITHHELD))
     could_not_run = beside.could_not_run  # its own file is broken: the same message in both runs
     note = "" if could_not_run or all(test.passed for test in tests) else ISOLATED_NOTE
     return dataclasses.replace(own, tests=tuple(tests), could_not_run=could_not_run,

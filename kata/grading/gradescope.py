@@ -53,11 +53,11 @@ from ..course.files import OutputPathError, check_output, write_atomic, write_js
 from ..course.manifest import lesson_ids as lesson_ids_of
 from ..course.repository import ROOT
 from ..sandbox import NotContained
+from . import variants
 from .grade import grade
 from .messages import middle_cut
 from .settings import DEFAULT_SECONDS, Settings
 from .submission import SubmissionError
-from . import variants
 
 VISIBILITIES = ("visible", "after_due_date", "after_published", "hidden")  # Gradescope's four values
 VISIBILITY = "visible"  # the lessons' results and outputs: students see them at once

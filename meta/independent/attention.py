@@ -1,7 +1,6 @@
 # An independent implementation (meta/test_similarity.py): the stub's given code, the exercises written anew.
 """Lesson 02: softmax, scaled dot-product attention and multi-head attention."""
 
-import math
 
 import numpy as np
 
