@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from .places import raised_at
-from .repository import NAMED, NO_REFERENCE, ROOT, has_reference
+from .repository import NAMED, ROOT, has_reference
 
 
 class ImplementationError(Exception):
@@ -32,8 +32,10 @@ def resolve(spec):
 def _named(name):
     """name, a named implementation; ImplementationError for the reference where there is none (the students'
     edition)."""
-    if name == "solutions" and not has_reference():
-        raise ImplementationError(NO_REFERENCE)
+    if name == "solutions" and not has_reference():  # (also what code sandboxed apart from the reference meets)
+        raise ImplementationError("importing the implementation 'solutions' failed: no reference implementation "
+                                  "here (no solutions/; the students' edition holds none): grade, train and play your "
+                                  "own code (exercises/, the default) or a folder laid out like it")
     return name
 
 
