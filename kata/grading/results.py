@@ -71,12 +71,8 @@ class LessonResult:
                 "tests": [test.to_json() for test in self.tests]}
 
 
-@dataclass(frozen=True)
-class VariantResult:
-    """The lessons graded again on a hidden variant's inputs (grade(variant=SEED)): each with the lesson's points and
-    the public run's test ids as its denominator."""
-    seed: int
-    lessons: tuple  # LessonResult, in manifest order
+class _Totals:
+    """The totals over a result's lessons (GradeResult, VariantResult)."""
 
     @property
     def score(self):
@@ -94,6 +90,14 @@ class VariantResult:
     def total(self):
         return sum(entry.total for entry in self.lessons)
 
+
+@dataclass(frozen=True)
+class VariantResult(_Totals):
+    """The lessons graded again on a hidden variant's inputs (grade(variant=SEED)): each with the lesson's points and
+    the public run's test ids as its denominator."""
+    seed: int
+    lessons: tuple  # LessonResult, in manifest order
+
     def lesson(self, lesson_id):
         return next((entry for entry in self.lessons if entry.id == lesson_id), None)
 
@@ -103,7 +107,7 @@ class VariantResult:
 
 
 @dataclass(frozen=True)
-class GradeResult:
+class GradeResult(_Totals):
     implementation: str  # as given to grade()
     isolated: bool
     sandbox: bool
@@ -117,22 +121,6 @@ class GradeResult:
     def all_notes(self):
         """The notes on the submission, then those on the machine (the JSON's "notes", the printed report's)."""
         return [*self.notes, *self.machine_notes]
-
-    @property
-    def score(self):
-        return round(sum(entry.score for entry in self.lessons), 2)
-
-    @property
-    def max_score(self):
-        return float(sum(entry.max_score for entry in self.lessons))
-
-    @property
-    def passed(self):
-        return sum(entry.passed for entry in self.lessons)
-
-    @property
-    def total(self):
-        return sum(entry.total for entry in self.lessons)
 
     @property
     def done(self):
