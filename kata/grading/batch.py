@@ -18,8 +18,9 @@ from ..course import children
 from ..course.files import write_atomic, write_json
 from ..course.manifest import lesson_ids as lesson_ids_of
 from ..course.manifest import lessons
+from ..course.repository import has_reference
 from ..sandbox import NotContained, unsupported
-from .grade import grade, has_reference
+from .grade import grade
 from .interrupted import halt
 from .results import GradeResult
 from .settings import variant_seed

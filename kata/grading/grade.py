@@ -25,7 +25,7 @@ from ..course.exercises import unfinished
 from ..course.manifest import lesson_ids as chosen_ids
 from ..course.manifest import lessons
 from ..course.manifest import owners as manifest_owners
-from ..course.repository import NAMED, REFERENCE, ROOT, python, shown
+from ..course.repository import NAMED, REFERENCE, ROOT, has_reference, python, shown
 from ..sandbox import NotContained, unsupported
 from .interrupted import GradingInterrupted, each, stopped
 from .messages import cleaner
@@ -36,11 +36,6 @@ from .settings import DEFAULT_SECONDS, Settings
 from .submission import open_submission
 
 DEFAULT_WORKERS = 2  # this machine has 2 cores; each lesson runs single-threaded
-
-
-def has_reference():
-    """Whether the reference (solutions/) is here: a variant's expected values are computed from it."""
-    return REFERENCE.is_dir() and (REFERENCE / "__init__.py").is_file()
 
 
 @contextlib.contextmanager

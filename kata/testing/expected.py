@@ -31,7 +31,7 @@ import numpy as np
 
 from ..course import implementation
 from ..course.files import write_atomic
-from ..course.repository import REFERENCE, ROOT
+from ..course.repository import ROOT, has_reference
 
 RECORDED = ROOT / "tests" / "recorded"
 MODES = ("reference", "record", "recorded")
@@ -39,7 +39,7 @@ _RUN = {"variant": None}
 
 
 def default_mode():
-    return "reference" if REFERENCE.is_dir() and any(REFERENCE.glob("*.py")) else "recorded"
+    return "reference" if has_reference() else "recorded"
 
 
 # ---------------------------------------------------------------- variants
