@@ -38,17 +38,18 @@ def transformer_params(num_layers):
 
 def shapes(kind, embed_dim, ffn_dim=None, vocab_size=None, num_layers=None, in_dim=None, out_dim=None):
     """{path: shape} of every parameter of a contract class, as CONTRACT.md section 3 gives them. kind: "Linear"
-    (in_dim, out_dim), "LayerNorm", "MultiHeadAttention", "FeedForward", "TransformerBlock", "Transformer"."""
+    (in_dim, out_dim), "LayerNorm", "MultiHeadAttention", "CausalSelfAttention", "FeedForward", "TransformerBlock",
+    "PreLNBlock", "Transformer", "DecoderLM" (its output layer; "DecoderLM tied": tie_weights=True, none)."""
     D, F, V = embed_dim, ffn_dim, vocab_size
     if kind == "Linear":
         return {"W": (in_dim, out_dim), "b": (out_dim,)}
     if kind == "LayerNorm":
         return {"gamma": (D,), "beta": (D,)}
-    if kind == "MultiHeadAttention":
+    if kind in ("MultiHeadAttention", "CausalSelfAttention"):
         return {name: (D, D) for name in ATTENTION}
     if kind == "FeedForward":
         return {"linear1.W": (D, F), "linear1.b": (F,), "linear2.W": (F, D), "linear2.b": (D,)}
-    if kind == "TransformerBlock":
+    if kind in ("TransformerBlock", "PreLNBlock"):
         parts = [("attention", "MultiHeadAttention"), ("norm1", "LayerNorm"), ("feed_forward", "FeedForward"),
                  ("norm2", "LayerNorm")]
         return {f"{owner}.{path}": shape for owner, part in parts for path, shape in shapes(part, D, F).items()}
@@ -57,4 +58,10 @@ def shapes(kind, embed_dim, ffn_dim=None, vocab_size=None, num_layers=None, in_d
         for i in range(num_layers):
             found.update({f"blocks.{i}.{path}": shape for path, shape in shapes("TransformerBlock", D, F).items()})
         return {**found, "output.W": (D, V), "output.b": (V,)}
+    if kind in ("DecoderLM", "DecoderLM tied"):
+        found = {"embedding.W": (V, D)}
+        for i in range(num_layers):
+            found.update({f"blocks.{i}.{path}": shape for path, shape in shapes("PreLNBlock", D, F).items()})
+        found.update({"norm.gamma": (D,), "norm.beta": (D,)})
+        return found if kind == "DecoderLM tied" else {**found, "output.W": (D, V), "output.b": (V,)}
     raise ValueError(f"no contract class {kind!r}")
