@@ -143,4 +143,83 @@ EQUIVALENTS = [
                       "    return -(weights * logs).sum(axis=-1)"),
                      ("dynamics.py", "    norm = math.sqrt(sum(float((g * g).sum()) for g in grads))",
                       "    norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))"))),
+    # ---------------------------------------------------------------- 11: causal attention, Pre-LN
+    Equivalent("causal-compare-and-named-steps", "11", "causal.py",
+               "the causal mask from comparing position indices, the attention's gradients with reshaped 2-D "
+               "products instead of einsum, and the Pre-LN backward one named step at a time",
+               "    return np.tril(np.ones((T, T), dtype=bool))",
+               "    rows, columns = np.indices((T, T))\n    return columns <= rows",
+               more=(("causal.py", '            grad_W += np.einsum("btd,bte->de", x, d_proj)',
+                      "            grad_W += x.reshape(-1, D).T @ d_proj.reshape(-1, D)"),
+                     ("causal.py", '        self.grad_W_o += np.einsum("btd,bte->de", joined, grad_output)',
+                      "        self.grad_W_o += joined.reshape(B * T, D).T @ grad_output.reshape(B * T, D)"),
+                     ("causal.py",
+                      "        d_h = grad_output + self.norm2.backward(self.feed_forward.backward(grad_output))\n"
+                      "        return d_h + self.norm1.backward(self.attention.backward(d_h))",
+                      "        d_ff_in = self.feed_forward.backward(grad_output)\n"
+                      "        d_h = self.norm2.backward(d_ff_in)\n"
+                      "        d_h += grad_output  # the skip path\n"
+                      "        d_attention_in = self.attention.backward(d_h)\n"
+                      "        return self.norm1.backward(d_attention_in) + d_h"))),
+    # ---------------------------------------------------------------- 12: the decoder
+    Equivalent("decoder-own-log-softmax-and-loops", "12", "decoder.py",
+               "the sequence loss as its own log-softmax weighted by the mask (not through CrossEntropyLoss), the "
+               "batch built row by row, the tied projection through np.einsum",
+               "        inner = CrossEntropyLoss()  # lesson 06 on the counted positions, as one flat batch\n"
+               "        loss = inner.forward(logits[loss_mask], targets[loss_mask])\n"
+               "        self.cache = (inner, loss_mask, logits.shape)\n"
+               "        return float(loss)",
+               "        shifted = logits - logits.max(axis=-1, keepdims=True)\n"
+               "        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))  # (B, T, V)\n"
+               "        picked = np.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]  # (B, T)\n"
+               "        weights = loss_mask / loss_mask.sum()\n"
+               "        self.cache = (np.exp(log_probs), targets, weights)\n"
+               "        return float(-(picked * weights).sum())",
+               more=(("decoder.py",
+                      "        inner, loss_mask, shape = self.cache\n"
+                      "        grad = np.zeros(shape)\n"
+                      "        grad[loss_mask] = inner.backward()\n"
+                      "        return grad",
+                      "        probs, targets, weights = self.cache\n"
+                      "        grad = probs - np.eye(probs.shape[-1])[targets]\n"
+                      "        return grad * weights[..., None]"),
+                     ("decoder.py",
+                      "            return h @ self.embedding.W.T  # (B, T, V): the same matrix reads tokens in and "
+                      "writes them out",
+                      '            return np.einsum("btd,vd->btv", h, self.embedding.W)'),
+                     ("decoder.py",
+                      "    mask = positions < (lengths[:, None] - 1)\n",
+                      "    mask = np.zeros((B, T), dtype=bool)\n"
+                      "    for row, length in enumerate(lengths):\n"
+                      "        mask[row, : length - 1] = True\n"))),
+    # ---------------------------------------------------------------- 13: generation
+    Equivalent("generation-argpartition-and-choice", "13", "generation.py",
+               "top-k through np.argpartition, and each row sampled with rng.choice over its probabilities (another "
+               "use of the generator: other draws, the same distribution)",
+               "        kth = np.sort(logits, axis=1)[:, -top_k][:, None]  # the k-th largest value of each row",
+               "        part = np.partition(logits, logits.shape[1] - top_k, axis=1)\n"
+               "        kth = part[:, logits.shape[1] - top_k][:, None]",
+               more=(("generation.py",
+                      "    draws = rng.random((len(logits), 1))  # inverse transform: the first token whose cumulative "
+                      "mass passes u\n"
+                      "    chosen = (np.cumsum(probs, axis=1) <= draws).sum(axis=1)\n"
+                      "    last_kept = logits.shape[1] - 1 - (probs[:, ::-1] > 0).argmax(axis=1)  # u above a rounded-"
+                      "down total\n"
+                      "    return np.minimum(chosen, last_kept).astype(np.int64)",
+                      "    return np.array([rng.choice(len(row), p=row) for row in probs], dtype=np.int64)"),)),
+    # ---------------------------------------------------------------- 14: the KV cache
+    Equivalent("kv-cache-row-loops", "14", "kv_cache.py",
+               "the new keys and values written into the cache row by row, and each row's positional encoding "
+               "read from a table of the whole capacity",
+               "    keys.transpose(0, 2, 1, 3)[rows, positions] = heads(attention.W_k)  # writes through the view\n"
+               "    values.transpose(0, 2, 1, 3)[rows, positions] = heads(attention.W_v)",
+               "    new_keys, new_values = heads(attention.W_k), heads(attention.W_v)  # (B, t, H, Dh)\n"
+               "    for b in range(B):\n"
+               "        start = lengths[b]\n"
+               "        keys[b, :, start:start + t] = new_keys[b].transpose(1, 0, 2)\n"
+               "        values[b, :, start:start + t] = new_values[b].transpose(1, 0, 2)",
+               more=(("kv_cache.py",
+                      "    table = model.positional_encoding.forward(np.zeros((1, int(positions.max()) + 1, "
+                      "model.embed_dim)))[0]",
+                      "    table = model.positional_encoding.forward(np.zeros((1, cache.capacity, model.embed_dim)))[0]"),)),
 ]
