@@ -358,86 +358,6 @@ def test_causal_attention_backward_uses_the_last_forward(impl):
                          f"CausalSelfAttention.grad_{name} after two forwards and one backward", SEE_CSA_BACK)
 
 
-# ---------------------------------------------------------------- no position depends on a later one
-
-def stack_of_blocks(impl, rng, L, D, H, F, only_head=None):
-    """L causal PreLNBlocks with random parameters; with only_head = h, every attention's W_o keeps only the rows of
-    head h (the others' outputs are multiplied by 0), so that head alone carries information between positions."""
-    blocks = []
-    for _ in range(L):
-        params = draw_params(shapes("PreLNBlock", D, F), rng)
-        if only_head is not None:
-            Dh = D // H
-            keep = np.zeros((D, 1))
-            keep[only_head * Dh:(only_head + 1) * Dh] = 1.0
-            params["attention.W_o"] = params["attention.W_o"] * keep
-        blocks.append(block_with(impl, params, D, H, F))
-    return blocks
-
-
-def through(blocks, x, mask, upto):
-    h = x
-    for block in blocks[:upto]:
-        h = call(block.forward, h, mask, what="PreLNBlock.forward", see=SEE_PRE)
-    return h
-
-
-def back(blocks, g, upto):
-    for block in reversed(blocks[:upto]):
-        g = call(block.backward, g, what="PreLNBlock.backward", see=SEE_PRE_BACK)
-    return g
-
-
-@pytest.mark.parametrize("only_head", [None, 0, 1, 2], ids=["all-heads", "head-0", "head-1", "head-2"])
-def test_no_output_depends_on_a_later_input(impl, only_head):
-    # for every layer l of a stack and every position t: d out_l[:, t] / d x[:, s] is exactly 0 for s > t, and not
-    # 0 for s <= t; with only_head = h, through head h alone
-    B, T, D, H, F, L = pick((2, 5, 12, 3, 16, 3), (1, 6, 6, 3, 8, 2), (2, 4, 12, 3, 10, 4))
-    rng = seeded(9 + (only_head or 0))
-    blocks = stack_of_blocks(impl, rng, L, D, H, F, only_head)
-    x = rng.standard_normal((B, T, D))
-    for layer in range(1, L + 1):
-        for t in range(T):
-            through(blocks, x, None, layer)
-            g = np.zeros((B, T, D))
-            g[:, t] = rng.standard_normal((B, D))
-            dx = as_array(back(blocks, g, layer), "PreLNBlock.backward", SEE_PRE_BACK)
-            assert_shape(dx, (B, T, D), "PreLNBlock.backward", SEE_PRE_BACK)
-            head = "every head" if only_head is None else f"head {only_head} alone"
-            what = (f"a stack of {layer} causal PreLNBlock(s) ({head} reading other positions): the gradient of the "
-                    f"output at position {t} with respect to the inputs")
-            later = dx[:, t + 1:]
-            assert np.all(later == 0.0), (
-                f"{what} after it (positions {t + 1}..{T - 1}) must be exactly 0.0, got {np.count_nonzero(later)} "
-                f"of {later.size} non-zero (largest {np.abs(later).max():.3g}): a later token reached an earlier "
-                f"output (is the causal mask in every layer's attention, forward and backward?); {SEE_CSA_BACK}")
-            reached = np.abs(dx[:, :t + 1]).sum(axis=-1)  # (B, t + 1)
-            assert np.all(reached > 0), (
-                f"{what} at or before it must not be 0 (position t reads every position s <= t), got 0 at "
-                f"positions {sorted(set(np.argwhere(reached == 0)[:, 1].tolist()))}: too much is masked (the "
-                f"diagonal and the earlier keys must be allowed); {SEE_CSA}")
-
-
-def test_changing_a_later_input_leaves_earlier_outputs_bit_for_bit(impl):
-    B, T, D, H, F, L = pick((2, 6, 8, 2, 12, 2), (3, 5, 6, 3, 10, 3), (1, 7, 12, 4, 8, 2))
-    rng = seeded(13)
-    blocks = stack_of_blocks(impl, rng, L, D, H, F)
-    x = rng.standard_normal((B, T, D))
-    mask = right_padding(rng, B, T)
-    out = np.array(through(blocks, x, mask, L))
-    for t in range(T - 1):
-        changed = x.copy()
-        changed[:, t + 1:] = rng.standard_normal((B, T - t - 1, D)) * 10.0
-        out_changed = through(blocks, changed, mask, L)
-        same = np.array_equal(out_changed[:, :t + 1], out[:, :t + 1])
-        assert same, (
-            f"a stack of {L} causal PreLNBlocks: after changing x only at positions {t + 1}..{T - 1}, the outputs at "
-            f"positions 0..{t} changed (largest change "
-            f"{np.abs(out_changed[:, :t + 1] - out[:, :t + 1]).max():.3g}); they must come out bit for bit the "
-            f"same: no later token may touch an earlier output, not even through rounding (a softmax over the whole "
-            f"row, or a max taken over masked scores, lets it); {SEE_CSA}")
-
-
 # ---------------------------------------------------------------- the Pre-LN block: forward
 
 def test_pre_ln_block_has_the_contract_sublayers(impl):
@@ -619,3 +539,83 @@ def test_pre_ln_block_repeated_passes_agree(impl):
         assert_close(call(used.backward, g, what="PreLNBlock.backward", see=SEE_PRE_BACK), dx_fresh,
                      "PreLNBlock.backward(g) after forward(x1, None) then forward(x2, mask): the gradient of the "
                      "last forward, as on a fresh block", SEE_PRE_BACK)
+
+
+# ---------------------------------------------------------------- no position depends on a later one
+
+def stack_of_blocks(impl, rng, L, D, H, F, only_head=None):
+    """L causal PreLNBlocks with random parameters; with only_head = h, every attention's W_o keeps only the rows of
+    head h (the others' outputs are multiplied by 0), so that head alone carries information between positions."""
+    blocks = []
+    for _ in range(L):
+        params = draw_params(shapes("PreLNBlock", D, F), rng)
+        if only_head is not None:
+            Dh = D // H
+            keep = np.zeros((D, 1))
+            keep[only_head * Dh:(only_head + 1) * Dh] = 1.0
+            params["attention.W_o"] = params["attention.W_o"] * keep
+        blocks.append(block_with(impl, params, D, H, F))
+    return blocks
+
+
+def through(blocks, x, mask, upto):
+    h = x
+    for block in blocks[:upto]:
+        h = call(block.forward, h, mask, what="PreLNBlock.forward", see=SEE_PRE)
+    return h
+
+
+def back(blocks, g, upto):
+    for block in reversed(blocks[:upto]):
+        g = call(block.backward, g, what="PreLNBlock.backward", see=SEE_PRE_BACK)
+    return g
+
+
+@pytest.mark.parametrize("only_head", [None, 0, 1, 2], ids=["all-heads", "head-0", "head-1", "head-2"])
+def test_no_output_depends_on_a_later_input(impl, only_head):
+    # for every layer l of a stack and every position t: d out_l[:, t] / d x[:, s] is exactly 0 for s > t, and not
+    # 0 for s <= t; with only_head = h, through head h alone
+    B, T, D, H, F, L = pick((2, 5, 12, 3, 16, 3), (1, 6, 6, 3, 8, 2), (2, 4, 12, 3, 10, 4))
+    rng = seeded(9 + (only_head or 0))
+    blocks = stack_of_blocks(impl, rng, L, D, H, F, only_head)
+    x = rng.standard_normal((B, T, D))
+    for layer in range(1, L + 1):
+        for t in range(T):
+            through(blocks, x, None, layer)
+            g = np.zeros((B, T, D))
+            g[:, t] = rng.standard_normal((B, D))
+            dx = as_array(back(blocks, g, layer), "PreLNBlock.backward", SEE_PRE_BACK)
+            assert_shape(dx, (B, T, D), "PreLNBlock.backward", SEE_PRE_BACK)
+            head = "every head" if only_head is None else f"head {only_head} alone"
+            what = (f"a stack of {layer} causal PreLNBlock(s) ({head} reading other positions): the gradient of the "
+                    f"output at position {t} with respect to the inputs")
+            later = dx[:, t + 1:]
+            assert np.all(later == 0.0), (
+                f"{what} after it (positions {t + 1}..{T - 1}) must be exactly 0.0, got {np.count_nonzero(later)} "
+                f"of {later.size} non-zero (largest {np.abs(later).max():.3g}): a later token reached an earlier "
+                f"output (is the causal mask in every layer's attention, forward and backward?); {SEE_CSA_BACK}")
+            reached = np.abs(dx[:, :t + 1]).sum(axis=-1)  # (B, t + 1)
+            assert np.all(reached > 0), (
+                f"{what} at or before it must not be 0 (position t reads every position s <= t), got 0 at "
+                f"positions {sorted(set(np.argwhere(reached == 0)[:, 1].tolist()))}: too much is masked (the "
+                f"diagonal and the earlier keys must be allowed); {SEE_CSA}")
+
+
+def test_changing_a_later_input_leaves_earlier_outputs_bit_for_bit(impl):
+    B, T, D, H, F, L = pick((2, 6, 8, 2, 12, 2), (3, 5, 6, 3, 10, 3), (1, 7, 12, 4, 8, 2))
+    rng = seeded(13)
+    blocks = stack_of_blocks(impl, rng, L, D, H, F)
+    x = rng.standard_normal((B, T, D))
+    mask = right_padding(rng, B, T)
+    out = np.array(through(blocks, x, mask, L))
+    for t in range(T - 1):
+        changed = x.copy()
+        changed[:, t + 1:] = rng.standard_normal((B, T - t - 1, D)) * 10.0
+        out_changed = through(blocks, changed, mask, L)
+        same = np.array_equal(out_changed[:, :t + 1], out[:, :t + 1])
+        assert same, (
+            f"a stack of {L} causal PreLNBlocks: after changing x only at positions {t + 1}..{T - 1}, the outputs at "
+            f"positions 0..{t} changed (largest change "
+            f"{np.abs(out_changed[:, :t + 1] - out[:, :t + 1]).max():.3g}); they must come out bit for bit the "
+            f"same: no later token may touch an earlier output, not even through rounding (a softmax over the whole "
+            f"row, or a max taken over masked scores, lets it); {SEE_CSA}")
