@@ -46,11 +46,11 @@ def own_softmax(scores):
 def own_attention(x, W_q, W_k, W_v, W_o, H, mask=None, causal=True):
     """Multi-head self-attention written out head by head, with a loop over queries: query t of row b may read key
     s when s <= t (if causal) and mask[b, s] (if a mask is given). Returns (output (B, T, D), weights (B, H, T, T))."""
-    B, T, D = x.shape
-    Dh = D // H
+    B, T = x.shape[:2]
+    Dh = x.shape[-1] // H
     Q, K, V = x @ W_q, x @ W_k, x @ W_v
     weights = np.zeros((B, H, T, T))
-    out = np.zeros((B, T, D))
+    out = np.zeros(x.shape)
     for h in range(H):
         cols = slice(h * Dh, (h + 1) * Dh)
         for t in range(T):
@@ -436,7 +436,7 @@ def test_pre_ln_block_causal_flag(impl):
                 assert np.all(above == 0.0), (
                     f"PreLNBlock(causal=True): attention weights above the diagonal must be 0, got "
                     f"{np.count_nonzero(above)} non-zero; its attention is a CausalSelfAttention; {SEE_PRE}")
-            else:
+            if not causal:
                 assert np.all(above > 0), (
                     f"PreLNBlock(causal=False): every query reads every key (its attention is a MultiHeadAttention), "
                     f"but {np.count_nonzero(above == 0)} weights above the diagonal are 0; {SEE_PRE}")
