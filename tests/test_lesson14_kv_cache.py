@@ -22,7 +22,6 @@ pytestmark = pytest.mark.lesson14
 SEE_ATTENTION = reread("14", "Attention over the cache")
 SEE_STEP = reread("14", "A decoding step")
 SEE_DECODER = reread("14", "Generating with the cache")
-SEE_COST = reread("14", "The cost per token")
 
 V, D, H, F, L, CAPACITY = 20, 8, 2, 12, 2, 14  # a small DecoderLM; CAPACITY is its max_seq_len
 EXACT = dict(rtol=1e-12, atol=1e-12)  # float64: the cache changes the order of the sums, nothing else
@@ -287,10 +286,10 @@ def test_the_cache_is_really_used(impl, tied):
         decoder.next_logits()
         assert counting.calls == calls, (
             f"CachedDecoder.append / next_logits (step {k + 1}) called model.forward: with the cache only the new "
-            f"token of each row goes through the model (decode_step), the prefix is never run again; {SEE_COST}")
+            f"token of each row goes through the model (decode_step), the prefix is never run again; {SEE_DECODER}")
         assert counting.tokens - tokens <= B, (
             f"CachedDecoder.append / next_logits (step {k + 1}, prefixes of {T + k + 1} tokens at most) embedded "
             f"{counting.tokens - tokens} tokens for {B} rows: one new token per row goes through the model, the "
-            f"keys and values of the others are in the cache; {SEE_COST}")
+            f"keys and values of the others are in the cache; {SEE_DECODER}")
     assert_raises(ValueError, f"CachedDecoder.append on a full cache (capacity {CAPACITY})", SEE_STEP,
                   decoder.append, rng.integers(2, V, size=B))
