@@ -86,7 +86,8 @@ def main(argv=None):
     if max(args.lengths) > limit:
         parser.error(f"--lengths: at most {limit} new tokens after prompts of up to {max(map(len, prompts))}")
     print(f"DecoderLM: {model.num_parameters()} parameters, D {model.embed_dim}, {len(model.blocks)} layers, "
-          f"float64; {os.environ['OMP_NUM_THREADS']} thread(s); {args.batch} prompts of {min(map(len, prompts))} to {max(map(len, prompts))} tokens; greedy; "
+          f"float64; {os.environ['OMP_NUM_THREADS']} thread(s); {args.batch} prompts of {min(map(len, prompts))} to "
+          f"{max(map(len, prompts))} tokens; greedy; "
           f"median of {args.runs} runs")
     if torch_version:
         from benchmarks.torch_decoder_mirror import greedy

@@ -74,7 +74,8 @@ MUTANTS = [
     Mutant("kv-prefill-lengths-not-reset", "14", "kv_cache.py",
            "after the padded prefill the lengths stay at the padded length: a short row's next token goes after "
            "its padding, and attends to it",
-           "        self.cache.lengths[:] = lengths  # a short row", "        # self.cache.lengths[:] = lengths  # a short row"),
+           "        self.cache.lengths[:] = lengths  # a short row",
+           "        # self.cache.lengths[:] = lengths  # a short row"),
     Mutant("kv-prefill-logits-at-padding", "14", "kv_cache.py",
            "the prompt's next-token logits taken at the last padded position instead of each row's last token",
            "self.logits = logits[np.arange(len(prompts)), lengths - 1]", "self.logits = logits[:, -1]"),
