@@ -246,50 +246,35 @@ def test_generate_with_the_cache_writes_what_it_writes_without(impl, expect, mod
         f"the recomputed ones; {SEE_DECODER}")
 
 
-class Counting:
-    """Wraps model.forward and model.embedding.forward on the instances: how often the whole model runs, and how
-    many tokens are embedded (every token that goes through the model is embedded once per pass)."""
-
-    def __init__(self, model):
-        self.model, self.calls, self.tokens = model, 0, 0
-        forward, embed = model.forward, model.embedding.forward
-
-        def counting_forward(*args, **kwargs):
-            self.calls += 1
-            return forward(*args, **kwargs)
-
-        def counting_embed(tokens, *args, **kwargs):
-            self.tokens += int(np.size(tokens))
-            return embed(tokens, *args, **kwargs)
-
-        model.forward, model.embedding.forward = counting_forward, counting_embed
-
-
-@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
-def test_the_cache_is_really_used(impl, tied):
-    """With the cache each token goes through the model once: an append embeds one token per row, and never
-    runs model.forward on the prefix again."""
-    rng = seeded(1460 + tied)
-    model = make_model(impl, model_params(rng, tied), tied)
+@pytest.mark.parametrize("steps", [3, 6])
+def test_the_cache_is_really_used(impl, expect, steps):
+    """With the cache the prompt goes through the model once. After the prefill the test changes the embedding of
+    every token the prompts use (and that no appended token uses): a decoder that kept the prompts' keys and values
+    is not affected, and gives the logits of the unchanged model; one that runs the prefix again sees the change."""
+    rng = seeded(1460 + steps)
+    params = model_params(rng, False)  # untied: the output does not read the embedding
     lengths = pick([3, 1, 5], [2, 6], [4, 4, 1, 2])
-    prompts = draw_prompts(rng, lengths)
-    B, T = len(prompts), max(lengths)
-    counting = Counting(model)
-    decoder = impl.CachedDecoder(model, prompts)
-    assert counting.tokens <= B * T, (
-        f"CachedDecoder(model, prompts of lengths {lengths}) embedded {counting.tokens} tokens: the prompts "
-        f"right-padded are {B} x {T} = {B * T}, each should go through the model once; {SEE_DECODER}")
+    prompts = [[int(t) for t in rng.integers(2, 11, size=n)] for n in lengths]  # tokens 2..10
+    new = rng.integers(11, V, size=(len(prompts), steps))  # tokens 11..V-1
+    sequences = [prompt + new[b].tolist() for b, prompt in enumerate(prompts)]
+    expected = expect(prefix_logits(params, False, sequences))
+    model = make_model(impl, params, False)
+    what = f"CachedDecoder(model, prompts of lengths {lengths})"
+    decoder = call(impl.CachedDecoder, model, prompts, what=what, see=SEE_DECODER)
     decoder.next_logits()
-    for k in range(CAPACITY - T):
-        calls, tokens = counting.calls, counting.tokens
-        decoder.append(rng.integers(2, V, size=B))
-        decoder.next_logits()
-        assert counting.calls == calls, (
-            f"CachedDecoder.append / next_logits (step {k + 1}) called model.forward: with the cache only the new "
-            f"token of each row goes through the model (decode_step), the prefix is never run again; {SEE_DECODER}")
-        assert counting.tokens - tokens <= B, (
-            f"CachedDecoder.append / next_logits (step {k + 1}, prefixes of {T + k + 1} tokens at most) embedded "
-            f"{counting.tokens - tokens} tokens for {B} rows: one new token per row goes through the model, the "
-            f"keys and values of the others are in the cache; {SEE_DECODER}")
-    assert_raises(ValueError, f"CachedDecoder.append on a full cache (capacity {CAPACITY})", SEE_STEP,
-                  decoder.append, rng.integers(2, V, size=B))
+    changed = np.array(params["embedding.W"])
+    changed[2:11] = rng.standard_normal((9, D)) * 3  # the prompts' tokens get other embeddings
+    set_params(model, {"embedding.W": changed})
+    for k in range(steps):
+        call(decoder.append, new[:, k].copy(), what=f"{what}: append", see=SEE_DECODER)
+        logits = decoder.next_logits()
+        assert_shape(logits, (len(prompts), V), f"{what}: next_logits() after {k + 1} appends", SEE_DECODER)
+        for b, n in enumerate(lengths):
+            assert_close(logits[b], expected[b][n + k], (
+                f"{what}; after the prefill the test changed the embedding of the prompts' tokens 2..10, which no "
+                f"appended token (11..{V - 1}) uses: with the prompts' keys and values kept in the cache, the "
+                f"logits stay those of the unchanged model; after {k + 1} appends, row {b} differs, so the prompt "
+                f"went through the model again (each append must run only the new token)"), SEE_DECODER, **EXACT)
+    assert_raises(ValueError, f"CachedDecoder.append after {steps} appends and then until the cache (capacity "
+                  f"{CAPACITY}) is full", SEE_STEP, lambda: [decoder.append(new[:, 0].copy())
+                                                              for _ in range(CAPACITY)])
