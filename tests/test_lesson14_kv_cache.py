@@ -52,7 +52,8 @@ def prefix_logits(params, tied, sequences, num_layers=L):
     ending at p, which is what a decoder must give when that prefix is all it has seen."""
     def compute(ref):
         model = make_model(ref, params, tied, num_layers)
-        return [model.forward(np.array([seq], dtype=np.int64))[0] for seq in sequences]
+        return [model.forward(np.array([seq], dtype=np.int64), np.ones((1, len(seq)), dtype=bool))[0]
+                for seq in sequences]
     return compute
 
 
@@ -200,28 +201,61 @@ def test_decode_step_refuses_to_go_beyond_the_capacity(impl):
 
 # ---------------------------------------------------------------- generating with the cache
 
+def last_logits(params, tied, sequences):
+    """compute for expect(): the reference model's logits (V,) at the last token of each sequence, run alone (every
+    token attended to, a sampled PAD included, as in a decoder)."""
+    def compute(ref):
+        model = make_model(ref, params, tied)
+        return [model.forward(np.array([seq], dtype=np.int64), np.ones((1, len(seq)), dtype=bool))[0, -1]
+                for seq in sequences]
+    return compute
+
+
+def choose(logits, mode, rng):
+    """The test's own sampler (the tokens it appends): greedy, or a draw from the tempered softmax over the kept
+    tokens (the 3 largest for top-k, the smallest set of mass >= 0.8 for top-p)."""
+    options = MODES[mode]
+    if options["temperature"] == 0:
+        return int(np.argmax(logits))
+    z = logits / options["temperature"]
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    order = np.argsort(-p, kind="stable")
+    keep = np.ones(len(p), dtype=bool)
+    if "top_k" in options:
+        keep[order[options["top_k"]:]] = False
+    if "top_p" in options:
+        before = np.cumsum(p[order]) - p[order]
+        keep[order[before >= options["top_p"]]] = False
+    p = np.where(keep, p, 0.0)
+    return int(rng.choice(len(p), p=p / p.sum()))
+
+
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
-def test_cached_decoder_next_logits_at_every_step(impl, expect, tied):
-    rng = seeded(1440 + tied)
+def test_cached_decoder_next_logits_at_every_step(impl, expect, tied, mode):
+    """At every step each row's next_logits are those of model.forward on the row's own prefix; the tokens
+    appended are the test's own choices, sampled in each mode from the logits the test computed itself."""
+    rng = seeded(1440 + 10 * tied + list(MODES).index(mode))
     params = model_params(rng, tied)
     lengths = pick([3, 1, 6], [2, 2], [5, 1, 1, 3], [1])
     steps = pick(5, 3, 7)
-    prompts = draw_prompts(rng, lengths)
-    new = rng.integers(2, V, size=(len(prompts), steps))
-    sequences = [prompt + new[b].tolist() for b, prompt in enumerate(prompts)]
-    expected = expect(prefix_logits(params, tied, sequences))
+    sequences = draw_prompts(rng, lengths)
     model = make_model(impl, params, tied)
-    what = f"CachedDecoder(model, prompts of lengths {lengths})"
-    decoder = call(impl.CachedDecoder, model, prompts, what=what, see=SEE_DECODER)
+    what = f"CachedDecoder(model, prompts of lengths {lengths}), tokens chosen by {mode} sampling"
+    decoder = call(impl.CachedDecoder, model, [list(seq) for seq in sequences], what=what, see=SEE_DECODER)
     for k in range(steps + 1):
+        expected = expect(last_logits(params, tied, sequences))
         logits = decoder.next_logits()
-        assert_shape(logits, (len(prompts), V), f"{what}: next_logits() after {k} appends", SEE_DECODER)
+        assert_shape(logits, (len(sequences), V), f"{what}: next_logits() after {k} appends", SEE_DECODER)
         for b, n in enumerate(lengths):
-            assert_close(logits[b], expected[b][n - 1 + k], f"{what}: next_logits() after {k} appends, row {b}: "
-                         f"against model.forward on the row's own {n + k} tokens (at its last one, not at the "
-                         f"padding)", SEE_DECODER, **EXACT)
+            assert_close(logits[b], expected[b], f"{what}: next_logits() after {k} appends, row {b}: against "
+                         f"model.forward on the row's own {n + k} tokens (at its last one, not at the padding)",
+                         SEE_DECODER, **EXACT)
         if k < steps:
-            call(decoder.append, new[:, k].copy(), what=f"{what}: append", see=SEE_DECODER)
+            chosen = np.array([choose(row, mode, rng) for row in expected], dtype=np.int64)
+            call(decoder.append, chosen.copy(), what=f"{what}: append", see=SEE_DECODER)
+            sequences = [seq + [int(token)] for seq, token in zip(sequences, chosen)]
 
 
 @pytest.mark.parametrize("mode", list(MODES))
