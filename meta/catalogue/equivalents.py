@@ -222,4 +222,48 @@ EQUIVALENTS = [
                       "    table = model.positional_encoding.forward(np.zeros((1, int(positions.max()) + 1, "
                       "model.embed_dim)))[0]",
                       "    table = model.positional_encoding.forward(np.zeros((1, cache.capacity, model.embed_dim)))[0]"),)),
+    # ---------------------------------------------------------------- 14: a KV cache
+    Equivalent("kv-loops-and-embedding-rows", "14", "kv_cache.py",
+               "cached_attention writes each row's keys and values in a loop over the rows and attends row by "
+               "row over the filled slots only; decode_step reads the embedding rows and the sinusoidal table "
+               "directly (never calling embedding.forward) and the tied output through np.einsum",
+               "    keys.transpose(0, 2, 1, 3)[rows, positions] = heads(attention.W_k)  # writes through the view\n"
+               "    values.transpose(0, 2, 1, 3)[rows, positions] = heads(attention.W_v)\n"
+               "    Q = heads(attention.W_q).transpose(0, 2, 1, 3)  # (B, H, t, Dh)\n"
+               "    allowed = np.arange(keys.shape[2])[None, None, :] <= positions[:, :, None]  # (B, t, capacity)\n"
+               "    out, _ = scaled_dot_product_attention(Q, keys, values, allowed[:, None])  # (B, H, t, Dh)\n",
+               "    new_k, new_v = heads(attention.W_k), heads(attention.W_v)\n"
+               "    Q = heads(attention.W_q).transpose(0, 2, 1, 3)  # (B, H, t, Dh)\n"
+               "    out = np.zeros((B, H, t, Dh))\n"
+               "    for b in range(B):\n"
+               "        start, end = lengths[b], lengths[b] + t\n"
+               "        keys[b, :, start:end] = new_k[b].transpose(1, 0, 2)\n"
+               "        values[b, :, start:end] = new_v[b].transpose(1, 0, 2)\n"
+               "        allowed = np.arange(end)[None, :] <= (start + np.arange(t))[:, None]  # (t, end)\n"
+               "        out[b], _ = scaled_dot_product_attention(Q[b], keys[b, :, :end], values[b, :, :end], "
+               "allowed)\n",
+               more=(("kv_cache.py",
+                      "    table = model.positional_encoding.forward(np.zeros((1, int(positions.max()) + 1, "
+                      "model.embed_dim)))[0]\n"
+                      "    x = model.embedding.forward(tokens) + table[positions]  # (B, t, D), each token at its "
+                      "own position\n",
+                      "    x = model.embedding.W[tokens] + model.positional_encoding.pe[positions]\n"),
+                     ("kv_cache.py",
+                      "    return h @ model.embedding.W.T if model.output is None else model.output.forward(h)",
+                      '    return np.einsum("btd,vd->btv", h, model.embedding.W) if model.output is None '
+                      "else model.output.forward(h)"))),
+    Equivalent("kv-prefill-one-position-at-a-time", "14", "kv_cache.py",
+               "CachedDecoder's prefill runs the padded prompts through decode_step one column at a time, keeping "
+               "each row's logits when its last real token goes in",
+               "        logits = model.decode_step(tokens, self.cache)  # the prompts at once, right-padded: "
+               "(B, T, V)\n"
+               "        self.cache.lengths[:] = lengths  # a short row's padding is never read, and its next "
+               "token overwrites it\n"
+               "        self.logits = logits[np.arange(len(prompts)), lengths - 1]\n",
+               "        self.logits = np.zeros((len(prompts), model.vocab_size))\n"
+               "        for column in range(tokens.shape[1]):\n"
+               "            logits = model.decode_step(tokens[:, column:column + 1], self.cache)[:, 0]\n"
+               "            ends = lengths - 1 == column\n"
+               "            self.logits[ends] = logits[ends]\n"
+               "        self.cache.lengths = lengths.astype(np.int64)\n"),
 ]
