@@ -1,6 +1,11 @@
 """play.py: ask a trained model questions such as Max ( 5 3 9 ) and see its answer and where it looked.
 
     python play.py [--checkpoint FILE] [--impl IMPL] [EXPRESSION ...]
+    python play.py --model decoder [--checkpoint FILE] [--temperature T] [--top-k K] [--top-p P] [--seed N] [PROMPT ...]
+
+With a decoder's checkpoint (train.py --model decoder; checkpoints/pretrained_decoder.npz by default with --model
+decoder) it reads prompts such as ( 5 3 9 ) or 5 3 9, writes the answer one token at a time (greedy unless
+--temperature is above 0), and shows each token's probability and where the last layer attended when writing it.
 
 Without expressions it reads one per line until Ctrl-D. `Max ( 5 3 9 )`, `Max(5,3,9)` and `max 5 3 9` are the
 same question. At a terminal, where Python has readline (Linux, macOS), the line can be edited and the arrows go
@@ -22,6 +27,9 @@ from . import analysis, checkpoint
 from .terminal import bar, heatmap
 
 PRETRAINED = ROOT / "checkpoints" / "pretrained.npz"
+PRETRAINED_DECODER = ROOT / "checkpoints" / "pretrained_decoder.npz"
+DECODER_LESSONS = ("00", "01", "02", "03", "11", "12", "13")  # what writing an answer with the decoder runs
+EXTRA_TOKENS = 3  # the decoder may write this many tokens more than a sorted answer has, before it is stopped
 HISTORY = STATE / "play_history"  # the questions asked at a terminal, across sessions
 HISTORY_LINES = 1000
 OPERATIONS = ("First", "Second", "Last", "Max", "Min")  # CONTRACT.md section 3
@@ -120,11 +128,108 @@ class Player:
         return "\n".join(lines)
 
 
-def choose_impl(spec):
-    """(impl, note): the implementation asked for; by default the student's when lessons 00-05 are finished."""
+def parse_prompt(line, max_digits):
+    """'( 5 3 9 )', '5 3 9' or '(5,3,9)' -> [5, 3, 9]. Raises ParseError with a message a player can act on."""
+    text = line.strip()
+    if not text:
+        raise ParseError("an empty line: type digits to sort such as ( 5 3 9 ) or 5 3 9, or press Ctrl-D to quit")
+    if text.startswith("(") or text.endswith(")"):
+        if not (text.startswith("(") and text.endswith(")")) or text.count("(") != 1 or text.count(")") != 1:
+            raise ParseError(f"unbalanced parentheses in {text!r}: write ( 5 3 9 ) or 5 3 9")
+        text = text[1:-1]
+    digits = []
+    for item in (item for item in re.split(r"[\s,]+", text) if item):
+        if re.fullmatch(r"\d{2,}", item):
+            raise ParseError(f"{item} is more than one digit: each token is one digit, so write "
+                             f"{' '.join(item)}")
+        if not re.fullmatch(r"\d", item):
+            raise ParseError(f"{item!r} is not a digit: the decoder sorts digits 0 to 9, as in ( 5 3 9 )")
+        digits.append(int(item))
+    if not digits:
+        raise ParseError("no digits: type digits to sort such as ( 5 3 9 )")
+    if len(digits) > max_digits:
+        raise ParseError(f"{len(digits)} digits are too many for this model: its positions go up to "
+                         f"{2 * max_digits + 3} tokens, so at most {max_digits} digits")
+    return digits
+
+
+class DecoderPlayer:
+    """A DecoderLM loaded from a checkpoint, writing the sorted digits of prompts one token at a time."""
+
+    def __init__(self, impl, model, header, temperature=0.0, top_k=None, top_p=None, seed=None):
+        self.impl, self.model, self.header = impl, model, header
+        self.max_seq_len = header["config"]["max_seq_len"]
+        self.max_digits = (self.max_seq_len - 3) // 2  # the prompt n + 2 tokens, the answer n + 1
+        trained = header.get("trained_with", {}).get("num_digits")
+        self.trained = tuple(trained) if isinstance(trained, list) and len(trained) == 2 else None
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+        self.rng = np.random.default_rng(seed)  # one generator for the session: the same seed, the same answers
+
+    def write(self, prompt):
+        """[(token, its probability, the last layer's attention (H, T) from the position that wrote it)] of the
+        tokens written after prompt (token ids), until EOS or the limit."""
+        tokens = list(prompt)
+        steps = min(len(prompt) - 2 + 1 + EXTRA_TOKENS, self.max_seq_len - len(prompt))
+        written = []
+        for _ in range(steps):
+            ids = np.array([tokens], dtype=np.int64)
+            logits = np.asarray(self.model.forward(ids, np.ones(ids.shape, dtype=bool)))[0, -1]  # (V,)
+            weights = np.array(self.model.blocks[-1].attention.last_attention_weights)[0, :, -1, :]  # (H, T)
+            chosen = int(self.impl.sample_next(logits[None, :].copy(), self.rng, self.temperature, self.top_k,
+                                               self.top_p)[0])
+            written.append((chosen, analysis.probabilities(logits), weights))
+            tokens.append(chosen)
+            if chosen == self.impl.EOS_TOKEN:
+                break
+        return written
+
+    def answer(self, line):
+        """The text printed for one line of input (a ParseError's message for a line that is not a prompt)."""
+        try:
+            digits = parse_prompt(line, self.max_digits)
+        except ParseError as error:
+            return f"? {error}"
+        prompt_text = "( " + " ".join(map(str, digits)) + " )"
+        lines = []
+        if " ".join(line.split()) != prompt_text:
+            lines.append(f"read as: {prompt_text}")
+        if self.trained and not self.trained[0] <= len(digits) <= self.trained[1]:
+            low, high = self.trained
+            lines.append(f"note: this model was trained on {low} to {high} digits; with {len(digits)} it was never "
+                         f"taught what to write")
+        prompt = [int(t) for t in self.impl.tokenize(prompt_text)]
+        written = self.write(prompt)
+        names = analysis.position_names(prompt + [token for token, _, _ in written], self.impl)
+        text = self.impl.detokenize([token for token, _, _ in written])
+        truth = " ".join(map(str, sorted(digits))) + " " + self.impl.detokenize([self.impl.EOS_TOKEN])
+        right = [token for token, _, _ in written] == [int(t) for t in self.impl.tokenize(truth)]
+        how = "greedy" if self.temperature == 0 else f"sampled at temperature {self.temperature:g}" + (
+            f", top-k {self.top_k}" if self.top_k else "") + (f", top-p {self.top_p:g}" if self.top_p else "")
+        lines.append(f"answer: {text}  ({how}; " + ("right" if right else f"wrong: sorted it is {truth}") + ")")
+        lines.append(f"{'token':<6} {'probability':<16}  {'next likeliest':<16} the last layer looked at (mean of the "
+                     f"heads; token@position weight)")
+        rows = []
+        for index, (token, probs, weights) in enumerate(written):
+            mean = weights.mean(axis=0)  # (T,) over the prefix that wrote the token
+            others = [v for v in np.argsort(-probs) if v != token][:1]
+            other = " ".join(f"{self.impl.detokenize([int(v)]) or '[PAD]'} {probs[v]:.3f}" for v in others)
+            top = np.argsort(-mean)[:3]
+            looked = ", ".join(f"{names[p]}@{p} {mean[p]:.2f}" for p in top if mean[p] >= 0.005)
+            name = names[len(prompt) + index]
+            lines.append(f"{name:<6} {probs[token]:.3f} {bar(probs[token], 1.0, 10):<10}  {other:<16} {looked}")
+            rows.append(np.concatenate([mean, np.zeros(len(names) - len(mean))]))
+        lines.append(heatmap(np.array(rows), [f"wrote {names[len(prompt) + i]}" for i in range(len(written))],
+                             names, title="attention of the last layer (mean of its heads) from the position that "
+                             "wrote each token; later positions did not exist yet:"))
+        return "\n".join(lines)
+
+
+def choose_impl(spec, lessons=MODEL_LESSONS):
+    """(impl, note): the implementation asked for; by default the student's when the lessons (00-05 for the encoder)
+    are finished."""
     if spec is not None:
         try:
-            todo = [stub for stub in unfinished(folder_of(spec)) if stub.lesson in MODEL_LESSONS]
+            todo = [stub for stub in unfinished(folder_of(spec)) if stub.lesson in lessons]
             if todo:
                 raise SystemExit(f"play.py: {spec} is not finished: {todo[0].symbol} (lesson {todo[0].lesson}) and "
                                  f"{len(todo) - 1} more still raise NotImplementedError; `{python()} grader.py` shows "
@@ -132,7 +237,7 @@ def choose_impl(spec):
             return load(spec), None
         except ImplementationError as error:
             raise SystemExit(f"play.py: {error}") from None
-    todo = [stub for stub in unfinished(STUDENT) if stub.lesson in MODEL_LESSONS]
+    todo = [stub for stub in unfinished(STUDENT) if stub.lesson in lessons]
     if not todo:
         try:
             return load("exercises"), "using your model's code (exercises/)"
@@ -145,7 +250,8 @@ def choose_impl(spec):
         raise SystemExit(f"play.py runs the model with your code: finish lessons {left} first (the first exercise "
                          f"left: {todo[0].symbol}, lesson {todo[0].lesson}); `{python()} grader.py` shows your "
                          f"progress")
-    return load("solutions"), ("using the reference code: your exercises/ do not yet have lessons 00-05 "
+    needed = "lessons 00-05" if lessons == MODEL_LESSONS else f"lessons {', '.join(lessons)}"
+    return load("solutions"), (f"using the reference code: your exercises/ do not yet have {needed} "
                                "finished (then play.py runs your own code)")
 
 
@@ -205,32 +311,78 @@ def _readline():
 
 def main(argv=None, stdin=sys.stdin, out=sys.stdout):
     parser = argparse.ArgumentParser(prog="play.py", description="Ask the trained model questions such as "
-                                     "Max ( 5 3 9 ).")
-    parser.add_argument("--checkpoint", default=str(PRETRAINED), metavar="FILE",
+                                     "Max ( 5 3 9 ); with a decoder (--model decoder), give it digits to sort "
+                                     "such as ( 5 3 9 ) and watch it write.")
+    parser.add_argument("--checkpoint", default=None, metavar="FILE",
                         help="a checkpoint written by train.py --checkpoint (default: the pretrained model, "
-                             "checkpoints/pretrained.npz)")
+                             "checkpoints/pretrained.npz, or with --model decoder checkpoints/pretrained_decoder.npz); "
+                             "a decoder's checkpoint is recognised by its header")
+    parser.add_argument("--model", choices=("encoder", "decoder"), default=None,
+                        help="which pretrained model to load without --checkpoint (default: the encoder)")
     fallback = "else the reference" if has_reference() else "else it names the lessons to finish"
     parser.add_argument("--impl", default=None, help=f"the code to run the model with: {named_implementations()} or "
-                        f"a folder (default: exercises/ once lessons 00-05 are finished, {fallback})")
+                        f"a folder (default: exercises/ once lessons 00-05 are finished, {fallback}; for the decoder "
+                        f"lessons {', '.join(DECODER_LESSONS)})")
+    decoding = parser.add_argument_group("the decoder's writing")
+    decoding.add_argument("--temperature", type=float, default=0.0, metavar="T",
+                          help="0 (default): greedy, the likeliest token each time; above 0: sampled")
+    decoding.add_argument("--top-k", type=int, default=None, metavar="K", help="sample among the K likeliest tokens")
+    decoding.add_argument("--top-p", type=float, default=None, metavar="P",
+                          help="sample among the likeliest tokens whose probabilities sum to P")
+    decoding.add_argument("--seed", type=int, default=None, metavar="N", help="seeds the sampling (default: a new "
+                          "draw every session)")
     parser.add_argument("expression", nargs="*", help="questions to answer (default: none, then it reads one per "
                         "line until Ctrl-D)")
     args = parser.parse_args(argv)
-    impl, note = choose_impl(args.impl)
+    if not args.temperature >= 0:
+        parser.error(f"--temperature must be at least 0, got {args.temperature}")
+    if args.top_k is not None and args.top_k < 1:
+        parser.error(f"--top-k must be at least 1, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        parser.error(f"--top-p must be in (0, 1], got {args.top_p}")
+    path = args.checkpoint or str(PRETRAINED_DECODER if args.model == "decoder" else PRETRAINED)
+    kind = checkpoint.DECODER if args.model == "decoder" else checkpoint.ENCODER
+    if args.checkpoint is not None:  # the checkpoint says which model it holds
+        try:
+            kind = checkpoint.kind_of(checkpoint.load(path)[0])
+        except checkpoint.CheckpointError as error:
+            print(f"play.py: {error}", file=sys.stderr)
+            return 1
+        wanted = {"decoder": checkpoint.DECODER, "encoder": checkpoint.ENCODER}.get(args.model, kind)
+        if kind != wanted:
+            print(f"play.py: {path} holds a {kind}, not the {args.model}'s model (a "
+                  f"{wanted}): leave out --model, or give a checkpoint of train.py --model {args.model}",
+                  file=sys.stderr)
+            return 1
+    decoder = kind == checkpoint.DECODER
+    if not decoder and (args.temperature or args.top_k is not None or args.top_p is not None or args.seed is not None):
+        parser.error("--temperature, --top-k, --top-p and --seed are for the decoder (--model decoder)")
+    impl, note = choose_impl(args.impl, DECODER_LESSONS if decoder else MODEL_LESSONS)
     try:
-        model, header = checkpoint.restore(impl, args.checkpoint)
+        model, header = checkpoint.restore(impl, path)
     except checkpoint.CheckpointError as error:
         print(f"play.py: {error}", file=sys.stderr)
         return 1
-    player = Player(impl, model, header)
+    if decoder:
+        player = DecoderPlayer(impl, model, header, args.temperature, args.top_k, args.top_p, args.seed)
+    else:
+        player = Player(impl, model, header)
     if args.expression:
         for expression in args.expression:
             print(player.answer(expression), file=out)
         return 0
     metrics = header.get("metrics", {})
-    accuracy = f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else ""
-    print(f"Loaded {args.checkpoint}{accuracy}" + (f"; {note}" if note else "") + ".\n"
-          f"Ask a question such as Max ( 5 3 9 ), Max(5,3,9) or min 4 1 7 (operations: {', '.join(OPERATIONS)}; "
-          f"digits 0-9). Ctrl-D quits.", file=out)
+    if decoder:
+        accuracy = (f", held-out exact match {metrics['test_exact_match']:.4f}" if "test_exact_match" in metrics
+                    else "")
+        print(f"Loaded the decoder {path}{accuracy}" + (f"; {note}" if note else "") + ".\n"
+              f"Type digits to sort, such as ( 5 3 9 ) or 5 3 9; it writes the answer one token at a time. "
+              f"Ctrl-D quits.", file=out)
+    else:
+        accuracy = f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else ""
+        print(f"Loaded {path}{accuracy}" + (f"; {note}" if note else "") + ".\n"
+              f"Ask a question such as Max ( 5 3 9 ), Max(5,3,9) or min 4 1 7 (operations: {', '.join(OPERATIONS)}; "
+              f"digits 0-9). Ctrl-D quits.", file=out)
     lines = Lines(stdin, out)
     try:
         return _loop(player, lines, out)
