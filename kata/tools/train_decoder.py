@@ -6,7 +6,7 @@
 The prompt "( 5 3 9 3 )", the answer "3 3 5 9 [EOS]" (generate_sorting_dataset). The recipe: the default
 DecoderLM, Adam, batches of 64 examples drawn at random from the training set, the learning rate of
 warmup_cosine_lr with one warm-up step (a Pre-LN decoder needs none) falling from 0.002 to 0.0001. Every
-EVAL_EVERY steps it measures the exact-sequence accuracy on a validation set and keeps the best model; at the end
+EVAL_EVERY steps it measures the exact-sequence accuracy on a validation set and keeps the best model (of equals, the latest); at the end
 it measures that model on held-out test examples of the trained lengths and of longer ones.
 
 The machinery is train.py's: the refusal of an unfinished implementation, the output checks, Ctrl-C (the best
@@ -96,7 +96,7 @@ def run_decoder(impl, args, out, tools):
         recent = state["losses"][-EVAL_EVERY:]
         record = {"step": step, "train_loss": float(np.mean(recent)), "validation_exact_match": accuracy}
         history, best, params = state["finished"]
-        if best is None or accuracy > history[best]["validation_exact_match"]:
+        if best is None or accuracy >= history[best]["validation_exact_match"]:  # a tie: the later, longer trained
             best, params = len(history), {path: np.array(get_path(model, path), copy=True) for path in paths}
         state["finished"] = (history + (record,), best, params)  # one assignment: Ctrl-C finds all of it or none
         print(f"step {step}/{total}: train loss {record['train_loss']:.4f}, validation exact match {accuracy:.4f}",
