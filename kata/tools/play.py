@@ -326,9 +326,10 @@ def main(argv=None, stdin=sys.stdin, out=sys.stdout):
     decoding = parser.add_argument_group("the decoder's writing")
     decoding.add_argument("--temperature", type=float, default=0.0, metavar="T",
                           help="0 (default): greedy, the likeliest token each time; above 0: sampled")
-    decoding.add_argument("--top-k", type=int, default=None, metavar="K", help="sample among the K likeliest tokens")
+    decoding.add_argument("--top-k", type=int, default=None, metavar="K",
+                          help="sample among the K likeliest tokens (default: no limit)")
     decoding.add_argument("--top-p", type=float, default=None, metavar="P",
-                          help="sample among the likeliest tokens whose probabilities sum to P")
+                          help="sample among the likeliest tokens whose probabilities sum to P (default: no limit)")
     decoding.add_argument("--seed", type=int, default=None, metavar="N", help="seeds the sampling (default: a new "
                           "draw every session)")
     parser.add_argument("expression", nargs="*", help="questions to answer (default: none, then it reads one per "

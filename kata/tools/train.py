@@ -213,14 +213,14 @@ def _run(impl, args, out, stdin):
             pauser("press Enter for the next epoch, q to run on without pausing")
         return False
 
-    print(f"Training {args.impl}'s Transformer ({parameters:,} parameters) on {len(train_set):,} examples "
-          f"({args.size}; {len(val_set):,} validation, {len(test_set):,} test), {args.epochs} epochs of "
-          f"{steps_per_epoch} steps, batch {args.batch_size}, peak learning rate {args.lr:g}, seed {args.seed}.",
-          file=out)
-
     interrupted = None
     held = _first_interrupt_only()  # a second Ctrl-C, a reflex, must not cost the kept epoch's files
     try:
+        # printed once Ctrl-C is handled: a Ctrl-C as soon as this line shows is an interruption like any other
+        print(f"Training {args.impl}'s Transformer ({parameters:,} parameters) on {len(train_set):,} examples "
+              f"({args.size}; {len(val_set):,} validation, {len(test_set):,} test), {args.epochs} epochs of "
+              f"{steps_per_epoch} steps, batch {args.batch_size}, peak learning rate {args.lr:g}, seed {args.seed}.",
+              file=out)
         if args.interactive:
             from .walkthrough import Pauser, walk
             pauser = Pauser(stdin, out)

@@ -6,8 +6,8 @@
 The prompt "( 5 3 9 3 )", the answer "3 3 5 9 [EOS]" (generate_sorting_dataset). The recipe: the default
 DecoderLM, Adam, batches of 64 examples drawn at random from the training set, the learning rate of
 warmup_cosine_lr with one warm-up step (a Pre-LN decoder needs none) falling from 0.002 to 0.0001. Every
-EVAL_EVERY steps it measures the exact-sequence accuracy on a validation set and keeps the best model (of equals, the latest); at the end
-it measures that model on held-out test examples of the trained lengths and of longer ones.
+EVAL_EVERY steps it measures the exact-sequence accuracy on a validation set and keeps the best model (of equals,
+the latest); at the end it measures that model on held-out test examples of the trained lengths and of longer ones.
 
 The machinery is train.py's: the refusal of an unfinished implementation, the output checks, Ctrl-C (the best
 model measured so far is kept and written), the backup of an existing checkpoint, messages instead of tracebacks.
@@ -83,9 +83,6 @@ def run_decoder(impl, args, out, tools):
     paths = list(checkpoint.expected_shapes(CONFIG, checkpoint.DECODER))
     state = {"bar": None, "losses": [], "train_seconds": 0.0, "finished": ((), None, None)}
     progress = tools._progress_factory(args.no_progress, out)
-    print(f"Training {args.impl}'s DecoderLM ({parameters:,} parameters) to sort {DIGITS[0]} to {DIGITS[1]} digits: "
-          f"{len(train_set):,} training examples ({args.size}; {len(val_set):,} validation, {TEST:,} test), {total:,} "
-          f"steps of batch {args.batch_size}, peak learning rate {args.lr:g}, seed {args.seed}.", file=out)
 
     def evaluate(step):
         """Measure the validation exact match after step steps, and keep the model if it is the best so far."""
@@ -96,7 +93,7 @@ def run_decoder(impl, args, out, tools):
         recent = state["losses"][-EVAL_EVERY:]
         record = {"step": step, "train_loss": float(np.mean(recent)), "validation_exact_match": accuracy}
         history, best, params = state["finished"]
-        if best is None or accuracy >= history[best]["validation_exact_match"]:  # a tie: the later, longer trained
+        if best is None or accuracy >= history[best]["validation_exact_match"]:  # of equals, the later one
             best, params = len(history), {path: np.array(get_path(model, path), copy=True) for path in paths}
         state["finished"] = (history + (record,), best, params)  # one assignment: Ctrl-C finds all of it or none
         print(f"step {step}/{total}: train loss {record['train_loss']:.4f}, validation exact match {accuracy:.4f}",
@@ -106,6 +103,10 @@ def run_decoder(impl, args, out, tools):
     held = tools._first_interrupt_only()
     try:
         try:
+            print(f"Training {args.impl}'s DecoderLM ({parameters:,} parameters) to sort {DIGITS[0]} to {DIGITS[1]} "
+                  f"digits: {len(train_set):,} training examples ({args.size}; {len(val_set):,} validation, "
+                  f"{TEST:,} test), {total:,} steps of batch {args.batch_size}, peak learning rate {args.lr:g}, "
+                  f"seed {args.seed}.", file=out)
             for step in range(total):
                 if state["bar"] is None:
                     state["bar"] = progress(min(EVAL_EVERY, total - step), f"steps {step + 1}-"

@@ -70,6 +70,6 @@ MUTANTS = [
     Mutant("gpt-integration-cache-keeps-the-padding", "15", "kv_cache.py",
            "CachedDecoder.__init__ leaves each row's cache length at the padded prompt length: a short prompt's "
            "next tokens come after its padding, which it then attends to",
-           "        self.cache.lengths[:] = lengths  # a short row's padding is never read, and its next token overwrites it\n",
-           "", section=SEE),
+           "        self.cache.lengths[:] = lengths  # a short row's padding is never read, and its next token "
+           "overwrites it\n", "", section=SEE),
 ]
