@@ -2,6 +2,8 @@
 checkpoint (DecoderPlayer), the DecoderLM checkpoints, and the pretrained decoder checkpoints/pretrained_decoder.npz."""
 
 import io
+import re
+import signal
 import json
 import subprocess
 import sys
@@ -204,3 +206,36 @@ def test_an_encoder_header_is_unchanged(tmp_path):
     checkpoint.save(tmp_path / "m.npz", model, config)
     header, _ = checkpoint.load(tmp_path / "m.npz")
     assert "model" not in header and checkpoint.kind_of(header) == "Transformer"
+
+
+# ---------------------------------------------------------------- Ctrl-C during the decoder's training
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is sent to a process group there")
+def test_sigint_after_an_evaluation_writes_the_kept_model_and_exits_130(tmp_path):
+    from meta.test_train_tool import read_until, train_py
+    proc = train_py("--model", "decoder", "--size", "small", "--steps", "100000", "--checkpoint",
+                    str(tmp_path / "lm.npz"), "--metrics-json", str(tmp_path / "metrics.json"))
+    read_until(proc.stdout, "step 250/100000:")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert re.search(r"^train\.py: interrupted at step \d+ of 100000: kept the model of step \d+ ", err,
+                     flags=re.MULTILINE), err
+    assert "wrote the model to" in err and "the metrics to" in err and "Traceback" not in err, err
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["interrupted"].startswith("at step") and metrics["best_step"] % 250 == 0
+    model, header = checkpoint.restore(REF, tmp_path / "lm.npz")
+    assert header["metrics"]["test_exact_match"] == metrics["test_exact_match"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is sent to a process group there")
+def test_sigint_before_the_first_evaluation_says_nothing_was_saved(tmp_path):
+    from meta.test_train_tool import read_until, train_py
+    proc = train_py("--model", "decoder", "--size", "small", "--checkpoint", str(tmp_path / "lm.npz"))
+    read_until(proc.stdout, "Training solutions's DecoderLM")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert re.search(r"^train\.py: interrupted (before the first training step|at step \d+ of 1500): nothing was "
+                     r"saved, as no evaluation \(every 250 steps\) had finished$", err, flags=re.MULTILINE), err
+    assert list(tmp_path.iterdir()) == [] and "Traceback" not in err
