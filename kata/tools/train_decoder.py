@@ -37,8 +37,8 @@ WARMUP = 1
 MIN_LR_RATIO = 0.05  # the cosine ends at 5% of the peak: 0.0001 for the default 0.002
 CONFIG = {"vocab_size": 20, "embed_dim": 64, "num_heads": 4, "num_layers": 2, "ffn_dim": 256, "max_seq_len": 50,
           "tie_weights": False}
-# what training and measuring the decoder runs (lesson 14's cache is not needed)
-LESSONS = ("00", "01", "02", "03", "06", "08", "09", "11", "12")
+# what training and measuring the decoder runs (generate of lesson 13 writes three answers; lesson 14 is not needed)
+LESSONS = ("00", "01", "02", "03", "06", "08", "09", "11", "12", "13")
 # the seeds of the data sets, apart from each other for any --seed: train S, validation, test, longer ones
 VALIDATION_SEED, TEST_SEED, LONGER_SEED = 1_000_000, 2_000_000, 3_000_000
 
