@@ -2,6 +2,10 @@
 
     save("model.npz", model, config={...}, metrics={...})    # atomic: a temporary file, then a rename
     model, header = restore(impl, "model.npz")               # builds impl.Transformer(**header["config"])
+    save("lm.npz", lm, config={..., "tie_weights": False}, kind=DECODER)  # a DecoderLM (lessons 11-14)
+
+A decoder's header says "model": "DecoderLM" and its config has tie_weights too; a header without "model" is a
+Transformer's (every checkpoint written before the decoder existed).
 
 The arrays are named by the contract's parameter paths ('embedding.W', 'blocks.0.norm1.gamma', ...); the
 header is UTF-8 JSON stored as a uint8 array, so loading never needs pickle (np.load(allow_pickle=False)).
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..course.contract import get_path, transformer_params
+from ..course.contract import get_path, shapes
 from ..course.files import write_atomic
 
 FORMAT = "transformer-kata checkpoint"
@@ -24,23 +28,32 @@ HEADER = "__header__"
 ZIP_MAGIC = b"PK\x03\x04"
 MAX_SEQ_LEN = 100_000  # a header may not ask for a larger positional table
 CONFIG_KEYS = ("vocab_size", "embed_dim", "num_heads", "num_layers", "ffn_dim", "max_seq_len")
+ENCODER, DECODER = "Transformer", "DecoderLM"  # the models a checkpoint can hold: the contract's class names
+
+
+def kind_of(header):
+    """The model class a checkpoint's header is of: "Transformer" (no "model" entry) or "DecoderLM"."""
+    return header.get("model", ENCODER)
 
 
 class CheckpointError(Exception):
     """The checkpoint is missing, unreadable, foreign or does not fit the model; the message says which."""
 
 
-def save(path, model, config, metrics=None, extra=None):
+def save(path, model, config, metrics=None, extra=None, kind=ENCODER):
     """Write model's parameters and a header {format, version, config, metrics, ...extra} to path, atomically.
 
     config: the Transformer(...) keyword arguments (CONFIG_KEYS); it is stored so restore can rebuild the model.
+    kind: DECODER for a DecoderLM, whose config also gives tie_weights; the header then says "model": "DecoderLM".
     """
-    missing = [key for key in CONFIG_KEYS if key not in config]
+    missing = [key for key in _config_keys(kind) if key not in config]
     if missing:
-        raise ValueError(f"config lacks {missing}: expected the Transformer arguments {list(CONFIG_KEYS)}")
-    header = {"format": FORMAT, "version": VERSION, "config": {k: config[k] for k in CONFIG_KEYS},
+        raise ValueError(f"config lacks {missing}: expected the {kind} arguments {list(_config_keys(kind))}")
+    header = {"format": FORMAT, "version": VERSION, "config": {k: config[k] for k in _config_keys(kind)},
               "metrics": metrics or {}, **(extra or {})}
-    arrays = {name: np.asarray(get_path(model, name)) for name in transformer_params(config["num_layers"])}
+    if kind != ENCODER:  # an encoder's header stays as it always was
+        header["model"] = kind
+    arrays = {name: np.asarray(get_path(model, name)) for name in expected_shapes(config, kind)}
     arrays[HEADER] = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), dtype=np.uint8)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -79,8 +92,12 @@ def load(path):
         raise CheckpointError(f"{path} holds arrays that need pickle to load ({error}); checkpoints of this "
                               f"project never do: it is not one of them") from None
     header = _header(path, raw)
-    _check_arrays(path, header["config"], arrays)
+    _check_arrays(path, header["config"], arrays, kind_of(header))
     return header, arrays
+
+
+def _config_keys(kind):
+    return CONFIG_KEYS + (("tie_weights",) if kind == DECODER else ())
 
 
 def _header(path, raw):
@@ -96,7 +113,12 @@ def _header(path, raw):
     if header.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {header.get('version')!r}; this code reads "
                               f"version {VERSION}")
+    if kind_of(header) not in (ENCODER, DECODER):
+        raise CheckpointError(f"{path}: its header's model {kind_of(header)!r} is neither {ENCODER!r} nor {DECODER!r}")
     config = header.get("config")
+    if kind_of(header) == DECODER and not (isinstance(config, dict) and isinstance(config.get("tie_weights"), bool)):
+        raise CheckpointError(f"{path}: a DecoderLM checkpoint's config must give tie_weights as true or false, "
+                              f"got {config!r}")
     if not isinstance(config, dict) or any(not isinstance(config.get(k), int) or isinstance(config.get(k), bool)
                                            or config[k] < 1 for k in CONFIG_KEYS):
         raise CheckpointError(f"{path}: its header's config {config!r} does not give the positive integers "
@@ -110,28 +132,30 @@ def _header(path, raw):
     return header
 
 
-def expected_shapes(config):
-    """{parameter path: shape} of a Transformer built with config."""
+def expected_shapes(config, kind=ENCODER):
+    """{parameter path: shape} of a Transformer (or, kind=DECODER, a DecoderLM) built with config."""
     D, F, V = config["embed_dim"], config["ffn_dim"], config["vocab_size"]
+    if kind == DECODER:
+        return shapes("DecoderLM tied" if config["tie_weights"] else "DecoderLM", D, F, V, config["num_layers"])
     per_block = {"attention.W_q": (D, D), "attention.W_k": (D, D), "attention.W_v": (D, D), "attention.W_o": (D, D),
                  "norm1.gamma": (D,), "norm1.beta": (D,), "feed_forward.linear1.W": (D, F),
                  "feed_forward.linear1.b": (F,), "feed_forward.linear2.W": (F, D), "feed_forward.linear2.b": (D,),
                  "norm2.gamma": (D,), "norm2.beta": (D,)}
-    shapes = {"embedding.W": (V, D)}
+    found = {"embedding.W": (V, D)}
     for i in range(config["num_layers"]):
-        shapes.update({f"blocks.{i}.{name}": shape for name, shape in per_block.items()})
-    shapes.update({"output.W": (D, V), "output.b": (V,)})
-    return shapes
+        found.update({f"blocks.{i}.{name}": shape for name, shape in per_block.items()})
+    found.update({"output.W": (D, V), "output.b": (V,)})
+    return found
 
 
-def _check_arrays(path, config, arrays):
-    shapes = expected_shapes(config)
-    missing = [name for name in shapes if name not in arrays]
-    extra = [name for name in arrays if name not in shapes]
+def _check_arrays(path, config, arrays, kind=ENCODER):
+    wanted = expected_shapes(config, kind)
+    missing = [name for name in wanted if name not in arrays]
+    extra = [name for name in arrays if name not in wanted]
     if missing or extra:
         raise CheckpointError(f"{path}: for the configuration in its header it lacks {missing or 'nothing'} "
                               f"and has unexpected arrays {extra or 'none'}")
-    for name, shape in shapes.items():
+    for name, shape in wanted.items():
         array = arrays[name]
         if array.shape != shape:
             raise CheckpointError(f"{path}: {name} has shape {array.shape}, expected {shape} for {config}")
@@ -142,12 +166,14 @@ def _check_arrays(path, config, arrays):
 
 
 def restore(impl, path):
-    """(model, header): impl.Transformer built from the header's config, with the checkpoint's parameters."""
+    """(model, header): impl.Transformer (or impl.DecoderLM, for a decoder's checkpoint) built from the header's
+    config, with the checkpoint's parameters."""
     header, arrays = load(path)
+    kind = kind_of(header)
     try:
-        model = impl.Transformer(**header["config"])
+        model = getattr(impl, kind)(**header["config"])
     except (ValueError, TypeError, MemoryError) as error:
-        raise CheckpointError(f"{path}: the implementation cannot build a Transformer with the configuration in its "
+        raise CheckpointError(f"{path}: the implementation cannot build a {kind} with the configuration in its "
                               f"header, {header['config']}: {type(error).__name__}: {error}") from None
     for name, array in arrays.items():
         target = get_path(model, name)

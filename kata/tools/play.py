@@ -1,6 +1,11 @@
 """play.py: ask a trained model questions such as Max ( 5 3 9 ) and see its answer and where it looked.
 
     python play.py [--checkpoint FILE] [--impl IMPL] [EXPRESSION ...]
+    python play.py --model decoder [--checkpoint FILE] [--temperature T] [--top-k K] [--top-p P] [--seed N] [PROMPT ...]
+
+With a decoder's checkpoint (train.py --model decoder; checkpoints/pretrained_decoder.npz by default with --model
+decoder) it reads prompts such as ( 5 3 9 ) or 5 3 9, writes the answer one token at a time (greedy unless
+--temperature is above 0), and shows each token's probability and where the last layer attended when writing it.
 
 Without expressions it reads one per line until Ctrl-D. `Max ( 5 3 9 )`, `Max(5,3,9)` and `max 5 3 9` are the
 same question. At a terminal, where Python has readline (Linux, macOS), the line can be edited and the arrows go
@@ -20,8 +25,11 @@ from ..course.places import raised_at
 from ..course.repository import ROOT, STATE, STUDENT, has_reference, named_implementations, python
 from . import analysis, checkpoint
 from .terminal import bar, heatmap
+from .play_decoder import DecoderPlayer, ParseError, parse_prompt  # noqa: F401 - the decoder's side
 
 PRETRAINED = ROOT / "checkpoints" / "pretrained.npz"
+PRETRAINED_DECODER = ROOT / "checkpoints" / "pretrained_decoder.npz"
+DECODER_LESSONS = ("00", "01", "02", "03", "11", "12", "13")  # what writing an answer with the decoder runs
 HISTORY = STATE / "play_history"  # the questions asked at a terminal, across sessions
 HISTORY_LINES = 1000
 OPERATIONS = ("First", "Second", "Last", "Max", "Min")  # CONTRACT.md section 3
@@ -29,10 +37,6 @@ ANSWERS = {"First": lambda a: a[0], "Second": lambda a: a[1], "Last": lambda a: 
 MIN_ARGS = 2  # every example the model ever saw has at least two arguments
 MODEL_LESSONS = ("00", "01", "02", "03", "04", "05")  # what answering a question runs
 SURE = 0.5  # an answer given a lower probability is called unsure: the other answers together are likelier
-
-
-class ParseError(ValueError):
-    """The line is not a question the model can answer; the message says why and what would be."""
 
 
 def parse(line, max_args):
@@ -120,11 +124,12 @@ class Player:
         return "\n".join(lines)
 
 
-def choose_impl(spec):
-    """(impl, note): the implementation asked for; by default the student's when lessons 00-05 are finished."""
+def choose_impl(spec, lessons=MODEL_LESSONS):
+    """(impl, note): the implementation asked for; by default the student's when the lessons (00-05 for the encoder)
+    are finished."""
     if spec is not None:
         try:
-            todo = [stub for stub in unfinished(folder_of(spec)) if stub.lesson in MODEL_LESSONS]
+            todo = [stub for stub in unfinished(folder_of(spec)) if stub.lesson in lessons]
             if todo:
                 raise SystemExit(f"play.py: {spec} is not finished: {todo[0].symbol} (lesson {todo[0].lesson}) and "
                                  f"{len(todo) - 1} more still raise NotImplementedError; `{python()} grader.py` shows "
@@ -132,7 +137,7 @@ def choose_impl(spec):
             return load(spec), None
         except ImplementationError as error:
             raise SystemExit(f"play.py: {error}") from None
-    todo = [stub for stub in unfinished(STUDENT) if stub.lesson in MODEL_LESSONS]
+    todo = [stub for stub in unfinished(STUDENT) if stub.lesson in lessons]
     if not todo:
         try:
             return load("exercises"), "using your model's code (exercises/)"
@@ -145,7 +150,8 @@ def choose_impl(spec):
         raise SystemExit(f"play.py runs the model with your code: finish lessons {left} first (the first exercise "
                          f"left: {todo[0].symbol}, lesson {todo[0].lesson}); `{python()} grader.py` shows your "
                          f"progress")
-    return load("solutions"), ("using the reference code: your exercises/ do not yet have lessons 00-05 "
+    needed = "lessons 00-05" if lessons == MODEL_LESSONS else f"lessons {', '.join(lessons)}"
+    return load("solutions"), (f"using the reference code: your exercises/ do not yet have {needed} "
                                "finished (then play.py runs your own code)")
 
 
@@ -205,32 +211,79 @@ def _readline():
 
 def main(argv=None, stdin=sys.stdin, out=sys.stdout):
     parser = argparse.ArgumentParser(prog="play.py", description="Ask the trained model questions such as "
-                                     "Max ( 5 3 9 ).")
-    parser.add_argument("--checkpoint", default=str(PRETRAINED), metavar="FILE",
+                                     "Max ( 5 3 9 ); with a decoder (--model decoder), give it digits to sort "
+                                     "such as ( 5 3 9 ) and watch it write.")
+    parser.add_argument("--checkpoint", default=None, metavar="FILE",
                         help="a checkpoint written by train.py --checkpoint (default: the pretrained model, "
-                             "checkpoints/pretrained.npz)")
+                             "checkpoints/pretrained.npz, or with --model decoder checkpoints/pretrained_decoder.npz); "
+                             "a decoder's checkpoint is recognised by its header")
+    parser.add_argument("--model", choices=("encoder", "decoder"), default=None,
+                        help="which pretrained model to load without --checkpoint (default: the encoder)")
     fallback = "else the reference" if has_reference() else "else it names the lessons to finish"
     parser.add_argument("--impl", default=None, help=f"the code to run the model with: {named_implementations()} or "
-                        f"a folder (default: exercises/ once lessons 00-05 are finished, {fallback})")
+                        f"a folder (default: exercises/ once lessons 00-05 are finished, {fallback}; for the decoder "
+                        f"lessons {', '.join(DECODER_LESSONS)})")
+    decoding = parser.add_argument_group("the decoder's writing")
+    decoding.add_argument("--temperature", type=float, default=0.0, metavar="T",
+                          help="0 (default): greedy, the likeliest token each time; above 0: sampled")
+    decoding.add_argument("--top-k", type=int, default=None, metavar="K",
+                          help="sample among the K likeliest tokens (default: no limit)")
+    decoding.add_argument("--top-p", type=float, default=None, metavar="P",
+                          help="sample among the likeliest tokens whose probabilities sum to P (default: no limit)")
+    decoding.add_argument("--seed", type=int, default=None, metavar="N", help="seeds the sampling (default: a new "
+                          "draw every session)")
     parser.add_argument("expression", nargs="*", help="questions to answer (default: none, then it reads one per "
                         "line until Ctrl-D)")
     args = parser.parse_args(argv)
-    impl, note = choose_impl(args.impl)
+    if not args.temperature >= 0:
+        parser.error(f"--temperature must be at least 0, got {args.temperature}")
+    if args.top_k is not None and args.top_k < 1:
+        parser.error(f"--top-k must be at least 1, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        parser.error(f"--top-p must be in (0, 1], got {args.top_p}")
+    path = args.checkpoint or str(PRETRAINED_DECODER if args.model == "decoder" else PRETRAINED)
+    kind = checkpoint.DECODER if args.model == "decoder" else checkpoint.ENCODER
+    if args.checkpoint is not None:  # the checkpoint says which model it holds
+        try:
+            kind = checkpoint.kind_of(checkpoint.load(path)[0])
+        except checkpoint.CheckpointError as error:
+            print(f"play.py: {error}", file=sys.stderr)
+            return 1
+        wanted = {"decoder": checkpoint.DECODER, "encoder": checkpoint.ENCODER}.get(args.model, kind)
+        if kind != wanted:
+            print(f"play.py: {path} holds a {kind}, not the {args.model}'s model (a "
+                  f"{wanted}): leave out --model, or give a checkpoint of train.py --model {args.model}",
+                  file=sys.stderr)
+            return 1
+    decoder = kind == checkpoint.DECODER
+    if not decoder and (args.temperature or args.top_k is not None or args.top_p is not None or args.seed is not None):
+        parser.error("--temperature, --top-k, --top-p and --seed are for the decoder (--model decoder)")
+    impl, note = choose_impl(args.impl, DECODER_LESSONS if decoder else MODEL_LESSONS)
     try:
-        model, header = checkpoint.restore(impl, args.checkpoint)
+        model, header = checkpoint.restore(impl, path)
     except checkpoint.CheckpointError as error:
         print(f"play.py: {error}", file=sys.stderr)
         return 1
-    player = Player(impl, model, header)
+    if decoder:
+        player = DecoderPlayer(impl, model, header, args.temperature, args.top_k, args.top_p, args.seed)
+    else:
+        player = Player(impl, model, header)
     if args.expression:
         for expression in args.expression:
             print(player.answer(expression), file=out)
         return 0
     metrics = header.get("metrics", {})
-    accuracy = f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else ""
-    print(f"Loaded {args.checkpoint}{accuracy}" + (f"; {note}" if note else "") + ".\n"
-          f"Ask a question such as Max ( 5 3 9 ), Max(5,3,9) or min 4 1 7 (operations: {', '.join(OPERATIONS)}; "
-          f"digits 0-9). Ctrl-D quits.", file=out)
+    if decoder:
+        accuracy = (f", held-out exact match {metrics['test_exact_match']:.4f}" if "test_exact_match" in metrics
+                    else "")
+        print(f"Loaded the decoder {path}{accuracy}" + (f"; {note}" if note else "") + ".\n"
+              f"Type digits to sort, such as ( 5 3 9 ) or 5 3 9; it writes the answer one token at a time. "
+              f"Ctrl-D quits.", file=out)
+    else:
+        accuracy = f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else ""
+        print(f"Loaded {path}{accuracy}" + (f"; {note}" if note else "") + ".\n"
+              f"Ask a question such as Max ( 5 3 9 ), Max(5,3,9) or min 4 1 7 (operations: {', '.join(OPERATIONS)}; "
+              f"digits 0-9). Ctrl-D quits.", file=out)
     lines = Lines(stdin, out)
     try:
         return _loop(player, lines, out)

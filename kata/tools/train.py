@@ -2,6 +2,9 @@
 
     python train.py [--impl IMPL] [--size small|medium|large] [--epochs N] [--batch-size N] [--lr X] [--seed N]
                     [--interactive] [--checkpoint FILE] [--metrics-json FILE] [--plots DIR]
+    python train.py --model decoder [--steps N | --epochs N] [...]    # the GPT track's DecoderLM on sorting
+
+The decoder's run is in train_decoder.py; it uses this module's machinery.
 """
 
 import argparse
@@ -21,7 +24,7 @@ from ..course.files import OutputPathError, check_output, write_json
 from ..course.implementation import ImplementationError, folder_of, load
 from ..course.places import raised_at
 from ..course.repository import STATE, has_reference, named_implementations, python, shown
-from . import analysis, checkpoint, plots, summary
+from . import analysis, checkpoint, plots, summary, train_decoder
 from .trainer import Recipe, train
 
 SIZES = {"small": 1_000, "medium": 10_000, "large": 100_000}
@@ -30,6 +33,7 @@ SIZES = {"small": 1_000, "medium": 10_000, "large": 100_000}
 EPOCHS = {"small": 30, "medium": Recipe.epochs, "large": Recipe.epochs}
 CONFIG = {"vocab_size": 20, "embed_dim": 64, "num_heads": 4, "num_layers": 2, "ffn_dim": 256, "max_seq_len": 50}
 NUM_ARGS = 3
+ENCODER_LESSONS = ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09")  # what the encoder's run needs
 
 
 class TrainingFailed(Exception):
@@ -42,13 +46,19 @@ class Interrupted(Exception):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="train.py", description="Train the transformer on the digit-operations "
-                                     "task (Max ( 5 3 9 ) -> 9) and report what it learnt.")
+                                     "task (Max ( 5 3 9 ) -> 9) and report what it learnt; with --model decoder, "
+                                     "train the decoder of lessons 11-14 to sort digits (( 5 3 9 ) -> 3 5 9).")
+    parser.add_argument("--model", choices=("encoder", "decoder"), default="encoder",
+                        help="encoder: the Transformer of lessons 00-10 (default); decoder: the DecoderLM of lessons "
+                        "11-14, trained to write the digits of its prompt in sorted order")
     parser.add_argument("--impl", default="exercises", help=f"{named_implementations()} (default) or a folder laid "
                         "out like exercises/")
     parser.add_argument("--size", choices=SIZES, default="medium", help="small 1,000, medium 10,000 (default), "
-                        "large 100,000 examples, split 80/10/10")
+                        "large 100,000 examples, split 80/10/10 (decoder: 5,000, 50,000, 200,000 training examples)")
     parser.add_argument("--epochs", type=int, metavar="N", help="passes over the training set (default: "
-                        + ", ".join(f"{n} for {size}" for size, n in EPOCHS.items()) + ")")
+                        + ", ".join(f"{n} for {size}" for size, n in EPOCHS.items()) + "; the decoder counts steps)")
+    parser.add_argument("--steps", type=int, metavar="N", help=f"decoder only: training steps (default "
+                        f"{train_decoder.STEPS:,})")
     parser.add_argument("--batch-size", type=int, default=Recipe.batch_size, metavar="N",
                         help="examples per training step (default %(default)s)")
     parser.add_argument("--lr", type=float, default=Recipe.learning_rate, metavar="X", help="peak learning rate of the warm-up "
@@ -64,9 +74,18 @@ def parse_args(argv):
                         "attention heatmaps as PNG files here (needs matplotlib; default: none drawn)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     args = parser.parse_args(argv)
-    args.epochs = EPOCHS[args.size] if args.epochs is None else args.epochs
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1:
+    if args.model == "decoder":
+        for option in ("interactive", "plots"):
+            if getattr(args, option):
+                parser.error(f"--{option} is for the encoder only (leave out --model decoder)")
+        if args.steps is not None and args.epochs is not None:
+            parser.error("give --steps or --epochs, not both")
+    elif args.steps is not None:
+        parser.error("--steps is for the decoder only (--model decoder); the encoder counts --epochs")
+    if args.model == "encoder":
+        args.epochs = EPOCHS[args.size] if args.epochs is None else args.epochs
+    for name in ("epochs", "batch_size", "steps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if not (args.lr > 0 and math.isfinite(args.lr)):
         parser.error(f"--lr must be a positive number, got {args.lr}")
@@ -125,9 +144,12 @@ def run(args, out=sys.stdout, stdin=sys.stdin):
     or makes the loss NaN."""
     for option, (path, is_folder, kind) in outputs(args).items():
         check_output(path, option, folder=is_folder, kind=kind)
-    impl = load_finished(args.impl)
+    decoder = getattr(args, "model", "encoder") == "decoder"
+    impl = load_finished(args.impl, needs=train_decoder.LESSONS if decoder else ENCODER_LESSONS)
     folder = folder_of(args.impl)
     try:
+        if decoder:
+            return train_decoder.run_decoder(impl, args, out, sys.modules[__name__])
         return _run(impl, args, out, stdin)
     except TrainingFailed as error:
         raise SystemExit(f"Training stopped: {error}") from None
@@ -191,14 +213,14 @@ def _run(impl, args, out, stdin):
             pauser("press Enter for the next epoch, q to run on without pausing")
         return False
 
-    print(f"Training {args.impl}'s Transformer ({parameters:,} parameters) on {len(train_set):,} examples "
-          f"({args.size}; {len(val_set):,} validation, {len(test_set):,} test), {args.epochs} epochs of "
-          f"{steps_per_epoch} steps, batch {args.batch_size}, peak learning rate {args.lr:g}, seed {args.seed}.",
-          file=out)
-
     interrupted = None
     held = _first_interrupt_only()  # a second Ctrl-C, a reflex, must not cost the kept epoch's files
     try:
+        # printed once Ctrl-C is handled: a Ctrl-C as soon as this line shows is an interruption like any other
+        print(f"Training {args.impl}'s Transformer ({parameters:,} parameters) on {len(train_set):,} examples "
+              f"({args.size}; {len(val_set):,} validation, {len(test_set):,} test), {args.epochs} epochs of "
+              f"{steps_per_epoch} steps, batch {args.batch_size}, peak learning rate {args.lr:g}, seed {args.seed}.",
+              file=out)
         if args.interactive:
             from .walkthrough import Pauser, walk
             pauser = Pauser(stdin, out)
