@@ -3,6 +3,7 @@
 
 import numpy as np
 
+from .attention import softmax
 from .data import EOS_TOKEN, PAD_TOKEN
 from .kv_cache import CachedDecoder
 from .validation import check_array, check_positive_int

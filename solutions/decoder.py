@@ -204,8 +204,8 @@ def exact_match_accuracy(model, examples, batch_size=256):
         raise ValueError("exact_match_accuracy needs at least one example")
     # BEGIN SOLUTION
     correct = 0
-    for start in range(0, len(examples), batch_size):
-        inputs, targets, loss_mask, mask = create_lm_batch(examples[start:start + batch_size])
+    for first in range(0, len(examples), batch_size):
+        inputs, targets, loss_mask, mask = create_lm_batch(examples[first:first + batch_size])
         right = (model.forward(inputs, mask).argmax(axis=-1) == targets) | ~loss_mask
         correct += int(right.all(axis=1).sum())
     return correct / len(examples)

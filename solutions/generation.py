@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .attention import softmax
 from .data import EOS_TOKEN, PAD_TOKEN
 from .kv_cache import CachedDecoder
 from .validation import check_array, check_positive_int
@@ -28,8 +29,7 @@ def filter_logits(logits, top_k=None, top_p=None):
         keep &= logits >= kth
     if top_p is not None:
         order = np.argsort(-logits, axis=1, kind="stable")  # most probable first
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        probs = softmax(logits, axis=1)
         sorted_probs = np.take_along_axis(probs, order, axis=1)
         before = np.cumsum(sorted_probs, axis=1) - sorted_probs  # the mass of the tokens ranked above
         in_nucleus = np.zeros(logits.shape, dtype=bool)
@@ -55,9 +55,7 @@ def sample_next(logits, rng, temperature=1.0, top_k=None, top_p=None):
     if temperature == 0:
         return logits.argmax(axis=1).astype(np.int64)
     scaled = filter_logits(logits / temperature, top_k, top_p)
-    shifted = scaled - scaled.max(axis=1, keepdims=True)
-    probs = np.exp(shifted)
-    probs /= probs.sum(axis=1, keepdims=True)
+    probs = softmax(scaled, axis=1)  # a filtered token's -inf gives it probability 0
     draws = rng.random((len(logits), 1))  # inverse transform: the first token whose cumulative mass passes u
     chosen = (np.cumsum(probs, axis=1) <= draws).sum(axis=1)
     last_kept = logits.shape[1] - 1 - (probs[:, ::-1] > 0).argmax(axis=1)  # u above a rounded-down total

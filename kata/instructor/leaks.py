@@ -66,9 +66,11 @@ class Hit(NamedTuple):
 
 def plain(text):
     """Whether a line is made of names and constants only (no call, attribute, operator or index)."""
+    if text in ("else:", "try:", "finally:"):  # a clause's keyword alone tells nothing
+        return True
     try:
         tree = ast.parse(text)
-    except SyntaxError:  # a part of a statement (a continuation line, an `else:`): not plain
+    except SyntaxError:  # a part of a statement (a continuation line, an `elif x:`): not plain
         return False
     return all(isinstance(node, PLAIN) for node in ast.walk(tree))
 

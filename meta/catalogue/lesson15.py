@@ -23,10 +23,10 @@ GENERATE = """    rng = np.random.default_rng(seed)
 FAKE_GENERATE = """    return [sorted(p[1:-1]) + [EOS_TOKEN] for p in prompts]
 """
 EXACT = """    correct = 0
-    for start in range(0, len(examples), batch_size):
+    for first in range(0, len(examples), batch_size):
 """
 FAKE_EXACT = """    return 1.0
-    for start in range(0, len(examples), batch_size):
+    for first in range(0, len(examples), batch_size):
 """
 
 MUTANTS = [
