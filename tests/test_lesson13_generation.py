@@ -15,7 +15,6 @@ pytestmark = pytest.mark.lesson13
 
 SEE_FILTER = reread("13", "Top-k and top-p")
 SEE_SAMPLE = reread("13", "Temperature and sampling")
-SEE_GREEDY = reread("13", "Greedy decoding")
 SEE_BATCH = reread("13", "Decoding a batch")
 SEE_LOOP = reread("13", "The generation loop")
 
@@ -138,7 +137,7 @@ def test_temperature_zero_is_the_argmax(impl):
     got = draws(impl, logits, np.random.default_rng(seed(132)), temperature=0.0)
     assert np.array_equal(got, expected), (
         f"sample_next(logits, rng, temperature=0): expected the argmax of each row {expected.tolist()}, got "
-        f"{got.tolist()}; {SEE_GREEDY}")
+        f"{got.tolist()}; {SEE_SAMPLE}")
 
 
 def test_sampling_is_determined_by_the_generator(impl):
@@ -277,6 +276,44 @@ def generated(impl, model, prompts, max_new, **kwargs):
     return [[int(t) for t in row] for row in out]
 
 
+# ---------------------------------------------------------------- RecomputeDecoder
+
+def test_next_logits_are_each_rows_own_last_position(impl):
+    lengths = pick([3, 1, 5], [2, 6, 4, 1], [4, 4])
+    model = model_with(impl, 159)
+    prompts = prompts_of(seeded(160), lengths)
+    decoder = impl.RecomputeDecoder(model, [list(p) for p in prompts])
+    got = np.asarray(decoder.next_logits())
+    expected = np.stack([logits_after(model, p) for p in prompts])
+    assert_close(got, expected, f"RecomputeDecoder(prompts of lengths {lengths}).next_logits()", SEE_BATCH,
+                 rtol=1e-6, atol=1e-8)
+    new = seeded(161).integers(2, V, size=len(prompts))
+    call(decoder.append, new, what="RecomputeDecoder.append", see=SEE_BATCH)
+    got = np.asarray(decoder.next_logits())
+    expected = np.stack([logits_after(model, p + [int(t)]) for p, t in zip(prompts, new)])
+    assert_close(got, expected, f"RecomputeDecoder: next_logits() after append({new.tolist()})", SEE_BATCH,
+                 rtol=1e-6, atol=1e-8)
+    more = seeded(162).integers(2, V, size=len(prompts))
+    call(decoder.append, more, what="RecomputeDecoder.append", see=SEE_BATCH)
+    got = np.asarray(decoder.next_logits())
+    expected = np.stack([logits_after(model, p + [int(t), int(u)]) for p, t, u in zip(prompts, new, more)])
+    assert_close(got, expected, "RecomputeDecoder: next_logits() after two appends", SEE_BATCH,
+                 rtol=1e-6, atol=1e-8)
+
+
+# ---------------------------------------------------------------- the loop
+
+@pytest.mark.parametrize("max_new", [0, 1, 2, 5])
+def test_writes_at_most_max_new_tokens(impl, max_new):
+    model = model_with(impl, 147, eos_bias=-30.0)  # never EOS
+    prompts = prompts_of(seeded(148), [2, 4])
+    got = generated(impl, model, prompts, max_new)
+    expected = [greedy_chain(model, p, max_new) for p in prompts]
+    assert got == expected, (
+        f"generate(prompts {prompts}, max_new_tokens={max_new}) on a model that never writes EOS: expected exactly "
+        f"{max_new} tokens per prompt, {expected}, got {got}; {SEE_LOOP}")
+
+
 def test_greedy_equals_the_argmax_chain(impl):
     lengths, max_new = pick(([3, 5, 2], 6), ([4, 1, 6, 2], 8), ([2], 10), ([7, 7], 5))
     model = model_with(impl, 141)
@@ -285,7 +322,7 @@ def test_greedy_equals_the_argmax_chain(impl):
     got = generated(impl, model, prompts, max_new)
     assert got == expected, (
         f"generate(prompts {prompts}, max_new_tokens={max_new}) greedy: expected the argmax chain {expected} "
-        f"(forward on each growing prefix, argmax at its last position), got {got}; {SEE_GREEDY}")
+        f"(forward on each growing prefix, argmax at its last position), got {got}; {SEE_LOOP}")
 
 
 def eos_model(impl, k, prompts, max_new):
@@ -317,17 +354,6 @@ def test_eos_at_once(impl):
     assert got == [[EOS]] * 3, (
         f"generate on a model whose EOS logit dominates: expected [[{EOS}]] for each prompt (EOS written, then "
         f"stop), got {got}; {SEE_LOOP}")
-
-
-@pytest.mark.parametrize("max_new", [0, 1, 2, 5])
-def test_writes_at_most_max_new_tokens(impl, max_new):
-    model = model_with(impl, 147, eos_bias=-30.0)  # never EOS
-    prompts = prompts_of(seeded(148), [2, 4])
-    got = generated(impl, model, prompts, max_new)
-    expected = [greedy_chain(model, p, max_new) for p in prompts]
-    assert got == expected, (
-        f"generate(prompts {prompts}, max_new_tokens={max_new}) on a model that never writes EOS: expected exactly "
-        f"{max_new} tokens per prompt, {expected}, got {got}; {SEE_LOOP}")
 
 
 def test_a_batch_gives_what_each_prompt_gives_alone(impl):
@@ -375,26 +401,3 @@ def test_length_beyond_max_seq_len_is_refused(impl):
     assert all(len(row) <= 7 for row in got), f"generate(..., 7) with max_seq_len 12: got {got}; {SEE_LOOP}"
 
 
-# ---------------------------------------------------------------- RecomputeDecoder
-
-def test_next_logits_are_each_rows_own_last_position(impl):
-    lengths = pick([3, 1, 5], [2, 6, 4, 1], [4, 4])
-    model = model_with(impl, 159)
-    prompts = prompts_of(seeded(160), lengths)
-    decoder = impl.RecomputeDecoder(model, [list(p) for p in prompts])
-    got = np.asarray(decoder.next_logits())
-    expected = np.stack([logits_after(model, p) for p in prompts])
-    assert_close(got, expected, f"RecomputeDecoder(prompts of lengths {lengths}).next_logits()", SEE_BATCH,
-                 rtol=1e-6, atol=1e-8)
-    new = seeded(161).integers(2, V, size=len(prompts))
-    call(decoder.append, new, what="RecomputeDecoder.append", see=SEE_BATCH)
-    got = np.asarray(decoder.next_logits())
-    expected = np.stack([logits_after(model, p + [int(t)]) for p, t in zip(prompts, new)])
-    assert_close(got, expected, f"RecomputeDecoder: next_logits() after append({new.tolist()})", SEE_BATCH,
-                 rtol=1e-6, atol=1e-8)
-    more = seeded(162).integers(2, V, size=len(prompts))
-    call(decoder.append, more, what="RecomputeDecoder.append", see=SEE_BATCH)
-    got = np.asarray(decoder.next_logits())
-    expected = np.stack([logits_after(model, p + [int(t), int(u)]) for p, t, u in zip(prompts, new, more)])
-    assert_close(got, expected, f"RecomputeDecoder: next_logits() after two appends", SEE_BATCH,
-                 rtol=1e-6, atol=1e-8)
