@@ -279,7 +279,7 @@ def generated(impl, model, prompts, max_new, **kwargs):
 # ---------------------------------------------------------------- RecomputeDecoder
 
 def test_next_logits_are_each_rows_own_last_position(impl):
-    lengths = pick([3, 1, 5], [2, 6, 4, 1], [4, 4])
+    lengths = pick([3, 1, 5], [2, 6, 4, 1], [4, 2, 4])
     model = model_with(impl, 159)
     prompts = prompts_of(seeded(160), lengths)
     decoder = impl.RecomputeDecoder(model, [list(p) for p in prompts])
@@ -327,12 +327,13 @@ def test_greedy_equals_the_argmax_chain(impl):
 
 def eos_model(impl, k, prompts, max_new):
     """A model whose EOS bias makes some prompts stop early and others not (chosen by the test's own chains)."""
-    for bias in np.linspace(0.0, 6.0, 25):
-        model = model_with(impl, k, eos_bias=bias)
-        chains = [greedy_chain(model, p, max_new) for p in prompts]
-        ends = {len(c) if c[-1] == EOS else None for c in chains}
-        if len(ends) >= 2 and any(e is not None and e > 1 for e in ends):
-            return model, chains
+    for draw in range(k, k + 6):
+        for bias in np.linspace(0.0, 8.0, 33):
+            model = model_with(impl, draw, eos_bias=bias)
+            chains = [greedy_chain(model, p, max_new) for p in prompts]
+            ends = {len(c) if c[-1] == EOS else None for c in chains}
+            if len(ends) >= 2 and any(e is not None and e > 1 for e in ends):
+                return model, chains
     pytest.skip("no EOS bias gave prompts that stop at different steps")
 
 
