@@ -1,15 +1,30 @@
 """The implementation of the kata: every public name of the contract (CONTRACT.md section 3)."""
 
-from .attention import (MultiHeadAttention, Softmax, scaled_dot_product_attention,
-                        scaled_dot_product_attention_backward)
+from .attention import MultiHeadAttention, Softmax, scaled_dot_product_attention, scaled_dot_product_attention_backward
 from .backprop import numerical_gradient
 from .block import TransformerBlock
 from .causal import CausalSelfAttention, PreLNBlock, causal_mask
-from .data import (EOS_TOKEN, OPERATIONS, PAD_TOKEN, VOCAB, VOCAB_SIZE, create_batch, detokenize,
-                   generate_tokenized_dataset, split_dataset, tokenize)
+from .data import (
+                        EOS_TOKEN,
+                        OPERATIONS,
+                        PAD_TOKEN,
+                        VOCAB,
+                        VOCAB_SIZE,
+                        create_batch,
+                        detokenize,
+                        generate_tokenized_dataset,
+                        split_dataset,
+                        tokenize,
+)
+from .decoder import (
+                        DecoderLM,
+                        SequenceCrossEntropyLoss,
+                        create_lm_batch,
+                        exact_match_accuracy,
+                        generate_sorting_dataset,
+                        lm_train_step,
+)
 from .dynamics import attention_entropy, clip_grad_norm, per_operation_accuracy, warmup_cosine_lr
-from .decoder import (DecoderLM, SequenceCrossEntropyLoss, create_lm_batch, exact_match_accuracy,
-                      generate_sorting_dataset, lm_train_step)
 from .embedding import Embedding, PositionalEncoding
 from .generation import RecomputeDecoder, filter_logits, generate, sample_next
 from .kv_cache import CachedDecoder, KVCache, cached_attention, decode_step

@@ -2,9 +2,9 @@
 checkpoint (DecoderPlayer), the DecoderLM checkpoints, and the pretrained decoder checkpoints/pretrained_decoder.npz."""
 
 import io
+import json
 import re
 import signal
-import json
 import subprocess
 import sys
 

@@ -1,5 +1,6 @@
 """Assertions with messages a student can act on: what was expected, what came back, what to reread."""
 
+import math
 import os
 
 import numpy as np
@@ -88,6 +89,20 @@ def assert_gradients(what, see, forward, backward, see_zero_grad=None, **kwargs)
     zero_grads = bool(problems and see_zero_grad) and all(isinstance(p, Accumulated) for p in problems)
     head = "zero_grad does not clear every gradient" if zero_grads else "the backward pass is not the exact gradient"
     assert not problems, f"{what}: {head}; {see_zero_grad if zero_grads else see}\n  " + "\n  ".join(problems)
+
+
+def number(value):
+    """A value the submission reported, as a float, or None when it is not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def agrees(reported, measured):
+    """A number the submission reported equals the test's own measurement (float64 round-off aside)."""
+    value = number(reported)
+    return value is not None and math.isclose(value, measured, rel_tol=1e-6, abs_tol=1e-9)
 
 
 def copy_params(source, target, paths):

@@ -13,7 +13,7 @@ import pytest
 from pytest_check import check
 
 from kata.course.manifest import reread
-from tests.helpers import assert_shape, call, seed, seeded
+from tests.helpers import agrees, assert_shape, call, number, seed, seeded
 
 pytestmark = pytest.mark.lesson10
 
@@ -52,20 +52,6 @@ def rows(batch, picked):
     tokens, targets, mask = batch
     width = int(mask[picked].sum(axis=1).max())
     return tokens[picked, :width], targets[picked], mask[picked, :width]
-
-
-def number(value):
-    """A reported value as a float, or None when it is not a number."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def agrees(reported, measured):
-    """A number the submission reported equals the test's own measurement (float64 round-off aside)."""
-    value = number(reported)
-    return value is not None and math.isclose(value, measured, rel_tol=1e-6, abs_tol=1e-9)
 
 
 def test_own_model_learns_digit_operations(impl, expect):

@@ -16,7 +16,7 @@ import pytest
 from pytest_check import check
 
 from kata.course.manifest import reread
-from tests.helpers import call, seed, seeded
+from tests.helpers import agrees, call, number, seed, seeded
 
 pytestmark = pytest.mark.lesson15
 
@@ -60,18 +60,6 @@ def logits_of(model, inputs, mask, what):
         f"DecoderLM.forward on {what} (tokens of shape {inputs.shape}) returned logits of shape {logits.shape}, "
         f"expected {(*inputs.shape, 20)}; {SEE}")
     return logits
-
-
-def number(value):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def agrees(reported, measured):
-    value = number(reported)
-    return value is not None and math.isclose(value, measured, rel_tol=1e-6, abs_tol=1e-9)
 
 
 def sorted_answer(prompt, data):

@@ -24,8 +24,8 @@ from ..course.implementation import ImplementationError, folder_of, load
 from ..course.places import raised_at
 from ..course.repository import ROOT, STATE, STUDENT, has_reference, named_implementations, python
 from . import analysis, checkpoint
-from .terminal import bar, heatmap
 from .play_decoder import DecoderPlayer, ParseError, parse_prompt  # noqa: F401 - the decoder's side
+from .terminal import bar, heatmap
 
 PRETRAINED = ROOT / "checkpoints" / "pretrained.npz"
 PRETRAINED_DECODER = ROOT / "checkpoints" / "pretrained_decoder.npz"
@@ -277,8 +277,8 @@ def main(argv=None, stdin=sys.stdin, out=sys.stdout):
         accuracy = (f", held-out exact match {metrics['test_exact_match']:.4f}" if "test_exact_match" in metrics
                     else "")
         print(f"Loaded the decoder {path}{accuracy}" + (f"; {note}" if note else "") + ".\n"
-              f"Type digits to sort, such as ( 5 3 9 ) or 5 3 9; it writes the answer one token at a time. "
-              f"Ctrl-D quits.", file=out)
+              "Type digits to sort, such as ( 5 3 9 ) or 5 3 9; it writes the answer one token at a time. "
+              "Ctrl-D quits.", file=out)
     else:
         accuracy = f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else ""
         print(f"Loaded {path}{accuracy}" + (f"; {note}" if note else "") + ".\n"
