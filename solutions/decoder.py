@@ -61,7 +61,7 @@ def create_lm_batch(examples):
     positions = np.arange(T)[None, :]  # target t is sequence token t + 1
     loss_mask = (positions + 1 >= starts[:, None]) & (positions + 1 < lengths[:, None])
     mask = positions < (lengths[:, None] - 1)
-    return sequences[:, :-1], sequences[:, 1:], loss_mask, mask
+    return np.where(mask, sequences[:, :-1], PAD_TOKEN), sequences[:, 1:], loss_mask, mask  # last tokens: no input
     # END SOLUTION
 
 
