@@ -67,11 +67,11 @@ def teacher_forcing(examples):
     arrays = (np.full((len(examples), T), PAD, dtype=np.int64), np.full((len(examples), T), PAD, dtype=np.int64),
               np.zeros((len(examples), T), dtype=bool), np.zeros((len(examples), T), dtype=bool))
     inputs, targets, loss_mask, mask = arrays
-    for row, (prompt, answer) in enumerate(examples):
+    for b, (prompt, answer) in enumerate(examples):
         sequence = list(prompt) + list(answer)
         for t in range(len(sequence) - 1):
-            inputs[row, t], targets[row, t], mask[row, t] = sequence[t], sequence[t + 1], True
-            loss_mask[row, t] = t + 1 >= len(prompt)  # the next token is one of the answer's
+            inputs[b, t], targets[b, t], mask[b, t] = sequence[t], sequence[t + 1], True
+            loss_mask[b, t] = t + 1 >= len(prompt)  # the next token is one of the answer's
     return arrays
 
 
