@@ -30,7 +30,7 @@ def filter_logits(logits, top_k=None, top_p=None):
 def sample_next(logits, rng, temperature=1.0, top_k=None, top_p=None):
     """One token id per row.
 
-    logits: (B, V); rng: a numpy Generator, the only source of randomness
+    logits: (B, V); rng: a numpy Generator, the only source of randomness (or a seed, for a new Generator)
     temperature: 0 means greedy (the argmax, no randomness); otherwise sample from
                  softmax(logits / temperature) over the tokens filter_logits keeps (top-p measured on
                  the tempered probabilities)
@@ -39,6 +39,7 @@ def sample_next(logits, rng, temperature=1.0, top_k=None, top_p=None):
     check_array(logits, "logits", ndim=2)
     if temperature < 0:
         raise ValueError(f"temperature must be at least 0, got {temperature}")
+    rng = np.random.default_rng(rng)  # a Generator comes back as it is; a seed gives a new one
     # EXERCISE lesson13 "Temperature and sampling": write sample_next here
     raise NotImplementedError('sample_next (lesson 13) is not implemented yet: reread lessons/13_generation.md, section "Temperature and sampling"')
 

@@ -120,9 +120,10 @@ def test_filter_random_rows_against_sorting(impl):
 
 # ---------------------------------------------------------------- sampling
 
-def draws(impl, logits, rng, **kwargs):
+def draws(impl, logits, rng_seed, **kwargs):
+    """sample_next on logits with a seed for its Generator (a seed, not a Generator, crosses into a sandbox)."""
     given = logits.copy()
-    out = np.asarray(call(impl.sample_next, logits, rng, what="sample_next", see=SEE_SAMPLE, **kwargs))
+    out = np.asarray(call(impl.sample_next, logits, rng_seed, what="sample_next", see=SEE_SAMPLE, **kwargs))
     assert out.shape == (len(given),), (
         f"sample_next(logits of shape {given.shape}, ...): expected shape ({len(given)},), got {out.shape}; "
         f"{SEE_SAMPLE}")
@@ -134,7 +135,7 @@ def test_temperature_zero_is_the_argmax(impl):
     B, V = pick((6, 9), (3, 20), (10, 4))
     logits = seeded(131).standard_normal((B, V))
     expected = logits.argmax(axis=1)
-    got = draws(impl, logits, np.random.default_rng(seed(132)), temperature=0.0)
+    got = draws(impl, logits, seed(132), temperature=0.0)
     assert np.array_equal(got, expected), (
         f"sample_next(logits, rng, temperature=0): expected the argmax of each row {expected.tolist()}, got "
         f"{got.tolist()}; {SEE_SAMPLE}")
@@ -142,9 +143,9 @@ def test_temperature_zero_is_the_argmax(impl):
 
 def test_sampling_is_determined_by_the_generator(impl):
     logits = np.tile(np.array([[0.2, 1.0, -0.5, 0.7, 0.0, 0.3]]), (400, 1))
-    first = draws(impl, logits, np.random.default_rng(seed(133)))
-    again = draws(impl, logits, np.random.default_rng(seed(133)))
-    other = draws(impl, logits, np.random.default_rng(seed(133) + 1))
+    first = draws(impl, logits, seed(133))
+    again = draws(impl, logits, seed(133))
+    other = draws(impl, logits, seed(133) + 1)
     assert np.array_equal(first, again), (
         f"sample_next with two generators of the same seed: expected the same draws, got {first[:12].tolist()}... and "
         f"{again[:12].tolist()}...; the generator given is the only source of randomness; {SEE_SAMPLE}")
@@ -163,7 +164,7 @@ def assert_frequencies(impl, row, rng_seed, expected, n=20000, **kwargs):
     """n draws of sample_next on n copies of row: each token's count within Bernstein's bound of n * expected
     (false alarm FALSE_ALARM over all tokens), and a token of probability 0 never drawn."""
     logits = np.tile(np.asarray(row, dtype=np.float64)[None, :], (n, 1))
-    got = draws(impl, logits, np.random.default_rng(rng_seed), **kwargs)
+    got = draws(impl, logits, rng_seed, **kwargs)
     V = len(row)
     assert got.min() >= 0 and got.max() < V, f"sample_next: ids outside [0, {V}): {got.min()}..{got.max()}"
     counts = np.bincount(got, minlength=V)
@@ -216,7 +217,7 @@ def test_temperature_changes_the_distribution_as_predicted(impl):
     n = 20000
     counts = {}
     for temperature in (0.25, 4.0):
-        got = draws(impl, np.tile(row, (n, 1)), np.random.default_rng(seed(140)), temperature=temperature)
+        got = draws(impl, np.tile(row, (n, 1)), seed(140), temperature=temperature)
         counts[temperature] = np.bincount(got, minlength=3) / n
     cold, hot = softmax(row / 0.25)[2], softmax(row / 4.0)[2]
     assert counts[0.25][2] > 0.95 and abs(counts[0.25][2] - cold) < 0.02, (
