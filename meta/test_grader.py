@@ -200,7 +200,7 @@ def test_a_zip_submission_is_graded_and_a_bad_one_is_refused(tmp_path):
 
 def test_bad_usage_exits_2_with_a_message_and_no_traceback(tmp_path):
     for args, expected in (([f"--impl={tmp_path / 'missing'}"], "no such folder or zip"),
-                           (["--lesson", "12"], "unknown lesson 12")):
+                           (["--lesson", "16"], "unknown lesson 16")):
         proc = cli(*args)
         assert proc.returncode == 2 and expected in proc.stderr, (args, proc.returncode, proc.stderr)
         assert "Traceback" not in proc.stderr
