@@ -134,18 +134,9 @@ def _header(path, raw):
 
 def expected_shapes(config, kind=ENCODER):
     """{parameter path: shape} of a Transformer (or, kind=DECODER, a DecoderLM) built with config."""
-    D, F, V = config["embed_dim"], config["ffn_dim"], config["vocab_size"]
-    if kind == DECODER:
-        return shapes("DecoderLM tied" if config["tie_weights"] else "DecoderLM", D, F, V, config["num_layers"])
-    per_block = {"attention.W_q": (D, D), "attention.W_k": (D, D), "attention.W_v": (D, D), "attention.W_o": (D, D),
-                 "norm1.gamma": (D,), "norm1.beta": (D,), "feed_forward.linear1.W": (D, F),
-                 "feed_forward.linear1.b": (F,), "feed_forward.linear2.W": (F, D), "feed_forward.linear2.b": (D,),
-                 "norm2.gamma": (D,), "norm2.beta": (D,)}
-    found = {"embedding.W": (V, D)}
-    for i in range(config["num_layers"]):
-        found.update({f"blocks.{i}.{name}": shape for name, shape in per_block.items()})
-    found.update({"output.W": (D, V), "output.b": (V,)})
-    return found
+    if kind == DECODER and config["tie_weights"]:
+        kind = "DecoderLM tied"
+    return shapes(kind, config["embed_dim"], config["ffn_dim"], config["vocab_size"], config["num_layers"])
 
 
 def _check_arrays(path, config, arrays, kind=ENCODER):
